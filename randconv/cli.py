@@ -1,0 +1,230 @@
+"""The ``randconv`` command line.
+
+Subcommands: ``describe``, ``invert`` and ``reproduce`` here; other modules
+add theirs through :data:`PLUGINS` (each exposes ``add_commands(sub)``).
+Bad input (a :class:`~randconv.errors.RandconvError`) prints one line on
+stderr and exits with code 2; results go to stdout (one JSON line with
+``--json``); progress bars go to stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+from pathlib import Path
+
+from randconv.errors import RandconvError
+
+PLUGINS = ("theory_checks.cli", "randconv.training.cli")
+
+
+class _Parser(argparse.ArgumentParser):
+  """argparse, but a usage error is one line and exit code 2."""
+
+  def error(self, message):
+    raise RandconvError(f"{self.prog}: {message}")
+
+
+def positive_int(text: str) -> int:
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+  return value
+
+
+def add_net_args(p: argparse.ArgumentParser, layer_default: str = "conv1"):
+  p.add_argument("--arch", default="vgg16",
+                 help="vgg16, alexnet or alexnet_torchvision")
+  p.add_argument("--layer", default=layer_default,
+                 help="conv1..conv5 (ConvK) or a layer name such as conv1_1, "
+                      "pool1")
+  p.add_argument("--width", type=positive_int, default=None,
+                 help="replaces every hidden channel count")
+  p.add_argument("--output", default="conv", choices=("conv", "mean"),
+                 help="conv: 3-channel output conv; mean: channel mean")
+  p.add_argument("--pooling", default=None, choices=("max", "l2", "avg"))
+  p.add_argument("--simplified", action="store_true",
+                 help="the simplified ConvK net of Fig. 7 (row 2)")
+  p.add_argument("--kernel-size", type=positive_int, default=None,
+                 help="every conv's kernel (Section 4.3)")
+
+
+def spec_from_args(a):
+  from randconv.spec import make_spec
+  return make_spec(a.arch, a.layer, width=a.width, output=a.output,
+                   pooling=a.pooling, simplified=a.simplified,
+                   kernel_size=a.kernel_size)
+
+
+def emit(args, payload: dict, text: str) -> None:
+  if getattr(args, "json", False):
+    print(json.dumps(payload, default=float))
+  else:
+    print(text)
+
+
+# --------------------------------------------------------------------------
+def cmd_describe(a) -> None:
+  spec = spec_from_args(a)
+  enc, dec = spec.shapes(a.size, a.size)
+  h, w, c = spec.feature_shape(a.size, a.size)
+  feature = {"name": enc[-1].name, "shape": [h, w, c], "dimension": h * w * c}
+  payload = {"arch": spec.arch, "layer": spec.layer, "size": a.size,
+             "encoder": [s.as_dict() for s in enc],
+             "decoder": [s.as_dict() for s in dec], "feature": feature}
+  lines = [f"{spec.arch} truncated at {spec.layer}, input {a.size}x{a.size}x3"]
+  for title, part in (("encoder", enc), ("decoder", dec)):
+    lines.append(f"{title}:")
+    lines += [f"  {s.name:<10} {s.kind:<7} {s.channels:>5} x {s.height} x "
+              f"{s.width}" for s in part]
+  lines.append(f"feature {feature['name']}: {h} x {w} x {c} = "
+               f"{feature['dimension']:,} dimensions")
+  emit(a, payload, "\n".join(lines))
+
+
+def cmd_invert(a) -> None:
+  import jax
+  import numpy as np
+  from randconv import images, metrics, nets, plotting, seeds
+
+  spec = spec_from_args(a)
+  dist = nets.parse_distribution(a.dist)
+  x = images.load_batch(a.images, a.size, spec.min_size())
+  net = nets.output_fn(spec, dist, rescale=not spec.has_lrn)
+
+  def fn(key, batch):
+    y = net(key, batch)
+    m = metrics.reconstruction_metrics(batch, y)
+    return {"out": metrics.display(batch, y), **m}
+
+  keys = seeds.seed_keys(a.seed, a.seeds)
+  res = seeds.run_seeds(fn, keys, x, strategy=a.strategy,
+                        progress="invert" if a.seeds * len(a.images) > 1
+                        else False)
+  if not np.all(np.isfinite(res["out"])):
+    raise RandconvError(
+        f"the output is not finite in float32 with {dist} (LRN is not "
+        "homogeneous and cannot be rescaled); try a scale nearer 0.015")
+  out = Path(a.out)
+  names = [Path(n).stem for n in a.images]
+  grey_x = np.asarray(metrics.grey(jax.numpy.asarray(x)))
+  for j, name in enumerate(names):
+    plotting.save_png(out / f"input_{j}_{name}.png", x[j])
+    for s in range(a.seeds):
+      y = res["out"][s, j]
+      plotting.save_png(out / f"output_s{s}_{j}_{name}.png", y)
+      plotting.save_png(out / f"output_s{s}_{j}_{name}_grey.png",
+                        np.asarray(metrics.grey(jax.numpy.asarray(y))))
+  rows = [[x[j]] + [res["out"][s, j] for s in range(a.seeds)]
+          for j in range(len(names))]
+  titles = [[names[j]] + [f"SSIM {res['ssim'][s, j]:.3f}"
+                          for s in range(a.seeds)] for j in range(len(names))]
+  plotting.image_grid(rows, out / "grid.png", titles=titles,
+                      suptitle=f"{spec.arch} {spec.layer}, width "
+                      f"{a.width or 'paper'}, {dist}")
+  del grey_x
+  per_seed_ssim = res["ssim"].mean(axis=1)
+  per_seed_r = np.abs(res["pearson"]).mean(axis=1)
+  payload = {
+      "arch": spec.arch, "layer": spec.layer, "width": a.width,
+      "size": a.size, "dist": str(dist), "output": a.output,
+      "images": a.images, "seeds": a.seeds,
+      "ssim": res["ssim"].tolist(), "pearson": res["pearson"].tolist(),
+      "ssim_mean": float(per_seed_ssim.mean()),
+      "ssim_std": float(per_seed_ssim.std()),
+      "pearson_abs_mean": float(per_seed_r.mean()),
+      "pearson_abs_std": float(per_seed_r.std()),
+      "out": str(out)}
+  lines = [f"{spec.arch} {spec.layer} width {a.width or 'paper'} {dist}, "
+           f"{a.seeds} nets x {len(names)} images at {a.size}x{a.size}"]
+  for j, name in enumerate(names):
+    lines.append(f"  {name:<22} SSIM " + " ".join(
+        f"{v:.3f}" for v in res["ssim"][:, j]) + "   r " + " ".join(
+        f"{v:+.3f}" for v in res["pearson"][:, j]))
+  lines.append(f"SSIM {payload['ssim_mean']:.4f} +- {payload['ssim_std']:.4f}"
+               f" (std over nets), |r| {payload['pearson_abs_mean']:.4f}; "
+               f"images in {out}")
+  emit(a, payload, "\n".join(lines))
+
+
+def cmd_reproduce(a) -> None:
+  from randconv import registry
+  results = registry.reproduce(a.preset, Path(a.out), only=a.only)
+  payload = {"preset": a.preset, "out": a.out,
+             "claims": [r.as_dict() for r in results]}
+  lines = [f"{r.id:<4} {registry._verdict(r):<16} {r.claim}" for r in results]
+  lines.append(f"report: {Path(a.out) / 'report.md'}")
+  emit(a, payload, "\n".join(lines))
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = _Parser(prog="randconv", description=(
+      "Random CNN-DCN networks of He et al., Randomness in Deconvolutional "
+      "Networks for Visual Representation (arXiv 1704.00330)."))
+  sub = parser.add_subparsers(dest="command", required=True,
+                              parser_class=_Parser)
+
+  p = sub.add_parser("describe", help="every layer's shape, and the feature")
+  add_net_args(p)
+  p.add_argument("--size", type=positive_int, default=227)
+  p.add_argument("--json", action="store_true")
+  p.set_defaults(func=cmd_describe)
+
+  p = sub.add_parser("invert", help="fully random CNN-DCN reconstructions")
+  p.add_argument("images", nargs="+", metavar="IMAGE_OR_NAME",
+                 help="image files or offline photo names (chelsea, "
+                      "astronaut, coffee, rocket, ...)")
+  add_net_args(p)
+  p.add_argument("--seeds", type=positive_int, default=1,
+                 help="number of random nets")
+  p.add_argument("--seed", type=int, default=0, help="root seed")
+  p.add_argument("--size", type=positive_int, default=227)
+  p.add_argument("--dist", default="gaussian:0.015",
+                 help="gaussian:S, uniform:A, logistic:S, laplace:B or msra")
+  p.add_argument("--strategy", default="auto",
+                 choices=("auto", "loop", "vmap", "map", "shard"))
+  p.add_argument("--out", required=True, help="output folder")
+  p.add_argument("--json", action="store_true")
+  p.set_defaults(func=cmd_invert)
+
+  p = sub.add_parser("reproduce", help="run the paper's experiments")
+  p.add_argument("--preset", default="quick", choices=("quick", "cpu",
+                                                        "paper"))
+  p.add_argument("--out", required=True)
+  p.add_argument("--only", nargs="+", default=None, metavar="ID",
+                 help="claim ids to run (S4c, T3, ...)")
+  p.add_argument("--json", action="store_true")
+  p.set_defaults(func=cmd_reproduce)
+
+  for name in PLUGINS:
+    try:
+      module = importlib.import_module(name)
+    except ModuleNotFoundError as e:
+      if e.name is not None and name.startswith(e.name):
+        continue
+      raise
+    module.add_commands(sub)
+  return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+  try:
+    args = build_parser().parse_args(argv)
+    args.func(args)
+  except RandconvError as e:
+    print(f"randconv: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("randconv: interrupted; run the same command again to resume",
+          file=sys.stderr)
+    return 130
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
