@@ -1,0 +1,543 @@
+"""Training a decoder (DCN) on a frozen encoder (CNN): Section 3 of the paper.
+
+The paper (Section 3.1): the DCN is initialised with MSRA (He et al. 2015),
+trained with Adam (beta1 0.9, beta2 0.999), batch 32, learning rate 1e-4 with
+"multistep" decay and weight decay 4e-4, for 200,000 iterations on ImageNet;
+the encoder is frozen, random or pre-trained. Choices made here, where the
+paper is silent:
+
+* the loss is Caffe's EuclideanLoss, ``0.5 * sum over pixels and channels of
+  (output - input)^2``, averaged over the batch; the target is the [0, 1]
+  RGB crop (SPEC 1.5);
+* weight decay is added to the gradient before Adam, as Caffe's solver does,
+  on kernels only (not biases);
+* multistep: the rate is multiplied by ``gamma`` (0.1) at 50% and 75% of the
+  steps;
+* decoder convs carry biases, initialised to zero; MSRA is N(0, 2 / fan_in)
+  with fan_in = k * k * input channels of the decoder conv.
+
+One run is one workdir: ``config.json``, ``metrics.jsonl`` (one line per step
+with its batch loss, and the validation and training-set losses every
+``eval_every`` steps), ``checkpoints/`` (orbax, every ``checkpoint_every``
+steps and at the end) and ``summary.json`` when done. Running again in the
+same workdir resumes from the last checkpoint; batch ``t`` is a pure function
+of the seed and ``t`` (:mod:`randconv.training.data`), so the resumed losses
+equal an uninterrupted run's.
+
+``RANDCONV_TIME_BUDGET_S`` (or ``deadline``) stops a run cleanly between
+steps, with a checkpoint, when the time is up; run it again to go on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from randconv import nets
+from randconv.errors import RandconvError
+from randconv.spec import Conv, NetSpec, make_spec
+from randconv.training import data as data_lib
+from randconv.training import weights as weights_lib
+
+TIME_BUDGET_ENV = "RANDCONV_TIME_BUDGET_S"
+
+
+class TrainingDiverged(RandconvError):
+  """The loss or the params stopped being finite."""
+
+
+class RunMismatch(RandconvError):
+  """A workdir holds a run with another config."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+  """One decoder training run (the paper's settings are the defaults).
+
+  Attributes:
+    arch, layer, width: the network (SPEC 1.1-1.2); ``width`` only with a
+      random encoder.
+    encoder: ``random``, ``hed`` or a weights file (torchvision or Keras).
+    weights_format: ``hed``, ``keras`` or ``torchvision`` (None: detected).
+    dist: the random encoder's distribution (SPEC 1.4).
+    steps, batch, lr, gamma, milestones: the schedule; ``milestones`` are
+      steps (None: 50% and 75% of ``steps``).
+    weight_decay: added to the kernels' gradient (Caffe).
+    seed: the random encoder, the decoder's init and the data order.
+    eval_every, checkpoint_every, log_every: in steps.
+    data: the images (:class:`randconv.training.data.DataConfig`).
+  """
+
+  arch: str = "vgg16"
+  layer: str = "conv2"
+  encoder: str = "random"
+  weights_format: str | None = None
+  dist: str = "gaussian:0.015"
+  width: int | None = None
+  steps: int = 200_000
+  batch: int = 32
+  lr: float = 1e-4
+  gamma: float = 0.1
+  milestones: tuple[int, ...] | None = None
+  weight_decay: float = 4e-4
+  seed: int = 0
+  eval_every: int = 1000
+  checkpoint_every: int = 5000
+  log_every: int = 10
+  data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
+
+  def schedule_milestones(self) -> tuple[int, ...]:
+    if self.milestones is not None:
+      return tuple(self.milestones)
+    return (self.steps // 2, (3 * self.steps) // 4)
+
+  def as_dict(self) -> dict:
+    d = dataclasses.asdict(self)
+    d["milestones"] = list(self.schedule_milestones())
+    d["data"] = self.data.as_dict()
+    return d
+
+  def spec(self) -> NetSpec:
+    return make_spec(self.arch, self.layer, width=self.width,
+                     activation="relu", decoder_activation="leaky_relu")
+
+
+def config_from_dict(d: dict) -> TrainConfig:
+  d = dict(d)
+  data = dict(d.pop("data"))
+  data["holdout"] = tuple(data["holdout"])
+  d["milestones"] = tuple(d["milestones"]) if d.get("milestones") else None
+  return TrainConfig(data=data_lib.DataConfig(**data), **d)
+
+
+# --------------------------------------------------------------------------
+# The model: a frozen encoder and a trainable decoder.
+
+def decoder_convs(spec: NetSpec) -> list[Conv]:
+  return [l for l in spec.decoder if isinstance(l, Conv)]
+
+
+def init_decoder(key: jax.Array, spec: NetSpec) -> nets.Params:
+  """MSRA kernels, zero biases, for every decoder conv."""
+  dist = nets.parse_distribution("msra")
+  params = {}
+  for i, layer in enumerate(decoder_convs(spec)):
+    params[layer.name] = {
+        "w": dist.sample(jax.random.fold_in(key, i), layer.weight_shape,
+                         layer.fan_in),
+        "b": jnp.zeros((layer.out_channels,), jnp.float32)}
+  return params
+
+
+def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
+  if cfg.encoder != "random" and cfg.width is not None:
+    raise RandconvError("--width applies to random encoders only: pre-trained "
+                        "weights fix the widths")
+  return weights_lib.make_encoder(
+      spec, cfg.encoder, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed),
+                                                1),
+      distribution=cfg.dist, fmt=cfg.weights_format)
+
+
+def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
+  """Caffe's EuclideanLoss per image: 0.5 * sum (y - x)^2. [B, H, W, C] -> [B]."""
+  return 0.5 * jnp.sum(jnp.square(y - x), axis=(1, 2, 3))
+
+
+def reconstruct(dec_params: nets.Params, enc: weights_lib.Encoder,
+                spec: NetSpec, x: jax.Array) -> jax.Array:
+  """The CNN-DCN output for RGB images ``x`` in [0, 1]: [B, H, W, 3]."""
+  z, _ = nets.encode(enc.params, spec,
+                     weights_lib.preprocess(x, enc.preprocessing))
+  y, _ = nets.decode(dec_params, spec, z, x.shape[1:3])
+  return y
+
+
+def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
+  """Adam(0.9, 0.999) with Caffe's weight decay added to the kernels'
+  gradient first, and the multistep rate."""
+  schedule = optax.piecewise_constant_schedule(
+      cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
+  kernels_only = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
+      lambda path, _: path[-1].key == "w", params)
+  return optax.chain(
+      optax.add_decayed_weights(cfg.weight_decay, mask=kernels_only),
+      optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
+      optax.scale_by_learning_rate(schedule))
+
+
+def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
+                    optimizer: optax.GradientTransformation):
+  """``step(dec, opt_state, enc_params, batch_u8) -> (dec, opt_state,
+  loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]."""
+  mode = enc.preprocessing
+
+  def loss_fn(dec, enc_params, x):
+    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode))
+    y, _ = nets.decode(dec, spec, z, x.shape[1:3])
+    return jnp.mean(per_image_loss(y, x))
+
+  @jax.jit
+  def step(dec, opt_state, enc_params, batch_u8):
+    x = batch_u8.astype(jnp.float32) / 255.0
+    loss, grads = jax.value_and_grad(loss_fn)(dec, enc_params, x)
+    updates, opt_state = optimizer.update(grads, opt_state, dec)
+    return optax.apply_updates(dec, updates), opt_state, loss
+
+  return step
+
+
+def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int):
+  """``evaluate(dec, images_u8) -> mean per-image loss`` over fixed crops,
+  in batches of ``batch`` (the last one padded and masked)."""
+  mode = enc.preprocessing
+
+  @jax.jit
+  def losses(dec, enc_params, batch_u8):
+    x = batch_u8.astype(jnp.float32) / 255.0
+    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode))
+    y, _ = nets.decode(dec, spec, z, x.shape[1:3])
+    return per_image_loss(y, x)
+
+  def evaluate(dec, images_u8: np.ndarray) -> float:
+    total, n = 0.0, len(images_u8)
+    for i in range(0, n, batch):
+      chunk = images_u8[i:i + batch]
+      pad = batch - len(chunk)
+      if pad:
+        chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]),
+                                                chunk.dtype)])
+      vals = np.asarray(losses(dec, enc.params, chunk))
+      total += float(vals[:batch - pad].astype(np.float64).sum())
+    return total / n
+
+  return evaluate
+
+
+# --------------------------------------------------------------------------
+# Checkpoints, metrics and the run folder.
+
+def _manager(workdir: Path):
+  import orbax.checkpoint as ocp
+  return ocp.CheckpointManager(
+      (workdir / "checkpoints").absolute(),
+      options=ocp.CheckpointManagerOptions(
+          max_to_keep=2, enable_async_checkpointing=False, create=True))
+
+
+def _save(manager, step: int, dec, opt_state) -> None:
+  import orbax.checkpoint as ocp
+  manager.save(step, args=ocp.args.StandardSave(
+      {"params": dec, "opt_state": opt_state}), force=True)
+  manager.wait_until_finished()
+
+
+def _restore(manager, step: int, dec, opt_state):
+  import orbax.checkpoint as ocp
+  target = jax.tree_util.tree_map(np.asarray, {"params": dec,
+                                               "opt_state": opt_state})
+  state = manager.restore(step, args=ocp.args.StandardRestore(target))
+  return state["params"], state["opt_state"]
+
+
+def read_metrics(workdir: str | os.PathLike) -> list[dict]:
+  path = Path(workdir) / "metrics.jsonl"
+  if not path.exists():
+    return []
+  out = []
+  for line in path.read_text().splitlines():
+    line = line.strip()
+    if line:
+      try:
+        out.append(json.loads(line))
+      except json.JSONDecodeError:
+        break  # a line cut by a kill: everything after it is redone
+  return out
+
+
+def _truncate_metrics(workdir: Path, step: int) -> None:
+  """Keeps the records of steps before ``step`` and the evaluation at
+  ``step`` (made with the checkpoint's params); the rest is recomputed."""
+  kept = [r for r in read_metrics(workdir) if r.get("step", 0) < step or (
+      r.get("step") == step and "loss" not in r
+      and r.get("event") in (None, "checkpoint"))]
+  text = "".join(json.dumps(r) + "\n" for r in kept)
+  tmp = workdir / "metrics.jsonl.tmp"
+  tmp.write_text(text)
+  tmp.replace(workdir / "metrics.jsonl")
+
+
+def loss_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, batch losses) from metrics records."""
+  rows = [(r["step"], r["loss"]) for r in records if "loss" in r]
+  if not rows:
+    return np.zeros(0, int), np.zeros(0)
+  s, l = zip(*rows)
+  return np.asarray(s), np.asarray(l, np.float64)
+
+
+def eval_curve(records: list[dict], key: str = "val_loss"
+               ) -> tuple[np.ndarray, np.ndarray]:
+  rows = [(r["step"], r[key]) for r in records if key in r]
+  if not rows:
+    return np.zeros(0, int), np.zeros(0)
+  s, l = zip(*rows)
+  return np.asarray(s), np.asarray(l, np.float64)
+
+
+@dataclass
+class RunResult:
+  """What a run left: its config, metrics and (final or latest) params."""
+
+  workdir: Path
+  config: TrainConfig
+  metrics: list[dict]
+  params: nets.Params
+  step: int
+  done: bool
+  stopped: str | None = None  # why it stopped early ("time budget")
+  summary: dict = field(default_factory=dict)
+
+
+def deadline_from_env() -> float | None:
+  """The monotonic time at which ``RANDCONV_TIME_BUDGET_S`` runs out,
+  counted from the first call in this process."""
+  global _DEADLINE
+  text = os.environ.get(TIME_BUDGET_ENV)
+  if not text:
+    return None
+  if _DEADLINE is None:
+    try:
+      budget = float(text)
+    except ValueError:
+      raise RandconvError(f"{TIME_BUDGET_ENV}={text!r} is not a number of "
+                          "seconds") from None
+    _DEADLINE = time.monotonic() + budget
+  return _DEADLINE
+
+
+_DEADLINE: float | None = None
+
+
+def _progress(total: int, initial: int, desc: str, enabled: bool):
+  from tqdm import tqdm
+  return tqdm(total=total, initial=initial, desc=desc, unit="step",
+              file=sys.stderr, dynamic_ncols=True, leave=False,
+              disable=not enabled, mininterval=1.0)
+
+
+def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
+                       deadline: float | None = None,
+                       progress: bool | str = True,
+                       threads: int = 1) -> RunResult:
+  """Trains the decoder of ``cfg`` in ``workdir``, resuming if it holds a
+  checkpoint; returns at once when the run is already done.
+
+  Args:
+    cfg: the run.
+    workdir: its folder.
+    deadline: a ``time.monotonic()`` value; between steps past it the run
+      saves a checkpoint and stops (``RunResult.stopped``). None: from
+      ``RANDCONV_TIME_BUDGET_S`` if set.
+    progress: show a progress bar (a string is its label).
+    threads: grain reader threads (0: read in the training thread).
+
+  Raises:
+    RunMismatch: the workdir holds a run with another config.
+    TrainingDiverged: the loss became NaN or infinite; the last good
+      checkpoint stays in the workdir.
+    RandconvError: bad data or weights (one line).
+  """
+  workdir = Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  config_path = workdir / "config.json"
+  wanted = cfg.as_dict()
+  if config_path.exists():
+    have = json.loads(config_path.read_text())
+    if have != json.loads(json.dumps(wanted)):
+      diff = sorted(k for k in set(have) | set(wanted)
+                    if have.get(k) != json.loads(json.dumps(wanted)).get(k))
+      raise RunMismatch(f"{workdir} holds a run with another config "
+                        f"(differs in {', '.join(diff)}); use another --out")
+  else:
+    config_path.write_text(json.dumps(wanted, indent=1) + "\n")
+  if deadline is None:
+    deadline = deadline_from_env()
+
+  spec = cfg.spec()
+  spec.shapes(cfg.data.crop, cfg.data.crop)  # the crop fits the network
+  enc = build_encoder(cfg, spec)
+  optimizer = make_optimizer(cfg)
+  dec = init_decoder(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2), spec)
+  opt_state = optimizer.init(dec)
+
+  manager = _manager(workdir)
+  start = manager.latest_step() or 0
+  if start:
+    dec, opt_state = _restore(manager, start, dec, opt_state)
+    dec = jax.tree_util.tree_map(jnp.asarray, dec)
+    opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
+  summary_path = workdir / "summary.json"
+  if start >= cfg.steps and summary_path.exists():
+    manager.close()
+    return RunResult(workdir, cfg, read_metrics(workdir), dec, start, True,
+                     summary=json.loads(summary_path.read_text()))
+  _truncate_metrics(workdir, start)
+
+  data = data_lib.load(cfg.data, cfg.batch)
+  step_fn = make_train_step(spec, enc, optimizer)
+  evaluate = make_eval(spec, enc, cfg.batch)
+  batches = data.batches(cfg.batch, start=start, threads=threads)
+  schedule = optax.piecewise_constant_schedule(
+      cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
+
+  log = open(workdir / "metrics.jsonl", "a")
+  pending: list[tuple[int, jax.Array]] = []
+  label = progress if isinstance(progress, str) else \
+      f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
+  bar = _progress(cfg.steps, start, label, bool(progress))
+  last_saved = start
+  t0, step0 = time.monotonic(), start
+
+  def write(record: dict) -> None:
+    log.write(json.dumps(record) + "\n")
+
+  def flush() -> None:
+    if not pending:
+      return
+    values = jax.device_get([l for _, l in pending])
+    for (s, _), v in zip(pending, values):
+      v = float(v)
+      if not math.isfinite(v):
+        log.flush()
+        write({"step": s, "event": "diverged", "loss": str(v)})
+        log.close()
+        bar.close()
+        manager.close()
+        raise TrainingDiverged(
+            f"training diverged at step {s} (loss {v}); the last good "
+            f"checkpoint (step {last_saved}) is kept in {workdir}; lower "
+            "--lr")
+      write({"step": s, "loss": v, "lr": float(schedule(s))})
+    bar.set_postfix(loss=f"{float(values[-1]):.4g}", refresh=False)
+    pending.clear()
+    log.flush()
+
+  def do_eval(s: int) -> None:
+    val = evaluate(dec, data.val)
+    tr = evaluate(dec, data.train_eval)
+    write({"step": s, "val_loss": val, "train_eval_loss": tr})
+    log.flush()
+
+  def save(s: int) -> None:
+    nonlocal last_saved
+    flush()
+    finite = jax.tree_util.tree_reduce(
+        lambda a, b: a and b,
+        jax.tree_util.tree_map(lambda a: bool(jnp.all(jnp.isfinite(a))), dec))
+    if not finite:
+      log.close()
+      bar.close()
+      manager.close()
+      raise TrainingDiverged(
+          f"training diverged before step {s} (the params are not finite); "
+          f"the last good checkpoint (step {last_saved}) is kept in "
+          f"{workdir}; lower --lr")
+    _save(manager, s, dec, opt_state)
+    last_saved = s
+    write({"step": s, "event": "checkpoint"})
+    log.flush()
+
+  stopped = None
+  try:
+    step = start
+    if step == 0:
+      do_eval(0)
+    else:
+      write({"step": step, "event": "resumed"})
+    while step < cfg.steps:
+      if deadline is not None and time.monotonic() > deadline:
+        stopped = "time budget"
+        break
+      batch = next(batches)
+      dec, opt_state, loss = step_fn(dec, opt_state, enc.params, batch)
+      pending.append((step, loss))
+      step += 1
+      bar.update(1)
+      if step % cfg.log_every == 0:
+        flush()
+      if step % cfg.eval_every == 0 or step == cfg.steps:
+        flush()
+        do_eval(step)
+      if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        save(step)
+    flush()
+    if step > last_saved:
+      save(step)
+  finally:
+    if not log.closed:
+      log.close()
+    bar.close()
+  manager.close()
+  elapsed = time.monotonic() - t0
+  records = read_metrics(workdir)
+  done = step >= cfg.steps
+  summary = summarize(records)
+  summary.update({"steps": step, "done": done,
+                  "seconds_this_session": elapsed,
+                  "steps_per_second": (step - step0) / elapsed
+                  if elapsed > 0 else None,
+                  "device": str(jax.devices()[0].device_kind)})
+  if done:
+    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
+  return RunResult(workdir, cfg, records, dec, step, done, stopped, summary)
+
+
+def summarize(records: list[dict], tail: float = 0.1) -> dict:
+  """Final numbers of a curve: the mean batch loss over the last ``tail``
+  of the steps, the first loss, and the last evaluation."""
+  steps, losses = loss_curve(records)
+  out: dict = {}
+  if len(losses):
+    k = max(1, int(round(len(losses) * tail)))
+    out["first_loss"] = float(losses[0])
+    out["final_loss"] = float(losses[-k:].mean())
+  for key in ("val_loss", "train_eval_loss"):
+    s, v = eval_curve(records, key)
+    if len(v):
+      out[key] = float(v[-1])
+      out[key + "_step"] = int(s[-1])
+  return out
+
+
+def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
+                                                  weights_lib.Encoder,
+                                                  nets.Params]:
+  """The config, spec, encoder and latest decoder params of a run folder."""
+  workdir = Path(workdir)
+  if not (workdir / "config.json").exists():
+    raise RandconvError(f"{workdir} holds no training run (no config.json)")
+  cfg = config_from_dict(json.loads((workdir / "config.json").read_text()))
+  spec = cfg.spec()
+  enc = build_encoder(cfg, spec)
+  dec = init_decoder(jax.random.PRNGKey(0), spec)
+  optimizer = make_optimizer(cfg)
+  manager = _manager(workdir)
+  step = manager.latest_step()
+  if step is None:
+    manager.close()
+    raise RandconvError(f"{workdir} has no checkpoint yet")
+  dec, _ = _restore(manager, step, dec, optimizer.init(dec))
+  manager.close()
+  return cfg, spec, enc, jax.tree_util.tree_map(jnp.asarray, dec)
