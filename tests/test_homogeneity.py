@@ -1,0 +1,64 @@
+"""SPEC 1.4: the rescaled float32 forward pass equals the exact (float64,
+unscaled, PyTorch) one up to a positive factor per image, and stays finite
+where the unscaled float32 one does not."""
+
+import jax
+import numpy as np
+import pytest
+
+import randconv as rc
+from conftest import positive_images
+from torch_reference import torch_forward
+
+
+def direction(a):
+  a = np.asarray(a, np.float64).reshape(a.shape[0], -1)
+  return a / np.linalg.norm(a, axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("arch,layer,size", [("vgg16", "conv5", 32),
+                                             ("alexnet_torchvision", "conv5", 64)])
+@pytest.mark.parametrize("sigma", [1e-3, 1.0])
+def test_rescaled_equals_float64_up_to_positive_factor(torch, arch, layer,
+                                                       size, sigma):
+  spec = rc.make_spec(arch, layer, width=16)
+  params = rc.init(jax.random.PRNGKey(0), spec, f"gaussian:{sigma}")
+  x = positive_images(2, size)
+  out, _ = rc.apply(params, spec, x, rescale=True)
+  exact = torch_forward(params, spec, x, dtype="float64")["crop"]
+  assert np.all(np.isfinite(out))
+  # Equal directions per image means equal up to a positive factor.
+  cos = np.sum(direction(out) * direction(exact), axis=1)
+  assert np.all(cos > 1 - 1e-6), cos
+  if sigma == 1e-3 and arch == "vgg16":
+    # Without the rescaling, float32 underflows for this 26-conv net: the
+    # exact output is far below float32's smallest normal number.
+    assert np.abs(exact).max() < np.finfo(np.float32).tiny
+    plain, _ = rc.apply(params, spec, x, rescale=False)
+    assert not np.any(plain)
+
+
+def test_wide_deep_net_every_layer_stays_finite():
+  # Width 512 through all 25 conv layers of Conv5-DeConv5 (mean output), on
+  # a small image, at sigma 1 and 1e-3: one draw, scaled, two passes.
+  # benchmarks/float_range.py runs every arch and layer at width 2048.
+  spec = rc.make_spec("vgg16", "conv5", width=512, output="mean")
+
+  @jax.jit
+  def f(key, x):
+    unit = rc.init(key, spec, "gaussian:1")
+    return [rc.apply(jax.tree_util.tree_map(lambda w: sigma * w, unit), spec,
+                     x, rescale=True)[1] for sigma in (1e-3, 1.0)]
+
+  for feats in f(jax.random.PRNGKey(0), positive_images(1, 8)):
+    for name, v in feats.items():
+      v = np.asarray(v)
+      assert np.all(np.isfinite(v)), name
+      assert np.abs(v).max() > 0, name
+
+
+def test_lrn_cannot_be_rescaled():
+  spec = rc.make_spec("alexnet", "conv2", width=8)
+  params = rc.init(jax.random.PRNGKey(0), spec)
+  with pytest.raises(rc.SpecError, match="LRN"):
+    rc.apply(params, spec, positive_images(1, 67), rescale=True)

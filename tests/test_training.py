@@ -1,0 +1,227 @@
+"""Decoder training: resume after a real kill, the optimizer against a
+hand-written Caffe Adam, the data pipeline's determinism, and bad input.
+
+Every run is tiny (width 8, 32x32 crops, a few steps) so that the file
+runs in about a minute on two cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from randconv.cli import main
+from randconv.training import data as D
+from randconv.training import train as T
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+  """One tfds folder for the module: the photos are packed once."""
+  path = tmp_path_factory.mktemp("tfds")
+  old = os.environ.get("RANDCONV_DATA_DIR")
+  os.environ["RANDCONV_DATA_DIR"] = str(path)
+  yield path
+  if old is None:
+    del os.environ["RANDCONV_DATA_DIR"]
+  else:
+    os.environ["RANDCONV_DATA_DIR"] = old
+
+
+TINY = ["--layer", "conv2", "--width", "8", "--size", "32", "--short-side",
+        "64", "--lr", "1e-3", "--log-every", "1", "--eval-every", "5",
+        "--val-samples", "40"]
+
+
+def _cmd(out, steps, every):
+  return [sys.executable, "-m", "randconv.cli", "train", *TINY, "--steps",
+          str(steps), "--checkpoint-every", str(every), "--out", str(out)]
+
+
+def _records(workdir):
+  recs = T.read_metrics(workdir)
+  losses = [(r["step"], r["loss"]) for r in recs if "loss" in r]
+  evals = [(r["step"], r["val_loss"], r["train_eval_loss"]) for r in recs
+           if "val_loss" in r]
+  return losses, evals
+
+
+def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
+  steps, every = 40, 5
+  env = dict(os.environ, RANDCONV_DATA_DIR=str(data_dir))
+  killed = tmp_path / "killed"
+  proc = subprocess.Popen(_cmd(killed, steps, every), env=env,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+  deadline = time.time() + 120
+  try:
+    while time.time() < deadline:
+      recs = T.read_metrics(killed)
+      if any(r.get("event") == "checkpoint" for r in recs):
+        break
+      if proc.poll() is not None:
+        pytest.fail("the run ended before its first checkpoint: "
+                    + proc.stderr.read().decode()[-500:])
+      time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+  finally:
+    proc.wait(timeout=60)
+  assert proc.returncode == -signal.SIGKILL
+  proc.stderr.close()
+  assert not (killed / "summary.json").exists(), "killed too late to test"
+  first = [r["step"] for r in T.read_metrics(killed) if "loss" in r]
+  assert max(first) < steps - 1
+
+  resumed = subprocess.run(_cmd(killed, steps, every), env=env,
+                           capture_output=True, text=True, timeout=300)
+  assert resumed.returncode == 0, resumed.stderr[-500:]
+  straight = tmp_path / "straight"
+  plain = subprocess.run(_cmd(straight, steps, every), env=env,
+                         capture_output=True, text=True, timeout=300)
+  assert plain.returncode == 0, plain.stderr[-500:]
+
+  la, ea = _records(killed)
+  lb, eb = _records(straight)
+  assert [s for s, _ in la] == list(range(steps)) == [s for s, _ in lb]
+  np.testing.assert_allclose([v for _, v in la], [v for _, v in lb],
+                             rtol=1e-6)
+  assert [e[0] for e in ea] == [e[0] for e in eb]
+  np.testing.assert_allclose(np.array(ea)[:, 1:], np.array(eb)[:, 1:],
+                             rtol=1e-6)
+  assert any(r.get("event") == "resumed" for r in T.read_metrics(killed))
+  pa = T.load_run(killed)[3]
+  pb = T.load_run(straight)[3]
+  for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+    np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
+                               atol=1e-7)
+
+
+def test_optimizer_is_caffe_adam_with_decay():
+  """optax chain vs Adam written out: decay added to the kernels' gradient
+  first, rate multiplied by gamma at each milestone."""
+  cfg = T.TrainConfig(lr=0.1, gamma=0.5, milestones=(2,), weight_decay=0.01)
+  opt = T.make_optimizer(cfg)
+  params = {"deconv1_1": {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}}
+  state = opt.init(params)
+  w, b = np.array([1.0, -2.0]), np.array([0.5])
+  m = {"w": np.zeros(2), "b": np.zeros(1)}
+  v = {"w": np.zeros(2), "b": np.zeros(1)}
+  rng = np.random.default_rng(0)
+  for t in range(4):
+    gw, gb = rng.standard_normal(2), rng.standard_normal(1)
+    grads = {"deconv1_1": {"w": jnp.asarray(gw), "b": jnp.asarray(gb)}}
+    updates, state = opt.update(grads, state, params)
+    params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
+    lr = 0.1 * (0.5 if t >= 2 else 1.0)
+    for name, g, p in (("w", gw + 0.01 * w, w), ("b", gb, b)):
+      m[name] = 0.9 * m[name] + 0.1 * g
+      v[name] = 0.999 * v[name] + 0.001 * g * g
+      mh = m[name] / (1 - 0.9 ** (t + 1))
+      vh = v[name] / (1 - 0.999 ** (t + 1))
+      p -= lr * mh / (np.sqrt(vh) + 1e-8)
+    np.testing.assert_allclose(params["deconv1_1"]["w"], w, rtol=1e-5)
+    np.testing.assert_allclose(params["deconv1_1"]["b"], b, rtol=1e-5)
+
+
+def test_loss_is_half_sum_of_squares():
+  x = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+  y = x + 0.5
+  np.testing.assert_allclose(T.per_image_loss(jnp.asarray(y), jnp.asarray(x)),
+                             [0.5 * 0.25 * 48] * 2, rtol=1e-6)
+
+
+def test_pipeline_is_deterministic_and_holds_out(data_dir):
+  cfg = D.DataConfig(crop=32, short_side=64, seed=3)
+  data = D.load(cfg, 8)
+  a, b = data.dataset(8), D.load(cfg, 8).dataset(8)
+  for t in (0, 1, 17):
+    np.testing.assert_array_equal(a[t], b[t])
+    assert a[t].shape == (8, 32, 32, 3) and a[t].dtype == np.uint8
+  it = data.batches(8, start=17, threads=1)
+  np.testing.assert_array_equal(next(it), a[17])
+  np.testing.assert_array_equal(next(it), a[18])
+  other = D.load(D.DataConfig(crop=32, short_side=64, seed=4), 8).dataset(8)
+  assert not np.array_equal(other[0], a[0])
+  val = D.validation_names(cfg)
+  assert "chelsea" in val and len(val) == 3
+  builder = D.packed_builder(cfg)
+  src = builder.as_data_source("train")
+  train = {D._str(src[i]["name"]) for i in range(len(src))}
+  assert not train & set(val) and len(train) == 6
+  # The validation crops are fixed: the same at every load.
+  np.testing.assert_array_equal(data.val, D.load(cfg, 8).val)
+
+
+def _run_cli(args, capsys):
+  rc = main(args)
+  err = capsys.readouterr().err
+  last = [s for s in re.split(r"[\r\n]", err) if s.strip()][-1]
+  return rc, last
+
+
+def test_bad_input_is_one_line_and_exit_2(data_dir, tmp_path, capsys, torch):
+  from test_weights import ALEXNET, _torch_features, _write_keras_h5
+  torch.manual_seed(0)
+  alex = tmp_path / "alexnet-owt-test.pth"
+  torch.save(_torch_features(torch, ALEXNET).state_dict(), alex)
+  rc, line = _run_cli(["features", "cat", "--arch", "vgg16", "--weights",
+                       str(alex), "--npy", str(tmp_path / "f.npy")], capsys)
+  assert rc == 2 and "wrong architecture" in line, line
+  assert line.startswith("randconv: error:")
+
+  h5 = tmp_path / "vgg.h5"
+  _write_keras_h5(h5, np.random.default_rng(0))
+  cut = tmp_path / "cut.h5"
+  cut.write_bytes(h5.read_bytes()[:100_000])
+  rc, line = _run_cli(["features", "cat", "--weights", str(cut), "--npy",
+                       str(tmp_path / "f.npy")], capsys)
+  assert rc == 2 and "truncated" in line, line
+
+  rc, line = _run_cli(["train", *TINY, "--steps", "2", "--data", "imagenette",
+                       "--data-dir", str(tmp_path / "empty"), "--out",
+                       str(tmp_path / "r1")], capsys)
+  assert rc == 2 and "not prepared" in line, line
+
+  rc, line = _run_cli(["train", *TINY, "--steps", "2", "--data",
+                       str(tmp_path / "nowhere"), "--out",
+                       str(tmp_path / "r2")], capsys)
+  assert rc == 2 and "no such dataset" in line, line
+
+  folder = tmp_path / "few"
+  folder.mkdir()
+  from randconv.plotting import save_png
+  rng = np.random.default_rng(0)
+  for i in range(3):
+    save_png(folder / f"img{i}.png", rng.random((40, 40, 3)))
+  rc, line = _run_cli(["train", *TINY, "--steps", "2", "--short-side", "40",
+                       "--data", str(folder), "--out", str(tmp_path / "r3")],
+                      capsys)
+  assert rc == 2 and "fewer than one batch of 32" in line, line
+
+
+def test_diverging_run_keeps_last_good_checkpoint(data_dir, tmp_path, capsys):
+  """The rate jumps by 1e20 at step 4 (a legal, silly schedule): the run
+  must stop with one line and leave the step-4 checkpoint."""
+  out = tmp_path / "div"
+  rc, line = _run_cli(["train", *TINY, "--steps", "20", "--gamma", "1e20",
+                       "--milestones", "4", "--checkpoint-every", "2",
+                       "--eval-every", "1", "--out", str(out)], capsys)
+  assert rc == 2 and "diverged" in line and "step 4" in line, line
+  steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir()
+                 if p.name.isdigit())
+  assert steps[-1] == 4
+  _, _, _, params = T.load_run(out)
+  assert all(bool(jnp.all(jnp.isfinite(a)))
+             for a in jax.tree_util.tree_leaves(params))
+  recs = T.read_metrics(out)
+  assert all(np.isfinite(r["loss"]) for r in recs if "loss" in r)
+  assert json.loads((out / "config.json").read_text())["gamma"] == 1e20
