@@ -29,13 +29,18 @@ from randconv.training import train as T
 def data_dir(tmp_path_factory):
   """One tfds folder for the module: the photos are packed once."""
   path = tmp_path_factory.mktemp("tfds")
-  old = os.environ.get("RANDCONV_DATA_DIR")
+  cache = tmp_path_factory.mktemp("jax_cache")
+  saved = {k: os.environ.get(k) for k in ("RANDCONV_DATA_DIR",
+                                          "RANDCONV_JAX_CACHE")}
   os.environ["RANDCONV_DATA_DIR"] = str(path)
+  # The subprocesses share compiled programs, as repeated CLI runs do.
+  os.environ["RANDCONV_JAX_CACHE"] = str(cache)
   yield path
-  if old is None:
-    del os.environ["RANDCONV_DATA_DIR"]
-  else:
-    os.environ["RANDCONV_DATA_DIR"] = old
+  for k, v in saved.items():
+    if v is None:
+      del os.environ[k]
+    else:
+      os.environ[k] = v
 
 
 TINY = ["--layer", "conv2", "--width", "8", "--size", "32", "--short-side",

@@ -89,6 +89,7 @@ def cmd_train(a) -> None:
   from randconv.training import train
 
   cfg = train_config_from_args(a)
+  train.enable_compilation_cache()
   res = train.train_and_evaluate(cfg, a.out, threads=a.threads)
   s = res.summary
   payload = {"out": str(res.workdir), "step": res.step, "done": res.done,

@@ -65,7 +65,8 @@ class DataConfig:
     seed: fixes the split, the order of the crops, their offsets and flips.
     holdout: offline photos always held out for validation (the cat, so
       that S3f and S3g show an image the decoder never saw).
-    val_images: images held out in a packed set (None: a fifth, at least 1).
+    val_images: images held out in a packed set (None: 3 of the 9 photos,
+      a fifth of a folder, at least 1).
     val_samples: at most this many validation (and train-evaluation) crops.
     data_dir: the tfds data folder (None: ``$RANDCONV_DATA_DIR`` or tfds'
       default, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
@@ -76,7 +77,7 @@ class DataConfig:
   short_side: int = 64
   seed: int = 0
   holdout: tuple[str, ...] = ("chelsea",)
-  val_images: int | None = 3
+  val_images: int | None = None
   val_samples: int = 256
   data_dir: str | None = None
 
@@ -120,8 +121,9 @@ def _items(cfg: DataConfig) -> list[tuple[str, object]]:
 def split_names(names: list[str], cfg: DataConfig) -> tuple[list[str],
                                                             list[str]]:
   """(train, validation) names: the holdout names, then a seeded draw."""
-  n_val = cfg.val_images if cfg.val_images is not None else max(
-      1, len(names) // 5)
+  n_val = cfg.val_images
+  if n_val is None:
+    n_val = 3 if cfg.source == "photos" else max(1, len(names) // 5)
   if len(names) < 2:
     raise DataError(f"{cfg.source} has {len(names)} image; at least 2 are "
                     "needed (one is held out for validation)")

@@ -31,6 +31,7 @@ steps, with a checkpoint, when the time is up; run it again to go on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -128,6 +129,7 @@ def decoder_convs(spec: NetSpec) -> list[Conv]:
   return [l for l in spec.decoder if isinstance(l, Conv)]
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def init_decoder(key: jax.Array, spec: NetSpec) -> nets.Params:
   """MSRA kernels, zero biases, for every decoder conv."""
   dist = nets.parse_distribution("msra")
@@ -330,6 +332,19 @@ def deadline_from_env() -> float | None:
 _DEADLINE: float | None = None
 
 
+def enable_compilation_cache() -> None:
+  """Keeps compiled XLA programs on disk (``$RANDCONV_JAX_CACHE``, default
+  ``~/.cache/randconv/jax``) so that a resumed or repeated run does not
+  compile again; left alone when the user set JAX's own cache folder."""
+  if os.environ.get("JAX_COMPILATION_CACHE_DIR") or \
+      jax.config.jax_compilation_cache_dir:
+    return
+  path = os.environ.get("RANDCONV_JAX_CACHE") or os.path.join(
+      os.path.expanduser("~"), ".cache", "randconv", "jax")
+  jax.config.update("jax_compilation_cache_dir", path)
+  jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+
+
 def _progress(total: int, initial: int, desc: str, enabled: bool):
   from tqdm import tqdm
   return tqdm(total=total, initial=initial, desc=desc, unit="step",
@@ -380,7 +395,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   enc = build_encoder(cfg, spec)
   optimizer = make_optimizer(cfg)
   dec = init_decoder(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2), spec)
-  opt_state = optimizer.init(dec)
+  opt_state = jax.jit(optimizer.init)(dec)
 
   manager = _manager(workdir)
   start = manager.latest_step() or 0
@@ -437,15 +452,23 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   def do_eval(s: int) -> None:
     val = evaluate(dec, data.val)
     tr = evaluate(dec, data.train_eval)
+    if not (math.isfinite(val) and math.isfinite(tr)):
+      write({"step": s, "event": "diverged", "val_loss": str(val)})
+      log.close()
+      bar.close()
+      manager.close()
+      raise TrainingDiverged(
+          f"training diverged before step {s} (validation loss {val}); the "
+          f"last good checkpoint (step {last_saved}) is kept in {workdir}; "
+          "lower --lr")
     write({"step": s, "val_loss": val, "train_eval_loss": tr})
     log.flush()
 
   def save(s: int) -> None:
     nonlocal last_saved
     flush()
-    finite = jax.tree_util.tree_reduce(
-        lambda a, b: a and b,
-        jax.tree_util.tree_map(lambda a: bool(jnp.all(jnp.isfinite(a))), dec))
+    finite = all(np.isfinite(np.asarray(a)).all()
+                 for a in jax.tree_util.tree_leaves(dec))
     if not finite:
       log.close()
       bar.close()
@@ -538,6 +561,6 @@ def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
   if step is None:
     manager.close()
     raise RandconvError(f"{workdir} has no checkpoint yet")
-  dec, _ = _restore(manager, step, dec, optimizer.init(dec))
+  dec, _ = _restore(manager, step, dec, jax.jit(optimizer.init)(dec))
   manager.close()
   return cfg, spec, enc, jax.tree_util.tree_map(jnp.asarray, dec)

@@ -22,6 +22,7 @@ were trained with (SPEC 1.5). Three file formats are read:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -305,13 +306,18 @@ def pretrained_encoder(spec: NetSpec, weights: str | os.PathLike,
   return Encoder(spec.arch, out, PREPROCESSING[fmt], str(path), fmt)
 
 
+# One compiled program draws every layer (eagerly, each shape compiles).
+_init = jax.jit(nets.init, static_argnums=(1, 2))
+
+
 def random_encoder(key: jax.Array, spec: NetSpec,
                    distribution: str | nets.Distribution = "gaussian:0.015"
                    ) -> Encoder:
   """A random frozen encoder (SPEC 1.4), fed the centred input (SPEC 1.5)."""
   dist = nets.parse_distribution(distribution)
-  full = nets.init(key, spec, dist)
-  params = {l.name: full[l.name] for l in spec.encoder if isinstance(l, Conv)}
+  # Only the encoder's layers are drawn; layer i still uses fold_in(key, i),
+  # as in nets.init of the whole spec.
+  params = _init(key, dataclasses.replace(spec, decoder=()), dist)
   return Encoder(spec.arch, params, "center", f"random:{dist}")
 
 
