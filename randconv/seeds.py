@@ -22,6 +22,7 @@ Memory stays under a budget by chunking the seeds and the images
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -100,6 +101,35 @@ def _chunks(n: int, size: int) -> list[slice]:
   return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
 
+@functools.lru_cache(maxsize=64)
+def _runner(fn: Callable, strategy: str, batch_size: int | None,
+            devices: tuple) -> Callable:
+  """The compiled ``(keys, images) -> results`` of a strategy, cached so that
+  repeated calls with the same ``fn`` compile once."""
+  if strategy == "loop":
+    call = jax.jit(fn)
+    return lambda ks, x: jax.tree_util.tree_map(lambda a: a[None],
+                                                call(ks[0], x))
+  if strategy == "vmap":
+    return jax.jit(jax.vmap(fn, in_axes=(0, None)))
+  if strategy == "map":
+    return jax.jit(lambda ks, x: lax.map(lambda k: fn(k, x), ks,
+                                         batch_size=batch_size))
+  mesh = Mesh(np.array(devices), ("seeds",))
+  mapped = jax.jit(jax.shard_map(
+      lambda ks, x: lax.map(lambda k: fn(k, x), ks, batch_size=batch_size),
+      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
+
+  def run(ks, x):
+    n = ks.shape[0]
+    if n % len(devices):  # pad with repeats of the last key, dropped below
+      pad = len(devices) - n % len(devices)
+      ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, 0)])
+    return jax.tree_util.tree_map(lambda a: a[:n], mapped(ks, x))
+
+  return run
+
+
 def run_seeds(fn: Callable, keys: jax.Array, images, *,
               strategy: str = "auto", plan: Plan | None = None,
               batch_size: int | None = None, progress: bool | str = False,
@@ -113,8 +143,8 @@ def run_seeds(fn: Callable, keys: jax.Array, images, *,
     keys: [S, 2] PRNG keys, one per net.
     images: [B, H, W, C].
     strategy: ``loop``, ``vmap``, ``map``, ``shard`` or ``auto``.
-    plan: seed and image chunk sizes (default: everything in one chunk,
-      seeds one at a time for loop and shard).
+    plan: seed and image chunk sizes (default: everything in one chunk;
+      for shard, ``seed_chunk`` counts seeds per device).
     batch_size: seeds vmapped together inside ``map``.
     progress: show a tqdm bar on stderr (a string gives its label).
     devices: devices for ``shard`` (default: all local devices).
@@ -130,39 +160,18 @@ def run_seeds(fn: Callable, keys: jax.Array, images, *,
   keys = jnp.asarray(keys)
   images = jnp.asarray(images)
   n_seeds, n_images = keys.shape[0], images.shape[0]
+  devices = tuple(devices or jax.local_devices())
   if plan is None:
-    plan = Plan(seed_chunk=1 if strategy in ("loop", "shard") else n_seeds,
-                image_chunk=n_images)
+    plan = Plan(seed_chunk={"loop": 1, "shard": -(-n_seeds // len(devices))
+                            }.get(strategy, n_seeds), image_chunk=n_images)
   image_slices = _chunks(n_images, max(1, plan.image_chunk))
 
   if strategy == "loop":
-    call = jax.jit(fn)
     seed_slices = [slice(i, i + 1) for i in range(n_seeds)]
-    run = lambda ks, x: jax.tree_util.tree_map(lambda a: a[None], call(ks[0], x))
-  elif strategy == "vmap":
-    seed_slices = _chunks(n_seeds, max(1, plan.seed_chunk))
-    run = jax.jit(jax.vmap(fn, in_axes=(0, None)))
-  elif strategy == "map":
-    seed_slices = _chunks(n_seeds, max(1, plan.seed_chunk))
-    run = jax.jit(lambda ks, x: lax.map(lambda k: fn(k, x), ks,
-                                        batch_size=batch_size))
   else:
-    devices = list(devices or jax.local_devices())
-    mesh = Mesh(np.array(devices), ("seeds",))
-    per_device = max(1, plan.seed_chunk)
-    block = per_device * len(devices)
-    seed_slices = _chunks(n_seeds, block)
-    mapped = jax.jit(jax.shard_map(
-        lambda ks, x: lax.map(lambda k: fn(k, x), ks),
-        mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
-
-    def run(ks, x):
-      n = ks.shape[0]
-      if n % len(devices):  # pad with repeats of the last key, dropped below
-        pad = len(devices) - n % len(devices)
-        ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, 0)])
-      out = mapped(ks, x)
-      return jax.tree_util.tree_map(lambda a: a[:n], out)
+    seed_slices = _chunks(n_seeds, max(1, plan.seed_chunk) * (
+        len(devices) if strategy == "shard" else 1))
+  run = _runner(fn, strategy, batch_size, devices)
 
   bar = None
   if progress:
