@@ -1,0 +1,16 @@
+"""Section 5 of He et al. (arXiv 1704.00330): the theory of random
+convolution, checked numerically.
+
+* :mod:`theory_checks.limits`: the limit image, by the L2 energy recursion
+  (Theorem 5.1 / A.1) and the banded covariance recursion for average
+  pooling (Theorem A.7).
+* :mod:`theory_checks.routes`: the same limits by explicit route counts and
+  the full covariance (small images).
+* :mod:`theory_checks.montecarlo`: finite-width networks (an exact sampler
+  and the library's own network) over seeds and widths.
+* :mod:`theory_checks.checks`: checks T1-T6; ``randconv theory``.
+
+See README.md in this folder for the theorems and derivations.
+"""
+
+from theory_checks import claims  # noqa: F401  (registers T1-T6)

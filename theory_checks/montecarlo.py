@@ -1,0 +1,278 @@
+"""Monte Carlo of the Section 5 network at finite width.
+
+Two engines draw random networks; both are ``fn(key, images) -> [B, H, W]``
+functions that :func:`randconv.seeds.run_seeds` batches over seeds:
+
+* :func:`library_fn`: the library's own network (:func:`randconv.nets.apply`
+  with N(0, 1) weights and ``rescale=True``). The Section 5 network's
+  1/sqrt(N_l) factors and the library's per-image rescaling are both
+  positive per-layer constants, so its output has the right direction (all
+  that an angle sees) but not the Section 5 scale.
+* :func:`sampler_fn`: an exact sampler of the same network, on the exact
+  Section 5 scale (sigma = 1, 1/sqrt(N_l) on every conv map but the one the
+  mean averages). Given the previous layer's maps X (C channels), the
+  pre-activations of a conv with i.i.d. N(0, 1) weights are, channel by
+  channel, i.i.d. N(0, S) over the output positions with
+  ``S(j, j') = sum_t <X(j + t), X(j' + t)>`` (sum over the kernel taps t).
+  Sampling ``z = L g`` (``S = L L^T``, Cholesky; g standard normal
+  [HW, N]) costs ``O(HW^2 N)`` per layer instead of the conv's
+  ``O(HW k^2 N^2)``: at 16x16 and N = 4096 about 70 times less, which is
+  what lets the cpu preset reach N = 4096 with 20 nets per width. Where the
+  layer's fan-in ``k^2 C`` is at most ``HW`` the sampler convolves with
+  drawn weights instead (the same distribution, cheaper). Pooling, unpooling
+  and the crop act on the sampled maps with the library's own ops, so max
+  pooling works too (check T6). Each image's output has exactly the
+  network's distribution; the images of one key share the Gaussian draws
+  but not the weights (only per-image statistics are used).
+
+``tests/test_theory_montecarlo.py`` checks that the two engines agree in
+distribution.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from randconv.spec import ChannelMean, Conv, Crop, LRN, NetSpec, Pool, Unpool
+from theory_checks.limits import TheoryError, angle
+
+
+JITTER = 1e-4
+
+
+def _check(spec: NetSpec) -> int:
+  layers = spec.layers
+  kinds = [type(l) for l in layers]
+  if ChannelMean not in kinds:
+    raise TheoryError("the Section 5 network ends in the channel mean")
+  mean_at = kinds.index(ChannelMean)
+  if not isinstance(layers[mean_at - 1], Conv):
+    raise TheoryError("the channel mean must average the ReLU maps of a conv")
+  for l in layers:
+    if isinstance(l, LRN):
+      raise TheoryError("LRN is not part of the Section 5 network")
+    if isinstance(l, Conv) and (l.groups != 1 or l.activation != "relu"):
+      raise TheoryError(f"{l.name}: the sampler needs ReLU convs without "
+                        "groups")
+  return mean_at - 1
+
+
+def _tap_indices(layer: Conv, in_hw, out_hw) -> np.ndarray:
+  """[taps, HW_out] input index read by each output pixel per tap; HW_in
+  where it reads padding."""
+  from theory_checks.routes import conv_taps
+  n_in = in_hw[0] * in_hw[1]
+  out = []
+  for g in conv_taps(layer, in_hw, out_hw):
+    g = g.tocsr()
+    idx = np.full(g.shape[0], n_in, np.int32)
+    rows = np.repeat(np.arange(g.shape[0]), np.diff(g.indptr))
+    idx[rows] = g.indices
+    out.append(idx)
+  return np.stack(out)
+
+
+def sampler_fn(spec: NetSpec, height: int, width: int, *,
+               every_depth: bool = False):
+  """``fn(key, images [B, H, W, C]) -> [B, H, W]``: one exact draw of the
+  Section 5 network's output per image (sigma = 1).
+
+  With ``every_depth`` (for a stack of stride-1 "same" convs, check T4) it
+  returns [B, L, H, W]: entry l is the channel mean of conv l's ReLU maps,
+  which is the output of the depth-(l + 2) network made of the first l + 1
+  convs. The depths share their lower layers' draws (nested networks), so
+  comparisons across depths are paired.
+  """
+  import jax
+  import jax.numpy as jnp
+  from jax import lax
+
+  from randconv import ops
+
+  out_conv = _check(spec)
+  enc, dec = spec.shapes(height, width)
+  sizes = [(height, width)] + [(s.height, s.width) for s in enc + dec]
+  plan = []
+  for i, layer in enumerate(spec.layers):
+    in_hw, out_hw = sizes[i], sizes[i + 1]
+    if isinstance(layer, Conv):
+      gram = layer.fan_in > out_hw[0] * out_hw[1]
+      idx = _tap_indices(layer, in_hw, out_hw) if gram else None
+      plan.append((i, layer, in_hw, out_hw, gram, idx))
+    else:
+      plan.append((i, layer, in_hw, out_hw, False, None))
+
+  def layer_key(key, i):
+    # XLA's RngBitGenerator (the "rbg" PRNG) compiles in a fraction of the
+    # time of threefry's unrolled hash, and one compile per width is what
+    # the sweeps pay most for on a CPU; its 128-bit state comes from two
+    # threefry-derived words per layer.
+    a = jax.random.fold_in(key, 2 * i)
+    b = jax.random.fold_in(key, 2 * i + 1)
+    return jax.random.wrap_key_data(jnp.concatenate([a, b]), impl="rbg")
+
+  def one(key, x):  # x: [H, W, C]
+    means = []
+    for i, layer, in_hw, out_hw, gram, idx in plan:
+      k = layer_key(key, i)
+      if isinstance(layer, Conv):
+        n = layer.out_channels
+        if gram:
+          flat = x.reshape(-1, x.shape[-1])
+          kx = jnp.dot(flat, flat.T, precision=lax.Precision.HIGHEST)
+          kx = jnp.pad(kx, ((0, 1), (0, 1)))  # the padding row reads zeros
+          s = jnp.sum(kx[idx[:, :, None], idx[:, None, :]], axis=0)
+          # S is positive semi-definite; the jitter (1e-4 of its mean
+          # diagonal) keeps float32 Cholesky from failing on round-off and
+          # moves the energies by 1e-4 relative: angles of 1e-5 rad.
+          jitter = JITTER * jnp.mean(jnp.diag(s)) + jnp.finfo(s.dtype).tiny
+          root = jnp.linalg.cholesky(s + jitter * jnp.eye(s.shape[0]))
+          g = jax.random.normal(k, (root.shape[1], n))
+          z = jnp.dot(root, g, precision=lax.Precision.HIGHEST)
+          z = z.reshape(out_hw[0], out_hw[1], n)
+        else:
+          w = jax.random.normal(k, layer.weight_shape)
+          if layer.transpose:
+            z = ops.conv_transpose2d(x[None], w, layer.stride, layer.padding,
+                                     out_hw)[0]
+          else:
+            z = ops.conv2d(x[None], w, layer.stride, layer.padding)[0]
+        a = jax.nn.relu(z)
+        if every_depth:
+          means.append(jnp.mean(a, axis=-1))
+        if i == out_conv:
+          x = jnp.mean(a, axis=-1, keepdims=True)
+        else:
+          x = a / math.sqrt(n)
+      elif isinstance(layer, Pool):
+        x = ops.pool2d(x[None], layer.pooling, layer.window, layer.stride,
+                       layer.ceil_mode)[0]
+      elif isinstance(layer, Unpool):
+        x = ops.unpool2d(x[None], layer.stride, out_hw)[0]
+      elif isinstance(layer, Crop):
+        x = x[:out_hw[0], :out_hw[1]]
+    if every_depth:
+      return jnp.stack(means)
+    return x[..., 0]
+
+  def fn(key, images):
+    return jax.vmap(one, in_axes=(None, 0))(key, images)
+
+  return fn
+
+
+def library_fn(spec: NetSpec):
+  """``fn(key, images) -> [B, H, W]``: the library's network, N(0, 1)
+  weights, rescaled (the right direction, not the Section 5 scale)."""
+  from randconv import nets
+  _check(spec)
+  net = nets.output_fn(spec, "gaussian:1.0", rescale=True)
+  return lambda key, images: net(key, images)[..., 0]
+
+
+def draw(fn, images: np.ndarray, n_seeds: int, *, seed: int = 0,
+         start: int = 0, progress: bool | str = False) -> np.ndarray:
+  """[S, B, H, W] outputs of nets ``start..start+n_seeds-1``."""
+  from randconv import seeds
+  keys = seeds.seed_keys(seed, n_seeds, start=start)
+  return seeds.run_seeds(fn, keys, images, strategy="loop", progress=progress)
+
+
+def angles_to(outputs: np.ndarray, limits: np.ndarray) -> np.ndarray:
+  """Angles [S, B] between outputs [S, B, H, W] and limits [B, H, W]."""
+  return angle(outputs, limits[None], axis=(-2, -1))
+
+
+# --------------------------------------------------------------------------
+class Log:
+  """A JSON-lines file of results, one record per finished unit of work, so
+  a rerun in the same folder resumes where it stopped."""
+
+  def __init__(self, path: Path, config: dict):
+    self.path = Path(path)
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    cfg = self.path.parent / "config.json"
+    text = json.dumps(config, sort_keys=True, indent=1, default=str)
+    if cfg.exists() and cfg.read_text() != text + "\n":
+      # A different configuration: keep the old results aside, start anew.
+      for p in (cfg, self.path):
+        if p.exists():
+          p.rename(p.with_suffix(p.suffix + ".old"))
+    cfg.write_text(text + "\n")
+    self.records = []
+    if self.path.exists():
+      for line in self.path.read_text().splitlines():
+        if line.strip():
+          self.records.append(json.loads(line))
+
+  def find(self, **key) -> dict | None:
+    for r in self.records:
+      if all(r.get(k) == v for k, v in key.items()):
+        return r
+    return None
+
+  @staticmethod
+  def read_norm_ratio(path: Path, tag: str, width: int):
+    """||y|| / ||y_hat|| [S, B] of one width from a metrics file, or None."""
+    path = Path(path)
+    if not path.exists():
+      return None
+    for line in path.read_text().splitlines():
+      r = json.loads(line)
+      if r.get("tag") == tag and r.get("width") == width:
+        return np.asarray(r["norm_ratio"])
+    return None
+
+  def add(self, record: dict) -> dict:
+    self.records.append(record)
+    with self.path.open("a") as f:
+      f.write(json.dumps(record, default=float) + "\n")
+    return record
+
+
+def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
+                widths: list[int], seeds_for, *, tag: str = "",
+                seed: int = 0, samples_dir: Path | None = None,
+                keep_samples=()) -> dict[int, np.ndarray]:
+  """Angles [S, B, ...] to ``limits`` at each width, resuming from ``log``.
+
+  ``make_fn(width)`` gives the engine; ``seeds_for(width)`` the number of
+  nets at that width. For widths in ``keep_samples`` the first net's outputs
+  go to ``samples_dir/<tag>_N<width>.npy`` (for figures).
+  """
+  from tqdm.auto import tqdm
+  result = {}
+  for n in tqdm(widths, desc=f"widths {tag}".strip(), leave=False):
+    rec = log.find(tag=tag, width=n)
+    if rec is None:
+      start = time.time()
+      out = draw(make_fn(n), images, seeds_for(n), seed=seed,
+                 progress=f"{tag} N={n}")
+      if not np.all(np.isfinite(out)):
+        raise FloatingPointError(f"non-finite outputs at width {n}")
+      a = angles_to(out, limits)
+      ratio = np.linalg.norm(out, axis=(-2, -1)) / np.linalg.norm(
+          limits, axis=(-2, -1))[None]
+      if samples_dir is not None and n in keep_samples:
+        Path(samples_dir).mkdir(parents=True, exist_ok=True)
+        np.save(Path(samples_dir) / f"{tag}_N{n}.npy",
+                out[0].astype(np.float32))
+      rec = log.add({"tag": tag, "width": n, "angles": a.tolist(),
+                     "norm_ratio": ratio.tolist(),
+                     "seconds": round(time.time() - start, 2)})
+    result[n] = np.asarray(rec["angles"])
+  return result
+
+
+def load_samples(samples_dir: Path, tag: str, widths) -> dict[int, np.ndarray]:
+  out = {}
+  for n in widths:
+    f = Path(samples_dir) / f"{tag}_N{n}.npy"
+    if f.exists():
+      out[n] = np.load(f)
+  return out
