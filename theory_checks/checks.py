@@ -186,7 +186,8 @@ def _plt():
 
 def plot_angles(path: Path, curves: dict[str, tuple], title: str,
                 bounds: dict[str, tuple] | None = None,
-                hline: dict[str, float] | None = None) -> Path:
+                hline: dict[str, float] | None = None,
+                ylabel: str = "angle (rad)") -> Path:
   """Angle against width on log-log axes, each curve with an N^(-1/2)
   line through its last point.
 
@@ -202,14 +203,15 @@ def plot_angles(path: Path, curves: dict[str, tuple], title: str,
     ref = m[-1] * np.sqrt(w[-1] / w)
     ax.plot(w, ref, ":", color=line[0].get_color(), lw=1,
             label="N^(-1/2)" if i == 0 else None)
-  for label, (w, v) in (bounds or {}).items():
-    ax.plot(w, v, "--", lw=1.2, label=label)
+  for label, (w, v, *style) in (bounds or {}).items():
+    ax.plot(w, v, **(style[0] if style else {"ls": "--", "lw": 1.2}),
+            label=label)
   for label, v in (hline or {}).items():
     ax.axhline(v, color="grey", ls="-.", lw=1, label=label)
   ax.set_xscale("log", base=2)
   ax.set_yscale("log")
   ax.set_xlabel("width N (channels per layer)")
-  ax.set_ylabel("angle (rad)")
+  ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=6.5)
   fig.tight_layout()
@@ -465,16 +467,18 @@ def t3(preset, workdir: Path, c1: float | None = None) -> CheckResult:
   mean_sin = [float(rows[n]["sin"].mean()) for n in ws]
   se_sin = [float(rows[n]["sin"].mean(axis=1).std(ddof=1) /
                   math.sqrt(p.t3_seeds)) for n in ws]
-  bounds = {f"bound, delta={d}": (ws, [math.sqrt(target / (n * d))
-                                       for n in ws]) for d in T3_DELTAS}
-  for d in T3_DELTAS:
-    bounds[f"empirical {1 - d:.2f} quantile"] = (
-        ws, [quant[str(d)][str(n)]["quantile_max"] for n in ws])
-  bounds["sqrt((pi - 1) / N)"] = (ws, [math.sqrt(target / n) for n in ws])
+  bounds = {}
+  for d, colour in zip(T3_DELTAS, ("tab:orange", "tab:green", "tab:red")):
+    bounds[f"bound sqrt((pi-1)/(N delta)), delta={d}"] = (
+        ws, [math.sqrt(target / (n * d)) for n in ws],
+        {"ls": "--", "color": colour, "lw": 1.2})
+    bounds[f"empirical {1 - d:.2f} quantile (worst image)"] = (
+        ws, [quant[str(d)][str(n)]["quantile_max"] for n in ws],
+        {"ls": "-", "marker": "x", "ms": 3, "color": colour, "lw": 0.8})
   fig = plot_angles(workdir / "angles.png",
                     {"mean sin(theta)": (ws, mean_sin, se_sin)},
                     "T3 (Theorem 5.2): two-layer net, sin(theta) vs N",
-                    bounds=bounds)
+                    bounds=bounds, ylabel="sin(theta)")
   return CheckResult(
       "T3",
       "two layers: N E||y - y_hat||^2 / ||y_hat||^2 = pi - 1 at every N, and "
