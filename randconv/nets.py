@@ -119,18 +119,25 @@ def _rms_normalise(x: jax.Array) -> jax.Array:
 
 
 def _run(params: Params, spec: NetSpec, layers, x: jax.Array,
-         image_hw: tuple[int, int], rescale: bool, features: dict):
+         image_hw: tuple[int, int], rescale: bool, features: dict,
+         conv_impl: str = "direct"):
   enc, dec = spec.shapes(*image_hw)
   sizes = {s.name: (s.height, s.width) for s in enc + dec}
-  for layer in layers:
+  pooled = None  # the map before an unpooling that the next conv absorbs
+  for i, layer in enumerate(layers):
     if isinstance(layer, Conv):
       p = params[layer.name]
       w = p["w"].astype(x.dtype)
-      if layer.transpose:
+      if pooled is not None:
+        x = ops.unpool_conv(pooled, w)
+        pooled = None
+      elif layer.transpose:
         x = ops.conv_transpose2d(x, w, layer.stride, layer.padding,
-                                 sizes[layer.name], layer.groups)
+                                 sizes[layer.name], layer.groups,
+                                 impl=conv_impl)
       else:
-        x = ops.conv2d(x, w, layer.stride, layer.padding, layer.groups)
+        x = ops.conv2d(x, w, layer.stride, layer.padding, layer.groups,
+                       impl=conv_impl)
       if "b" in p:
         x = x + p["b"].astype(x.dtype)
       if rescale:
@@ -142,6 +149,11 @@ def _run(params: Params, spec: NetSpec, layers, x: jax.Array,
     elif isinstance(layer, LRN):
       x = ops.lrn(x, layer.size, layer.alpha, layer.beta, layer.k)
     elif isinstance(layer, Unpool):
+      nxt = layers[i + 1] if i + 1 < len(layers) else None
+      if (isinstance(nxt, Conv) and nxt.transpose and ops.use_unpool_conv(
+          conv_impl, layer.stride, x.shape[1:3], sizes[layer.name],
+          nxt.kernel, nxt.stride, nxt.padding, nxt.groups)):
+        pooled = x  # the unpooled map below is only kept as a feature
       x = ops.unpool2d(x, layer.stride, sizes[layer.name])
     elif isinstance(layer, ChannelMean):
       x = jnp.mean(x, axis=-1, keepdims=True)
@@ -161,17 +173,20 @@ def _check_input(spec: NetSpec, x: jax.Array, rescale: bool) -> None:
 
 
 def encode(params: Params, spec: NetSpec, x: jax.Array, *,
-           rescale: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
+           rescale: bool = False, conv_impl: str = "direct"
+           ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Runs the encoder. ``x``: [B, H, W, C]. Returns (feature, features)."""
   _check_input(spec, x, rescale)
   chex.assert_axis_dimension(x, 3, spec.in_channels)
   features: dict[str, jax.Array] = {}
-  out = _run(params, spec, spec.encoder, x, x.shape[1:3], rescale, features)
+  out = _run(params, spec, spec.encoder, x, x.shape[1:3], rescale, features,
+             conv_impl)
   return out, features
 
 
 def decode(params: Params, spec: NetSpec, z: jax.Array,
-           image_hw: tuple[int, int], *, rescale: bool = False
+           image_hw: tuple[int, int], *, rescale: bool = False,
+           conv_impl: str = "direct"
            ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Runs the decoder on a feature ``z`` of an ``image_hw`` input."""
   _check_input(spec, z, rescale)
@@ -180,12 +195,14 @@ def decode(params: Params, spec: NetSpec, z: jax.Array,
     raise ValueError(f"feature shape {tuple(z.shape[1:])} does not match "
                      f"{expected} of a {image_hw} input")
   features: dict[str, jax.Array] = {}
-  out = _run(params, spec, spec.decoder, z, tuple(image_hw), rescale, features)
+  out = _run(params, spec, spec.decoder, z, tuple(image_hw), rescale, features,
+             conv_impl)
   return out, features
 
 
 def apply(params: Params, spec: NetSpec, x: jax.Array, *,
-          rescale: bool = False) -> tuple[jax.Array, dict[str, jax.Array]]:
+          rescale: bool = False, conv_impl: str = "direct"
+          ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """The CNN-DCN forward pass.
 
   Args:
@@ -202,19 +219,21 @@ def apply(params: Params, spec: NetSpec, x: jax.Array, *,
     ``(out, features)``: out [B, H, W, 3] (or 1 with the channel-mean output);
     features maps every layer name to its output (after the activation).
   """
-  z, features = encode(params, spec, x, rescale=rescale)
-  out, dec = decode(params, spec, z, x.shape[1:3], rescale=rescale)
+  z, features = encode(params, spec, x, rescale=rescale, conv_impl=conv_impl)
+  out, dec = decode(params, spec, z, x.shape[1:3], rescale=rescale,
+                    conv_impl=conv_impl)
   features.update(dec)
   return out, features
 
 
 def output_fn(spec: NetSpec, distribution: str | Distribution,
-              rescale: bool = True):
+              rescale: bool = True, conv_impl: str = "direct"):
   """``f(key, images) -> outputs`` drawing a fresh random net per key."""
   dist = parse_distribution(distribution)
 
   def f(key, images):
-    return apply(init(key, spec, dist), spec, images, rescale=rescale)[0]
+    return apply(init(key, spec, dist), spec, images, rescale=rescale,
+                 conv_impl=conv_impl)[0]
 
   return f
 

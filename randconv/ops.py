@@ -13,9 +13,54 @@ from randconv.spec import LEAKY_SLOPE, pool_padding
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
+CONV_IMPLS = ("direct", "winograd", "auto")
+
+
+def use_winograd(impl: str, kernel: int, stride: int, groups: int,
+                 in_channels: int, out_channels: int) -> bool:
+  """Whether ``impl`` runs this conv by Winograd (randconv.fastconv).
+
+  ``direct`` (the default and the reference) never does; ``winograd`` does
+  for every 3x3 stride-1 ungrouped conv; ``auto`` does so on a CPU when both
+  channel counts are at least 8 (below that the matmuls are too thin to win;
+  benchmarks/sweep_vs_torch.py).
+  """
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
+                     f"{', '.join(CONV_IMPLS)}")
+  from randconv import fastconv
+  if impl == "direct" or not fastconv.supports(kernel, stride, groups):
+    return False
+  if impl == "winograd":
+    return True
+  return (jax.default_backend() == "cpu" and in_channels >= 8
+          and out_channels >= 8)
+
+
+def use_unpool_conv(impl: str, unpool_stride: int, in_hw: tuple[int, int],
+                    out_hw: tuple[int, int], kernel: int, stride: int,
+                    padding: int, groups: int) -> bool:
+  """Whether an unpooling followed by this stride-1 conv runs as one
+  :func:`randconv.fastconv.unpool_conv3x3` (``auto`` and ``winograd``):
+  2x unpooling with nothing to zero-extend, then a 3x3, padding-1 conv."""
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
+                     f"{', '.join(CONV_IMPLS)}")
+  return (impl != "direct" and unpool_stride == 2 and kernel == 3
+          and stride == 1 and padding == 1 and groups == 1
+          and tuple(out_hw) == (2 * in_hw[0], 2 * in_hw[1]))
+
+
 def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: int = 0,
-           groups: int = 1) -> jax.Array:
-  """Cross-correlation, NHWC input, HWIO kernel (as Caffe and PyTorch)."""
+           groups: int = 1, impl: str = "direct") -> jax.Array:
+  """Cross-correlation, NHWC input, HWIO kernel (as Caffe and PyTorch).
+
+  ``impl`` picks the algorithm (:func:`use_winograd`); the result is the
+  same up to float rounding.
+  """
+  if use_winograd(impl, w.shape[0], stride, groups, w.shape[2], w.shape[3]):
+    from randconv import fastconv
+    return fastconv.winograd_conv3x3(x, w, padding)
   return lax.conv_general_dilated(
       x, w, (stride, stride), ((padding, padding), (padding, padding)),
       dimension_numbers=_DIMS, feature_group_count=groups,
@@ -23,7 +68,8 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: int = 0,
 
 
 def conv_transpose2d(x: jax.Array, w: jax.Array, stride: int, padding: int,
-                     out_hw: tuple[int, int], groups: int = 1) -> jax.Array:
+                     out_hw: tuple[int, int], groups: int = 1,
+                     impl: str = "direct") -> jax.Array:
   """Transposed convolution: the input dilated by ``stride``, correlated
   with ``w`` (HWIO), cut or zero-extended at the bottom/right to ``out_hw``.
 
@@ -37,6 +83,11 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, stride: int, padding: int,
   full_h = (h - 1) * stride - 2 * padding + k
   full_w = (wd - 1) * stride - 2 * padding + k
   pads = ((lo, lo + out_hw[0] - full_h), (lo, lo + out_hw[1] - full_w))
+  if (stride == 1 and pads[0] == (lo, lo) and pads[1] == (lo, lo)
+      and use_winograd(impl, k, 1, groups, w.shape[2], w.shape[3])):
+    # Stride 1: the transposed conv is a plain conv with padding k - 1 - p.
+    from randconv import fastconv
+    return fastconv.winograd_conv3x3(x, w, lo)
   return lax.conv_general_dilated(
       x, w, (1, 1), pads, lhs_dilation=(stride, stride),
       dimension_numbers=_DIMS, feature_group_count=groups,
@@ -95,6 +146,14 @@ def unpool2d(x: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
   y = y.at[:, :, 0, :, 0, :].set(x).reshape(n, h * stride, w * stride, c)
   return jnp.pad(y, ((0, 0), (0, out_hw[0] - h * stride),
                      (0, out_hw[1] - w * stride), (0, 0)))
+
+
+def unpool_conv(p: jax.Array, w: jax.Array) -> jax.Array:
+  """``conv2d(unpool2d(p, 2, 2x size), w, 1, 1)`` without the zeros
+  (:func:`randconv.fastconv.unpool_conv3x3`); a stride-1 transposed conv
+  with padding 1 is this same conv."""
+  from randconv import fastconv
+  return fastconv.unpool_conv3x3(p, w)
 
 
 def crop(x: jax.Array, hw: tuple[int, int]) -> jax.Array:

@@ -1,0 +1,170 @@
+"""The hot path of Section 4: many random CNN-DCN nets on one image batch.
+
+:func:`sweep_outputs` evaluates ``post(images, outputs)`` for every net key
+with the fastest settings measured for the backend (README, "Section 4",
+speed), or with the direct convolution when asked (the reference):
+
+* 3x3 stride-1 convs by Winograd F(4x4, 3x3) on a CPU (``conv_impl='auto'``,
+  :mod:`randconv.fastconv`);
+* the seed strategy chosen per net size (:func:`pick_strategy`): a cheap net
+  is dominated by per-call dispatch and thin convs, so the nets are vmapped
+  together; under ``vmap`` the first conv of all nets, which share their
+  input, becomes one conv with ``nets x width`` output channels (JAX's
+  batching rule for an unbatched input) and the Winograd matmuls gain a batch
+  axis. A costly net runs one net per call, which keeps memory low and the
+  matmuls big.
+
+Compiled functions are cached per (spec, post, impl), so a sweep that calls
+this once per cell compiles once per width.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import math
+
+import jax
+import numpy as np
+
+from randconv import nets, seeds
+from randconv.spec import NetSpec, conv_flops
+
+# Up to this many multiply-adds per image per net, nets are vmapped together
+# on a CPU (benchmarks/sweep_vs_torch.py; README).
+CPU_VMAP_MAX_MACS = 40e6
+
+
+def pick_strategy(spec: NetSpec, height: int, width: int,
+                  backend: str | None = None) -> str:
+  """``vmap`` for cheap nets on a CPU (dispatch-bound), ``loop`` for costly
+  ones; elsewhere the backend's default (:data:`seeds.DEFAULT_STRATEGY`)."""
+  backend = backend or jax.default_backend()
+  if backend == "cpu":
+    macs = conv_flops(spec, height, width) / 2
+    return "vmap" if macs <= CPU_VMAP_MAX_MACS else "loop"
+  return seeds.default_strategy(backend)
+
+
+def keep_freed_memory() -> bool:
+  """Asks glibc's malloc to keep freed memory instead of unmapping it.
+
+  XLA's CPU runtime allocates each call's buffers afresh; with glibc's
+  defaults every buffer over 32 MiB is a new ``mmap`` whose pages fault in
+  on first touch, which can cost as much as the convolution itself. Keeping
+  the heap (``M_MMAP_MAX = 0``, no trimming) removes those faults; the peak
+  memory is the same, it is just not given back to the system.
+
+  Returns:
+    Whether glibc accepted the settings (False on other C libraries).
+  """
+  name = ctypes.util.find_library("c")
+  if not name:
+    return False
+  try:
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_max = -1, -4
+    ok = libc.mallopt(m_mmap_max, 0) and libc.mallopt(
+        m_trim_threshold, 1 << 40)
+  except (OSError, AttributeError):
+    return False
+  return bool(ok)
+
+
+@functools.lru_cache(maxsize=32)
+def compiled(spec: NetSpec, post=None, conv_impl: str = "auto",
+             rescale: bool = True, many: bool = False):
+  """The jitted ``f(params, images) -> post(images, outputs)``; with
+  ``many``, vmapped over params stacked on a leading net axis. ``post`` must
+  be hashable (a module-level function).
+
+  The weights are drawn outside (:func:`draw`): JAX compiles each random
+  draw once per shape and reuses it across specs and widths, whereas a
+  jitted ``init`` recompiles every draw of every layer for every spec (16 s
+  of compile for VGG16 at Conv5 here, against 1.3 s for ``apply``)."""
+
+  def f(params, images):
+    y = nets.apply(params, spec, images, rescale=rescale,
+                   conv_impl=conv_impl)[0]
+    return y if post is None else post(images, y)
+
+  return jax.jit(jax.vmap(f, in_axes=(0, None)) if many else f)
+
+
+def draw(spec: NetSpec, distribution, keys: jax.Array, many: bool = False):
+  """The params of the nets in ``keys`` (:func:`randconv.nets.init`, run
+  eagerly); ``many``: stacked on a leading axis, else ``keys`` must hold one
+  key and the params are unstacked."""
+  dist = nets.parse_distribution(distribution)
+  keys = jax.numpy.asarray(keys)
+  if many:
+    return jax.vmap(lambda k: nets.init(k, spec, dist))(keys)
+  return nets.init(keys[0], spec, dist)
+
+
+def plan(spec: NetSpec, n_seeds: int, n_images: int, height: int, width: int,
+         strategy: str, conv_impl: str = "auto",
+         budget: int | None = None) -> seeds.Plan:
+  """Seed and image chunks under ``budget`` bytes (:func:`seeds.plan_chunks`);
+  Winograd holds its tile buffers too, counted as 3x the activations."""
+  p = seeds.plan_chunks(spec, n_seeds, n_images, height, width, strategy,
+                        budget=budget)
+  if conv_impl != "direct" and jax.default_backend() == "cpu":
+    scale = 3
+    return seeds.Plan(max(1, p.seed_chunk // (scale if strategy == "vmap"
+                                              else 1)),
+                      max(1, math.ceil(p.image_chunk / scale)))
+  return p
+
+
+def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
+                  post=None, conv_impl: str = "auto", strategy: str = "auto",
+                  budget: int | None = None, rescale: bool = True,
+                  chunks: seeds.Plan | None = None):
+  """``post(images, outputs)`` for every net in ``keys``: a pytree of numpy
+  arrays [S, B, ...].
+
+  Args:
+    spec: the network.
+    distribution: the weight distribution (str or Distribution).
+    keys: [S, 2] net keys (:func:`randconv.seeds.seed_keys`).
+    images: [B, H, W, C].
+    post: maps (images, outputs) to a per-image pytree; default: outputs.
+      Must be hashable (a module-level function) for the compile cache.
+    conv_impl: ``auto``, ``winograd`` or ``direct`` (the reference).
+    strategy: ``loop``, ``vmap`` or ``auto`` (:func:`pick_strategy`).
+    budget: memory budget in bytes for the chunks (default: the backend's).
+    rescale: RMS-normalise after every conv (SPEC 1.4).
+    chunks: explicit chunk sizes (default: :func:`plan`).
+  """
+  keys = np.asarray(keys)
+  images = np.asarray(images, np.float32)
+  n_seeds, n_images = keys.shape[0], images.shape[0]
+  h, w = images.shape[1:3]
+  if strategy == "auto":
+    strategy = pick_strategy(spec, h, w)
+  if strategy not in ("loop", "vmap"):
+    raise ValueError(f"unknown sweep strategy {strategy!r}; choose loop, "
+                     "vmap or auto")
+  chunks = chunks or plan(spec, n_seeds, n_images, h, w, strategy, conv_impl,
+                          budget)
+  many = strategy == "vmap"
+  fn = compiled(spec, post, conv_impl, rescale, many)
+  seed_size = max(1, chunks.seed_chunk) if many else 1
+  rows = []
+  for s0 in range(0, n_seeds, seed_size):
+    params = draw(spec, distribution, keys[s0:s0 + seed_size], many)
+    cols = []
+    for i0 in range(0, n_images, max(1, chunks.image_chunk)):
+      out = fn(params, images[i0:i0 + chunks.image_chunk])
+      if not many:
+        out = jax.tree_util.tree_map(lambda a: a[None], out)
+      cols.append(jax.device_get(out))
+    rows.append(jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a, axis=1), *cols))
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+
+
+__all__ = ["sweep_outputs", "compiled", "draw", "plan", "pick_strategy",
+           "keep_freed_memory"]
