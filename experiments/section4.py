@@ -1,0 +1,634 @@
+"""Section 4 of the paper: fully random CNN-DCN ("rrVGG") experiments S4a-S4f.
+
+Commands (runtimes on the 2-core dev machine, shared with other work):
+
+  randconv reproduce --preset quick --only S4a S4b S4c S4d S4e S4f --out DIR
+  randconv reproduce --preset cpu   --only S4a S4b S4c S4d S4e S4f --out DIR
+  RANDCONV_TIME_BUDGET_S=480 randconv reproduce --preset paper \\
+      --only S4c S4d --out DIR        # one GPU; stops cleanly between cells
+
+Three experiments, each in ``OUT/<name>/`` (config.json, metrics.jsonl cell
+by cell, figures; a re-run resumes):
+
+* ``fig7`` (S4a, S4b): the cat through rrVGG Conv1..Conv5 and through the
+  simplified ConvK nets, several nets; SSIM, |r| and the edge correlation of
+  the cat, against a chance level made of the same nets' outputs for other
+  images.
+* ``conv1_width_sweep`` (S4c, S4d, S4e): rrVGG truncated at pool1 (SPEC 1.1)
+  with the original output and the channel-mean output, width 4, 8, ...;
+  per net the mean SSIM and mean |r| over the images, then mean and std over
+  the nets (Figs. 8, 9); Fig. 10 from the same nets.
+* ``kernel_sweep`` (S4f): rrVGG Conv1_1-DeConv1_1 with kernel 1, 3, 5, ...
+
+Presets (``tiny`` is for the tests only):
+
+| preset | fig7 | width sweep | kernel sweep |
+|---|---|---|---|
+| tiny | 32 px, 2 nets, 1 other image | 16 px, widths 4-16, 2 nets x 3 images | 16 px, kernels 1-5, 2 nets x 3 images |
+| quick | 64 px, 2 nets, 2 others | 32 px, widths 4-64, 3 nets x 4 images | 32 px, kernels 1-7, 3 nets x 4 images |
+| cpu | 227 px, 6 nets, 3 others | 64 px, widths 4-1024, 10 nets x 20 images | 128 px, kernels 1-15, 10 nets x 20 images |
+| paper | 227 px, 30 nets, 8 others | 227 px, widths 4-2048, 30 nets x 50 images | 227 px, kernels 1-15, 30 nets x 50 images |
+
+Weights: Gaussian(0, 0.015), plain ReLU, no biases (SPEC 1.3-1.4); outputs
+rescaled between layers (homogeneous nets, SPEC 1.4). Images: the offline
+photos and their crops (``experiments.section4_data``) for tiny/quick/cpu;
+for paper, tfds ImageNet validation, a folder, or the photos.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from randconv import metrics, seeds, sweep
+from randconv.cells import CellLog, time_budget_s
+from randconv.registry import ClaimResult, claim_text, register
+from randconv.spec import conv_flops, make_spec
+
+from experiments import section4_data, section4_plots
+
+DIST = "gaussian:0.015"
+ROOT_SEED = 4
+LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
+
+FIG7 = {
+    "tiny": dict(size=32, nets=2, others=1),
+    "quick": dict(size=64, nets=2, others=2),
+    "cpu": dict(size=227, nets=6, others=3),
+    "paper": dict(size=227, nets=30, others=8),
+}
+WIDTHS = {
+    "tiny": dict(size=16, widths=[4, 8, 16], nets=2, images=3,
+                 fig10_images=2, fig10_widths=[4, 16]),
+    "quick": dict(size=32, widths=[4, 8, 16, 32, 64], nets=3, images=4,
+                  fig10_images=3, fig10_widths=[4, 16, 64]),
+    "cpu": dict(size=64, widths=[4, 8, 16, 32, 64, 128, 256, 512, 1024],
+                nets=10, images=20, fig10_images=4,
+                fig10_widths=[4, 16, 64, 256, 1024]),
+    "paper": dict(size=227, widths=[4, 8, 16, 32, 64, 128, 256, 512, 1024,
+                                    2048], nets=30, images=50, fig10_images=5,
+                  fig10_widths=[4, 16, 64, 256, 1024, 2048]),
+}
+KERNELS = {
+    "tiny": dict(size=16, kernels=[1, 3, 5], nets=2, images=3),
+    "quick": dict(size=32, kernels=[1, 3, 5, 7], nets=3, images=4),
+    "cpu": dict(size=128, kernels=[1, 3, 5, 7, 9, 11, 13, 15], nets=10,
+                images=20),
+    "paper": dict(size=227, kernels=[1, 3, 5, 7, 9, 11, 13, 15], nets=30,
+                  images=50),
+}
+# Fig. 7's deep nets: XLA compiles the Winograd path of 26 convs in ~15 s
+# per net here, the direct convs in ~1 s, and Fig. 7 is cheap (4.8 TFLOP at
+# the cpu preset), so it runs the direct reference.
+FIG7_IMPL = "direct"
+# Verdict thresholds (README, Section 4, "How claims are decided").
+RANK_RISE = 0.8        # Spearman rho that counts as "rises"/"falls"
+CONTOUR_Z = 3.0        # edge r this many chance stds above chance: contours
+ROUGH_CONTOUR_Z = 1.0  # ... for the "rough contour" of Conv4
+SIMILAR_ROWS = 0.5     # rows of Fig. 7 differ by < this x row 1's range
+
+
+# --------------------------------------------------------------------------
+# Per-image measurements, computed inside the jitted net call.
+
+def edge_r(x: jax.Array, y: jax.Array) -> jax.Array:
+  """Pearson r between the Sobel gradient magnitudes of the min-max grey
+  images (sign-free: the magnitude of 1 - y's gradient is y's). [...]."""
+  def mag(img):
+    g = metrics.minmax(metrics.grey(img))
+    gx = (g[..., :-2, 2:] + 2 * g[..., 1:-1, 2:] + g[..., 2:, 2:]
+          - g[..., :-2, :-2] - 2 * g[..., 1:-1, :-2] - g[..., 2:, :-2])
+    gy = (g[..., 2:, :-2] + 2 * g[..., 2:, 1:-1] + g[..., 2:, 2:]
+          - g[..., :-2, :-2] - 2 * g[..., :-2, 1:-1] - g[..., :-2, 2:])
+    return jnp.sqrt(gx * gx + gy * gy)[..., None]
+  return metrics.pearson(mag(x), mag(y))
+
+
+def _sweep_post(images, outputs):
+  # "grey" (the picture, sign-aligned) feeds Fig. 10 and is not logged.
+  return {"ssim": metrics.ssim(images, outputs),
+          "pearson": metrics.pearson(images, outputs),
+          "edge_r": edge_r(images, outputs),
+          "grey": metrics.grey(metrics.display(images, outputs))}
+
+
+def _kernel_post(images, outputs):
+  return metrics.reconstruction_metrics(images, outputs)
+
+
+def _fig7_post(images, outputs):
+  # images[0] is the cat; the others' outputs give the chance level.
+  first = jnp.broadcast_to(images[:1], images.shape)
+  return {"ssim": metrics.ssim(images, outputs),
+          "pearson": metrics.pearson(images, outputs),
+          "edge_r": edge_r(images, outputs),
+          "ssim_vs_first": metrics.ssim(first, outputs),
+          "edge_r_vs_first": edge_r(first, outputs),
+          "grey": metrics.grey(metrics.display(images, outputs))}
+
+
+# --------------------------------------------------------------------------
+# Helpers.
+
+def spearman(a, b) -> float:
+  """Spearman's rank correlation (average ranks for ties)."""
+  def rank(v):
+    v = np.asarray(v, float)
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v), dtype=float)
+    for val in np.unique(v):  # ties share their mean rank
+      r[v == val] = r[v == val].mean()
+    return r
+  if len(a) < 2:
+    return float("nan")
+  ra, rb = rank(a), rank(b)
+  ra, rb = ra - ra.mean(), rb - rb.mean()
+  den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+  return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+def _r(v) -> float:
+  return round(float(v), 4)
+
+
+def _groups(n: int, size: int) -> list[range]:
+  return [range(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+def _net_group_size(spec, size: int, n_nets: int, n_images: int) -> int:
+  """Nets per cell group: all of them when the strategy vmaps them (cheap
+  nets), else one. Fixed by the preset, so a resumed run computes the same
+  groups and the same numbers."""
+  strategy = sweep.pick_strategy(spec, size, size)
+  if strategy != "vmap":
+    return 1
+  p = sweep.plan(spec, n_nets, n_images, size, size, "vmap")
+  return max(1, min(n_nets, p.seed_chunk))
+
+
+def _run_group(spec, keys, x, post, chunks=None, conv_impl="auto"):
+  strategy = sweep.pick_strategy(spec, x.shape[1], x.shape[2])
+  if len(keys) == 1:
+    strategy = "loop"
+  return sweep.sweep_outputs(spec, DIST, keys, x, post=post,
+                             strategy=strategy, chunks=chunks,
+                             conv_impl=conv_impl)
+
+
+def _status(done: int, total: int) -> str:
+  return "measured" if done == total else "partial"
+
+
+def _partial_note(log: CellLog, done: int, total: int) -> dict:
+  if done == total:
+    return {}
+  budget = time_budget_s()
+  return {"partial": f"{done} of {total} cells (time budget "
+                     f"{budget} s; run again with the same --out to resume)"}
+
+
+# --------------------------------------------------------------------------
+# Fig. 7: S4a and S4b.
+
+@register("S4a", "S4b", title="Fig. 7: rrVGG ConvK-DeConvK, full and "
+          "simplified", name="fig7")
+def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
+  cfg = FIG7[preset]
+  size, n_nets = cfg["size"], cfg["nets"]
+  x, names = section4_data.offline_images(1 + cfg["others"], size)
+  log = CellLog(workdir, {"experiment": "fig7", "preset": preset, **cfg,
+                          "dist": DIST, "seed": ROOT_SEED, "images": names,
+                          "conv_impl": FIG7_IMPL, "backend":
+                          jax.default_backend()})
+  rows = {"original": False, "simplified": True}
+  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  total = done = 0
+  for k, layer in enumerate(LAYERS, start=1):
+    for row, simplified in rows.items():
+      spec = make_spec("vgg16", layer, simplified=simplified)
+      for net in range(n_nets):
+        cell = f"{row}/{layer}/n{net}"
+        total += 1
+        if log.has(cell):
+          done += 1
+          continue
+        if log.out_of_time():
+          continue
+        res = _run_group(spec, keys[net:net + 1], x, _fig7_post,
+                         chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
+        log.add([{"cell": cell, "row": row, "layer": layer, "k": k,
+                  "net": net, **{m: [float(v) for v in res[m][0]]
+                                 for m in res if m != "grey"}}])
+        done += 1
+
+  # Per row and layer: the cat's numbers over nets, and the chance level.
+  stats = {row: [] for row in rows}
+  for row in rows:
+    for layer in LAYERS:
+      recs = [log.get(f"{row}/{layer}/n{i}") for i in range(n_nets)
+              if log.has(f"{row}/{layer}/n{i}")]
+      if not recs:
+        stats[row].append(None)
+        continue
+      ssim = np.array([r["ssim"][0] for r in recs])
+      er = np.array([r["edge_r"][0] for r in recs])
+      chance = np.array([r["edge_r_vs_first"][1:] for r in recs]).ravel()
+      chance_ssim = np.array([r["ssim_vs_first"][1:] for r in recs]).ravel()
+      cstd = float(chance.std()) if chance.size > 1 else float("nan")
+      stats[row].append({
+          "ssim": float(ssim.mean()), "ssim_std": float(ssim.std()),
+          "r_abs": float(np.mean([abs(r["pearson"][0]) for r in recs])),
+          "edge_r": float(er.mean()),
+          "chance_edge_r": float(chance.mean()),
+          "chance_ssim": float(chance_ssim.mean()),
+          "contour_z": float((er.mean() - chance.mean()) / cstd)
+          if cstd > 0 else float("nan"),
+          "nets": len(recs)})
+
+  # Figure: the net closest to the mean SSIM of the cat, per row and layer.
+  figures = []
+  if all(s is not None for row in rows for s in stats[row]):
+    pictures = {row: [] for row in rows}
+    shown = {row: [] for row in rows}
+    for row, simplified in rows.items():
+      for layer, s in zip(LAYERS, stats[row]):
+        spec = make_spec("vgg16", layer, simplified=simplified)
+        ssims = [log.get(f"{row}/{layer}/n{i}")["ssim"][0]
+                 for i in range(n_nets)]
+        best = int(np.argmin(np.abs(np.array(ssims) - s["ssim"])))
+        out = _run_group(spec, keys[best:best + 1], x, _fig7_post,
+                         chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
+        pictures[row].append(out["grey"][0, 0])
+        shown[row].append(float(out["ssim"][0, 0]))
+    figures.append(str(section4_plots.fig7(
+        x[0], pictures, shown, Path(workdir) / "fig7.png",
+        [f"Conv{k}" for k in range(1, 6)])))
+
+  measured_rows = {row: [None if s is None else
+                         {key: _r(v) if isinstance(v, float) else v
+                          for key, v in s.items()} for s in stats[row]]
+                   for row in rows}
+  status = _status(done, total)
+  note = _partial_note(log, done, total)
+  results = []
+  orig = stats["original"]
+  simp = stats["simplified"]
+  if any(s is None for s in orig):
+    results.append(ClaimResult("S4a", claim_text("S4a"),
+                               {"by_layer": measured_rows["original"], **note},
+                               None, status, figures))
+  else:
+    ssim = [s["ssim"] for s in orig]
+    z = [s["contour_z"] for s in orig]
+    rho = spearman(range(1, 6), ssim)
+    decays = rho <= -RANK_RISE and ssim[0] > ssim[4]
+    contours = all(v >= CONTOUR_Z for v in z[:3])
+    rough = z[3] >= ROUGH_CONTOUR_Z
+    results.append(ClaimResult("S4a", claim_text("S4a"), {
+        "ssim_conv1_to_conv5": [_r(v) for v in ssim],
+        "spearman_ssim_vs_depth": _r(rho),
+        "edge_r_conv1_to_conv5": [_r(s["edge_r"]) for s in orig],
+        "chance_edge_r": [_r(s["chance_edge_r"]) for s in orig],
+        "contour_z_conv1_to_conv5": [_r(v) for v in z],
+        "decays": bool(decays), "contours_conv1_3": bool(contours),
+        "rough_contour_conv4": bool(rough),
+        "rule": f"decays: rho <= -{RANK_RISE} and SSIM(Conv1) > SSIM(Conv5);"
+                f" contours: edge r >= chance + {CONTOUR_Z} chance std at "
+                f"Conv1-3, >= {ROUGH_CONTOUR_Z} std at Conv4",
+        "nets": n_nets, "size": size, **note},
+        bool(decays and contours and rough), status, figures))
+  if any(s is None for s in orig + simp):
+    results.append(ClaimResult("S4b", claim_text("S4b"),
+                               {"by_layer": measured_rows["simplified"],
+                                **note}, None, status, figures))
+  else:
+    a = np.array([s["ssim"] for s in orig])
+    b = np.array([s["ssim"] for s in simp])
+    rho_b = spearman(range(1, 6), b)
+    diff = float(np.mean(np.abs(a - b)))
+    spread = float(a.max() - a.min())
+    similar = diff < SIMILAR_ROWS * spread
+    results.append(ClaimResult("S4b", claim_text("S4b"), {
+        "ssim_simplified_conv1_to_conv5": [_r(v) for v in b],
+        "ssim_original_conv1_to_conv5": [_r(v) for v in a],
+        "spearman_simplified_vs_k": _r(rho_b),
+        "mean_abs_row_difference": _r(diff),
+        "row1_range_over_k": _r(spread),
+        "rule": f"similar: mean |row1 - row2| < {SIMILAR_ROWS} x row 1's "
+                f"range over K, and row 2 also falls with K (rho <= "
+                f"-{RANK_RISE})",
+        **note}, bool(similar and rho_b <= -RANK_RISE), status, figures))
+  return results
+
+
+# --------------------------------------------------------------------------
+# Figs. 8-10: S4c, S4d, S4e.
+
+def _width_stats(log: CellLog, variant: str, widths: list[int],
+                 n_nets: int) -> dict:
+  out = {"width": [], "ssim_mean": [], "ssim_std": [], "r_mean": [],
+         "r_std": [], "nets": []}
+  for w in widths:
+    recs = [log.get(f"{variant}/w{w}/n{i}") for i in range(n_nets)
+            if log.has(f"{variant}/w{w}/n{i}")]
+    if len(recs) < n_nets:
+      continue  # a width counts once all its nets are done
+    s = np.array([r["ssim_mean"] for r in recs])
+    r = np.array([r["r_abs_mean"] for r in recs])
+    out["width"].append(w)
+    out["ssim_mean"].append(float(s.mean()))
+    out["ssim_std"].append(float(s.std()))
+    out["r_mean"].append(float(r.mean()))
+    out["r_std"].append(float(r.std()))
+    out["nets"].append(len(recs))
+  return out
+
+
+@register("S4c", "S4d", "S4e", title="Figs. 8-10: rrVGG Conv1-DeConv1 width "
+          "sweep, original and channel-mean output", name="conv1_width_sweep")
+def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
+  cfg = WIDTHS[preset]
+  size, n_nets, widths = cfg["size"], cfg["nets"], cfg["widths"]
+  source = "auto" if preset == "paper" else "photos"
+  x, names, used = section4_data.sample_images(cfg["images"], size, source)
+  log = CellLog(workdir, {"experiment": "conv1_width_sweep",
+                          "preset": preset, **cfg, "dist": DIST,
+                          "seed": ROOT_SEED, "image_source": used,
+                          "images": names, "layer": "pool1",
+                          "conv_impl": "auto",
+                          "backend": jax.default_backend()})
+  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  variants = ("conv", "mean")
+  total = done = 0
+  for w in widths:  # both variants at each width: a cut run has pairs
+    for variant in variants:
+      spec = make_spec("vgg16", "pool1", width=w, output=variant)
+      gsize = _net_group_size(spec, size, n_nets, len(x))
+      for group in _groups(n_nets, gsize):
+        cells = [f"{variant}/w{w}/n{i}" for i in group]
+        total += len(cells)
+        if all(log.has(c) for c in cells):
+          done += len(cells)
+          continue
+        if log.out_of_time():
+          continue
+        res = _run_group(spec, keys[group.start:group.stop], x, _sweep_post)
+        recs = []
+        for j, i in enumerate(group):
+          if log.has(cells[j]):
+            continue
+          s, r = res["ssim"][j], res["pearson"][j]
+          recs.append({"cell": cells[j], "variant": variant, "width": w,
+                       "net": i, "ssim_mean": float(s.mean()),
+                       "r_abs_mean": float(np.abs(r).mean()),
+                       "r_mean": float(r.mean()),
+                       "ssim": [float(v) for v in s],
+                       "pearson": [float(v) for v in r]})
+        log.add(recs)
+        done += len(cells)
+
+  stats = {v: _width_stats(log, v, widths, n_nets) for v in variants}
+  figures = []
+  wd = Path(workdir)
+  if any(stats[v]["width"] for v in variants):
+    figures.append(str(section4_plots.width_curves(
+        widths, stats, "ssim", "SSIM", "Fig. 8: SSIM vs number of random "
+        "channels (mean +- std over nets)", wd / "fig8_ssim.png")))
+    figures.append(str(section4_plots.width_curves(
+        widths, stats, "r", "|Pearson r|", "Fig. 9: |r| vs number of random "
+        "channels (mean +- std over nets)", wd / "fig9_pearson.png")))
+  fig10 = _fig10(log, cfg, x, names, keys, wd) if not log.out_of_time() \
+      else None
+  status = _status(done, total)
+  note = _partial_note(log, done, total)
+  return [_claim_s4c(stats["conv"], note, status, figures),
+          _claim_s4d(stats, note, status, figures),
+          _claim_s4e(fig10, cfg, note, status)]
+
+
+def _rise(s: dict, key: str = "ssim") -> dict:
+  m = s[key + "_mean"]
+  return {"spearman": spearman(s["width"], m),
+          "gain": m[-1] - m[0]}
+
+
+def _table(s: dict) -> dict:
+  return {"width": s["width"],
+          "ssim_mean": [_r(v) for v in s["ssim_mean"]],
+          "ssim_std": [_r(v) for v in s["ssim_std"]],
+          "r_abs_mean": [_r(v) for v in s["r_mean"]],
+          "r_abs_std": [_r(v) for v in s["r_std"]]}
+
+
+def _claim_s4c(s, note, status, figures) -> ClaimResult:
+  if len(s["width"]) < 3:
+    return ClaimResult("S4c", claim_text("S4c"), {**_table(s), **note}, None,
+                       status, figures)
+  rs, rr = _rise(s), _rise(s, "r")
+  holds = rs["spearman"] >= RANK_RISE and rs["gain"] > 0
+  return ClaimResult("S4c", claim_text("S4c"), {
+      **_table(s), "spearman_ssim_vs_width": _r(rs["spearman"]),
+      "spearman_r_vs_width": _r(rr["spearman"]),
+      "ssim_gain_smallest_to_largest": _r(rs["gain"]),
+      "rule": f"rises: Spearman(width, mean SSIM) >= {RANK_RISE} and the "
+              "largest width's mean SSIM above the smallest's", **note},
+      bool(holds), status, figures)
+
+
+def _converge(m: list[float]) -> float:
+  """The last doubling's gain as a fraction of the whole rise."""
+  total = m[-1] - m[0]
+  return (m[-1] - m[-2]) / total if total > 0 else float("nan")
+
+
+def _snr(s: dict) -> float:
+  return (s["ssim_mean"][-1] - s["ssim_mean"][0]) / max(
+      1e-12, float(np.mean(s["ssim_std"])))
+
+
+def _claim_s4d(stats, note, status, figures) -> ClaimResult:
+  s, c = stats["mean"], stats["conv"]
+  if len(s["width"]) < 3 or len(c["width"]) < 3:
+    return ClaimResult("S4d", claim_text("S4d"), {**_table(s), **note}, None,
+                       status, figures)
+  rs = _rise(s)
+  conv_mean, conv_conv = _converge(s["ssim_mean"]), _converge(c["ssim_mean"])
+  snr_mean, snr_conv = _snr(s), _snr(c)
+  std_shrinks = s["ssim_std"][-1] < s["ssim_std"][0]
+  rises = rs["spearman"] >= RANK_RISE and rs["gain"] > 0
+  clearer = snr_mean > snr_conv
+  converges = conv_mean < conv_conv or not conv_conv > 0
+  return ClaimResult("S4d", claim_text("S4d"), {
+      **_table(s), "spearman_ssim_vs_width": _r(rs["spearman"]),
+      "std_smallest_width": _r(s["ssim_std"][0]),
+      "std_largest_width": _r(s["ssim_std"][-1]),
+      "rise_over_mean_std": {"mean": _r(snr_mean), "conv": _r(snr_conv)},
+      "last_doubling_share_of_rise": {"mean": _r(conv_mean),
+                                      "conv": _r(conv_conv)},
+      "rises": bool(rises), "clearer": bool(clearer),
+      "converges_clearer": bool(converges), "std_shrinks": bool(std_shrinks),
+      "rule": f"rises (Spearman >= {RANK_RISE}); clearer: (rise / mean std) "
+              "above the original's; convergence clearer: the last "
+              "doubling's share of the rise below the original's; std at "
+              "the largest width below the smallest's", **note},
+      bool(rises and clearer and converges and std_shrinks), status, figures)
+
+
+def _fig10(log: CellLog, cfg, x, names, keys, wd: Path):
+  """Per image and width, the original net whose SSIM on that image is
+  closest to the mean over the nets; its output is recomputed (cheap)."""
+  n_nets, size = cfg["nets"], cfg["size"]
+  widths = [w for w in cfg["fig10_widths"]
+            if all(log.has(f"conv/w{w}/n{i}") for i in range(n_nets))]
+  if len(widths) < 2:
+    return None
+  rows = list(range(min(cfg["fig10_images"], len(x))))
+  outs, ssims, edges = [], [], []
+  cache = {}
+  for j in rows:
+    o_row, s_row, e_row = [], [], []
+    for w in widths:
+      cell = f"s4e/i{j}/w{w}"
+      per_net = np.array([log.get(f"conv/w{w}/n{i}")["ssim"][j]
+                          for i in range(n_nets)])
+      best = int(np.argmin(np.abs(per_net - per_net.mean())))
+      spec = make_spec("vgg16", "pool1", width=w, output="conv")
+      # Recompute best's cell group as the sweep did (same compiled call).
+      gsize = _net_group_size(spec, size, n_nets, len(x))
+      g0 = best // gsize * gsize
+      group = range(g0, min(n_nets, g0 + gsize))
+      if (w, g0) not in cache:
+        cache[(w, g0)] = _run_group(spec, keys[group.start:group.stop], x,
+                                    _sweep_post)
+      res = cache[(w, g0)]
+      i = best - g0
+      shown = {m: float(res[m][i, j]) for m in ("ssim", "edge_r")}
+      if not log.has(cell):
+        log.add([{"cell": cell, "image": j, "width": w, "net": best,
+                  **shown, "mean_ssim_over_nets": float(per_net.mean())}])
+      o_row.append(res["grey"][i, j])
+      s_row.append(shown["ssim"])
+      e_row.append(shown["edge_r"])
+    outs.append(o_row)
+    ssims.append(s_row)
+    edges.append(e_row)
+  grey_in = [np.asarray(metrics.grey(jnp.asarray(x[j]))) for j in rows]
+  path = section4_plots.fig10(grey_in, outs, ssims, widths,
+                              [names[j].split(":")[0] for j in rows],
+                              wd / "fig10.png")
+  return {"widths": widths, "ssim": ssims, "edge_r": edges,
+          "images": [names[j] for j in rows], "figure": str(path)}
+
+
+def _claim_s4e(fig10, cfg, note, status) -> ClaimResult:
+  if fig10 is None:
+    return ClaimResult("S4e", claim_text("S4e"), note or None, None,
+                       status if status != "measured" else "partial")
+  rho_s = [spearman(fig10["widths"], s) for s in fig10["ssim"]]
+  rho_e = [spearman(fig10["widths"], e) for e in fig10["edge_r"]]
+  ms, me = float(np.mean(rho_s)), float(np.mean(rho_e))
+  return ClaimResult("S4e", claim_text("S4e"), {
+      "widths": fig10["widths"], "images": fig10["images"],
+      "shown_ssim": [[_r(v) for v in row] for row in fig10["ssim"]],
+      "shown_edge_r": [[_r(v) for v in row] for row in fig10["edge_r"]],
+      "mean_spearman_ssim_vs_width": _r(ms),
+      "mean_spearman_edge_r_vs_width": _r(me),
+      "rule": f"sharpen: over the shown pictures, mean Spearman(width, SSIM)"
+              f" and mean Spearman(width, edge r) both >= {RANK_RISE}",
+      **note}, bool(ms >= RANK_RISE and me >= RANK_RISE), status,
+      [fig10["figure"]])
+
+
+# --------------------------------------------------------------------------
+# Section 4.3: S4f.
+
+@register("S4f", title="Section 4.3: rrVGG Conv1_1-DeConv1_1 kernel size",
+          name="kernel_sweep")
+def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
+  cfg = KERNELS[preset]
+  size, n_nets, kernels = cfg["size"], cfg["nets"], cfg["kernels"]
+  source = "auto" if preset == "paper" else "photos"
+  x, names, used = section4_data.sample_images(cfg["images"], size, source)
+  log = CellLog(workdir, {"experiment": "kernel_sweep", "preset": preset,
+                          **cfg, "dist": DIST, "seed": ROOT_SEED,
+                          "image_source": used, "images": names,
+                          "layer": "conv1_1", "conv_impl": "auto",
+                          "backend": jax.default_backend()})
+  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  total = done = 0
+  for k in kernels:
+    spec = make_spec("vgg16", "conv1_1", kernel_size=k)
+    gsize = _net_group_size(spec, size, n_nets, len(x))
+    for group in _groups(n_nets, gsize):
+      cells = [f"k{k}/n{i}" for i in group]
+      total += len(cells)
+      if all(log.has(c) for c in cells):
+        done += len(cells)
+        continue
+      if log.out_of_time():
+        continue
+      res = _run_group(spec, keys[group.start:group.stop], x, _kernel_post)
+      log.add([{"cell": c, "kernel": k, "net": i,
+                "ssim_mean": float(res["ssim"][j].mean()),
+                "r_abs_mean": float(np.abs(res["pearson"][j]).mean()),
+                "ssim": [float(v) for v in res["ssim"][j]],
+                "pearson": [float(v) for v in res["pearson"][j]]}
+               for j, (c, i) in enumerate(zip(cells, group))
+               if not log.has(c)])
+      done += len(cells)
+
+  ks, mean, std, rmean = [], [], [], []
+  for k in kernels:
+    recs = [log.get(f"k{k}/n{i}") for i in range(n_nets)
+            if log.has(f"k{k}/n{i}")]
+    if len(recs) < n_nets:
+      continue
+    s = np.array([r["ssim_mean"] for r in recs])
+    ks.append(k)
+    mean.append(float(s.mean()))
+    std.append(float(s.std()))
+    rmean.append(float(np.mean([r["r_abs_mean"] for r in recs])))
+  figures = []
+  if ks:
+    figures.append(str(section4_plots.kernel_curve(
+        ks, np.array(mean), np.array(std), Path(workdir) / "kernel_size.png",
+        np.array(rmean))))
+  status = _status(done, total)
+  note = _partial_note(log, done, total)
+  measured = {"kernel": ks, "ssim_mean": [_r(v) for v in mean],
+              "ssim_std": [_r(v) for v in std],
+              "r_abs_mean": [_r(v) for v in rmean], **note}
+  if len(ks) < 3:
+    return [ClaimResult("S4f", claim_text("S4f"), measured, None, status,
+                        figures)]
+  rho = spearman(ks, mean)
+  holds = rho <= -RANK_RISE and mean[-1] < mean[0]
+  measured.update({"spearman_ssim_vs_kernel": _r(rho),
+                   "rule": f"falls: Spearman(kernel, mean SSIM) <= "
+                           f"-{RANK_RISE} and the largest kernel's SSIM "
+                           "below the smallest's"})
+  return [ClaimResult("S4f", claim_text("S4f"), measured, bool(holds),
+                      status, figures)]
+
+
+def cost_gflop(preset: str) -> dict[str, float]:
+  """Conv GFLOP of each experiment at ``preset`` (for sizing presets)."""
+  f7, wcfg, kcfg = FIG7[preset], WIDTHS[preset], KERNELS[preset]
+  n7 = f7["nets"] * (1 + f7["others"])
+  fig7 = sum(conv_flops(make_spec("vgg16", layer, simplified=s),
+                        f7["size"], f7["size"]) for layer in LAYERS
+             for s in (False, True)) * n7
+  widths = sum(conv_flops(make_spec("vgg16", "pool1", width=w, output=o),
+                          wcfg["size"], wcfg["size"])
+               for w in wcfg["widths"] for o in ("conv", "mean"))
+  widths *= wcfg["nets"] * wcfg["images"]
+  kern = sum(conv_flops(make_spec("vgg16", "conv1_1", kernel_size=k),
+                        kcfg["size"], kcfg["size"]) for k in kcfg["kernels"])
+  kern *= kcfg["nets"] * kcfg["images"]
+  return {"fig7": fig7 / 1e9, "conv1_width_sweep": widths / 1e9,
+          "kernel_sweep": kern / 1e9}

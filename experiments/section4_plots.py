@@ -1,0 +1,99 @@
+"""Figures of Section 4 (Figs. 7-10 and the kernel-size curve of 4.3).
+
+Each function reads plain arrays (the numbers come from ``metrics.jsonl``)
+and writes one PNG; grids of pictures use :func:`randconv.plotting.image_grid`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from randconv.plotting import _plt, image_grid
+
+
+def fig7(inputs: np.ndarray, rows: dict[str, list[np.ndarray]],
+         ssims: dict[str, list[float]], path: Path, layers: list[str]) -> Path:
+  """Fig. 7: the cat through Conv1..Conv5 (row 1) and the simplified nets
+  (row 2), the input first, SSIM above each output."""
+  grid, titles, labels = [], [], []
+  for name, pictures in rows.items():
+    grid.append([inputs] + list(pictures))
+    titles.append(["input"] + [f"{layer}  SSIM {s:.3f}"
+                               for layer, s in zip(layers, ssims[name])])
+    labels.append(name)
+  return image_grid(grid, path, titles=titles, row_labels=labels, cell=2.0,
+                    suptitle="Fig. 7: rrVGG ConvK-DeConvK (row 1) and the "
+                    "simplified nets (row 2)")
+
+
+def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
+                 key: str, ylabel: str, title: str, path: Path) -> Path:
+  """Figs. 8/9: ``key`` (mean over nets, std band) against the width on a
+  log axis; panel (a) the original rrVGG, (b) the channel-mean variant."""
+  plt = _plt()
+  panels = [("conv", "(a) rrVGG Conv1-DeConv1"),
+            ("mean", "(b) channel-mean variant")]
+  fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
+  for ax, (variant, label) in zip(axes, panels):
+    if variant not in stats:
+      ax.set_visible(False)
+      continue
+    s = stats[variant]
+    w = np.asarray(s["width"], float)
+    m, sd = np.asarray(s[key + "_mean"]), np.asarray(s[key + "_std"])
+    ax.fill_between(w, m - sd, m + sd, alpha=0.25, color="C0",
+                    label="mean +- std over nets")
+    ax.plot(w, m, "o-", color="C0", ms=4)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(w)
+    ax.set_xticklabels([str(int(v)) for v in w], fontsize=7)
+    ax.set_xlabel("channels (width)")
+    ax.set_title(label, fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel(ylabel)
+  axes[0].legend(fontsize=7, loc="lower right")
+  fig.suptitle(title, fontsize=9)
+  fig.tight_layout()
+  path = Path(path)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
+
+
+def fig10(inputs: list[np.ndarray], outputs: list[list[np.ndarray]],
+          ssims: list[list[float]], widths: list[int], names: list[str],
+          path: Path) -> Path:
+  """Fig. 10: per image (row) and width (column) the output whose SSIM is
+  closest to the mean over the nets, in grey, with its SSIM above."""
+  grid, titles = [], []
+  for x, outs, ss in zip(inputs, outputs, ssims):
+    grid.append([x] + list(outs))
+    titles.append(["input"] + [f"{w} ch: {s:.3f}" for w, s in zip(widths, ss)])
+  return image_grid(grid, path, titles=titles, row_labels=names, cell=1.5,
+                    suptitle="Fig. 10: outputs closest to the mean SSIM "
+                    "(grey), by width")
+
+
+def kernel_curve(kernels: list[int], mean: np.ndarray, std: np.ndarray,
+                 path: Path, r_mean: np.ndarray | None = None) -> Path:
+  """Section 4.3: SSIM (and |r|) against the kernel size, std band."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(4.8, 3.4))
+  k = np.asarray(kernels)
+  ax.fill_between(k, mean - std, mean + std, alpha=0.25, color="C0")
+  ax.plot(k, mean, "o-", color="C0", ms=4, label="SSIM")
+  if r_mean is not None:
+    ax.plot(k, r_mean, "s--", color="C1", ms=3, label="|r|")
+  ax.set_xticks(k)
+  ax.set_xlabel("kernel size")
+  ax.set_ylabel("mean over nets")
+  ax.set_title("Section 4.3: rrVGG Conv1_1-DeConv1_1", fontsize=9)
+  ax.grid(alpha=0.3)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path = Path(path)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return path
