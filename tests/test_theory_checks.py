@@ -211,3 +211,14 @@ def test_limit_command(tmp_path, capsys):
   assert main(["limit", str(img), "--arch", "alexnet", "--size", "67",
                "--out", str(tmp_path / "p")]) == 2
   assert "randconv: error" in capsys.readouterr().err
+
+
+def test_sampler_threefry_is_exact_under_vmap():
+  """Off-CPU the seeds are vmapped; the threefry sampler then gives the
+  loop's numbers (the rbg one, used in CPU loops, would not)."""
+  x = np.stack([smooth(10, 8), positive(10, 9)])
+  spec = make_spec("vgg16", "pool1", output="mean", pooling="avg", width=16)
+  fn = mc.sampler_fn(spec, 10, 10, prng="threefry")
+  a = mc.draw(fn, x, 3, strategy="loop")
+  b = mc.draw(fn, x, 3, strategy="vmap", spec=spec)
+  np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(a).max())

@@ -65,11 +65,13 @@ PHOTOS_ALL = ("chelsea", "astronaut", "coffee", "rocket", "motorcycle_left",
               "retina")
 
 PRESETS = {
-    # Smoke size for `randconv reproduce --preset quick` (about 2 minutes).
+    # Small size for `randconv reproduce --preset quick` (about a minute);
+    # the fits still span N = 256 .. 2048 (three octaves).
     "quick": Preset(size=12, photos=_TWO, layer="pool1",
-                    widths=(16, 64, 256, 512, 1024), seeds=20, fit_min=256,
-                    engine_widths=(64,), t3_widths=(4, 16, 64, 256, 1024),
-                    t3_seeds=200, t4_depth=8, t4_widths=(64, 256, 512, 1024),
+                    widths=(16, 64, 256, 512, 1024, 2048), seeds=20,
+                    fit_min=256, engine_widths=(64,),
+                    t3_widths=(4, 16, 64, 256, 1024), t3_seeds=200,
+                    t4_depth=8, t4_widths=(64, 256, 512, 1024, 2048),
                     t5_size=32, t5_kernels=_KERNELS, t6_layer="pool1",
                     t6_widths=(16, 64, 256, 1024), small_seeds=10),
     # Every check at N up to 4096 on this 2-core CPU in under 10 minutes.
@@ -261,7 +263,7 @@ def _sweep(workdir: Path, config: dict, specs, limits_, x, widths, seeds_for,
   return mc.width_sweep(log, make, limits_, x, list(widths), seeds_for,
                         tag=tag, seed=seed,
                         samples_dir=workdir / "samples",
-                        keep_samples=keep_samples)
+                        keep_samples=keep_samples, spec_for=specs)
 
 
 def _summary(angles: dict[int, np.ndarray]):
@@ -390,7 +392,7 @@ def t3(preset, workdir: Path, c1: float | None = None) -> CheckResult:
 
   ``c1`` overrides the constant of the limit (tests pass a wrong one).
   """
-  from randconv import nets, seeds
+  from randconv import nets
   from randconv.spec import make_spec
   from theory_checks import limits
   from theory_checks import montecarlo as mc
@@ -416,9 +418,8 @@ def t3(preset, workdir: Path, c1: float | None = None) -> CheckResult:
       # The library's net, exact scale: N(0, 1) weights, no rescaling. The
       # output conv is not normalised (the mean is its normalisation).
       net = nets.output_fn(spec, "gaussian:1.0", rescale=False)
-      out = seeds.run_seeds(lambda k, im: net(k, im)[..., 0],
-                            seeds.seed_keys(ROOT_SEEDS["T3"], p.t3_seeds), x,
-                            strategy="loop", progress=f"T3 N={n}")
+      out = mc.draw(lambda k, im: net(k, im)[..., 0], x, p.t3_seeds,
+                    seed=ROOT_SEEDS["T3"], progress=f"T3 N={n}", spec=spec)
       st = two_layer_stats(out, y_hat)
       rec = log.add({"width": n, "rel_err": st["rel_err"].tolist(),
                      "sin": st["sin"].tolist()})

@@ -78,7 +78,7 @@ def _tap_indices(layer: Conv, in_hw, out_hw) -> np.ndarray:
 
 
 def sampler_fn(spec: NetSpec, height: int, width: int, *,
-               every_depth: bool = False):
+               every_depth: bool = False, prng: str = "auto"):
   """``fn(key, images [B, H, W, C]) -> [B, H, W]``: one exact draw of the
   Section 5 network's output per image (sigma = 1).
 
@@ -87,6 +87,12 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
   which is the output of the depth-(l + 2) network made of the first l + 1
   convs. The depths share their lower layers' draws (nested networks), so
   comparisons across depths are paired.
+
+  ``prng``: ``rbg`` (XLA's RngBitGenerator: compiles in a fraction of
+  threefry's time, and one compile per width is much of a CPU sweep's cost;
+  but its draws change under ``jax.vmap`` over keys), ``threefry`` (exact
+  under vmap) or ``auto``: rbg where seeds run in a loop (CPU), threefry
+  where they are vmapped.
   """
   import jax
   import jax.numpy as jnp
@@ -107,11 +113,14 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
     else:
       plan.append((i, layer, in_hw, out_hw, False, None))
 
+  if prng == "auto":
+    from randconv.seeds import default_strategy
+    prng = "rbg" if default_strategy() == "loop" else "threefry"
+
   def layer_key(key, i):
-    # XLA's RngBitGenerator (the "rbg" PRNG) compiles in a fraction of the
-    # time of threefry's unrolled hash, and one compile per width is what
-    # the sweeps pay most for on a CPU; its 128-bit state comes from two
-    # threefry-derived words per layer.
+    if prng == "threefry":
+      return jax.random.fold_in(key, i)
+    # The rbg state (128 bits) from two threefry-derived words per layer.
     a = jax.random.fold_in(key, 2 * i)
     b = jax.random.fold_in(key, 2 * i + 1)
     return jax.random.wrap_key_data(jnp.concatenate([a, b]), impl="rbg")
@@ -176,11 +185,24 @@ def library_fn(spec: NetSpec):
 
 
 def draw(fn, images: np.ndarray, n_seeds: int, *, seed: int = 0,
-         start: int = 0, progress: bool | str = False) -> np.ndarray:
-  """[S, B, H, W] outputs of nets ``start..start+n_seeds-1``."""
+         start: int = 0, progress: bool | str = False,
+         spec: NetSpec | None = None, strategy: str = "auto") -> np.ndarray:
+  """[S, B, H, W] outputs of nets ``start..start+n_seeds-1``.
+
+  ``strategy`` is :func:`randconv.seeds.run_seeds`'s (``auto``: a loop on
+  CPU, vmap on GPU); with ``spec`` the seeds are chunked to the memory
+  budget of :func:`randconv.seeds.plan_chunks`.
+  """
   from randconv import seeds
   keys = seeds.seed_keys(seed, n_seeds, start=start)
-  return seeds.run_seeds(fn, keys, images, strategy="loop", progress=progress)
+  if strategy == "auto":
+    strategy = seeds.default_strategy()
+  plan = None
+  if spec is not None and strategy in ("vmap", "map"):
+    plan = seeds.plan_chunks(spec, n_seeds, images.shape[0],
+                             images.shape[1], images.shape[2], strategy)
+  return seeds.run_seeds(fn, keys, images, strategy=strategy, plan=plan,
+                         progress=progress)
 
 
 def angles_to(outputs: np.ndarray, limits: np.ndarray) -> np.ndarray:
@@ -238,7 +260,7 @@ class Log:
 def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
                 widths: list[int], seeds_for, *, tag: str = "",
                 seed: int = 0, samples_dir: Path | None = None,
-                keep_samples=()) -> dict[int, np.ndarray]:
+                keep_samples=(), spec_for=None) -> dict[int, np.ndarray]:
   """Angles [S, B, ...] to ``limits`` at each width, resuming from ``log``.
 
   ``make_fn(width)`` gives the engine; ``seeds_for(width)`` the number of
@@ -252,7 +274,8 @@ def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
     if rec is None:
       start = time.time()
       out = draw(make_fn(n), images, seeds_for(n), seed=seed,
-                 progress=f"{tag} N={n}")
+                 progress=f"{tag} N={n}",
+                 spec=spec_for(n) if spec_for else None)
       if not np.all(np.isfinite(out)):
         raise FloatingPointError(f"non-finite outputs at width {n}")
       a = angles_to(out, limits)
