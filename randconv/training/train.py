@@ -31,7 +31,6 @@ steps, with a checkpoint, when the time is up; run it again to go on.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -129,16 +128,14 @@ def decoder_convs(spec: NetSpec) -> list[Conv]:
   return [l for l in spec.decoder if isinstance(l, Conv)]
 
 
-@functools.partial(jax.jit, static_argnums=1)
 def init_decoder(key: jax.Array, spec: NetSpec) -> nets.Params:
-  """MSRA kernels, zero biases, for every decoder conv."""
-  dist = nets.parse_distribution("msra")
-  params = {}
-  for i, layer in enumerate(decoder_convs(spec)):
-    params[layer.name] = {
-        "w": dist.sample(jax.random.fold_in(key, i), layer.weight_shape,
-                         layer.fan_in),
-        "b": jnp.zeros((layer.out_channels,), jnp.float32)}
+  """MSRA kernels, N(0, 2 / fan_in), and zero biases for every decoder
+  conv."""
+  convs = decoder_convs(spec)
+  params = weights_lib.sample_convs(key, convs,
+                                    nets.parse_distribution("msra"))
+  for layer in convs:
+    params[layer.name]["b"] = jnp.zeros((layer.out_channels,), jnp.float32)
   return params
 
 

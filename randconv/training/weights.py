@@ -22,8 +22,8 @@ were trained with (SPEC 1.5). Three file formats are read:
 
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -306,8 +306,28 @@ def pretrained_encoder(spec: NetSpec, weights: str | os.PathLike,
   return Encoder(spec.arch, out, PREPROCESSING[fmt], str(path), fmt)
 
 
-# One compiled program draws every layer (eagerly, each shape compiles).
-_init = jax.jit(nets.init, static_argnums=(1, 2))
+def sample_convs(key: jax.Array, convs: list[Conv],
+                 dist: nets.Distribution) -> nets.Params:
+  """Every conv's kernel from one draw of ``dist``: a single flat vector,
+  cut into the layers in order (msra scales each cut by sqrt(2 / fan_in)).
+
+  One draw compiles one small program; drawing layer by layer
+  (:func:`randconv.nets.init`) compiles one per shape, which dominated the
+  start of a short training run.
+  """
+  sizes = [math.prod(c.weight_shape) for c in convs]
+  if dist.name == "msra":
+    flat = jax.random.normal(key, (sum(sizes),))
+  else:
+    flat = dist.sample(key, (sum(sizes),), 1)
+  params, start = {}, 0
+  for conv, n in zip(convs, sizes):
+    w = flat[start:start + n].reshape(conv.weight_shape)
+    if dist.name == "msra":
+      w = w * math.sqrt(2.0 / conv.fan_in)
+    params[conv.name] = {"w": w}
+    start += n
+  return params
 
 
 def random_encoder(key: jax.Array, spec: NetSpec,
@@ -315,9 +335,8 @@ def random_encoder(key: jax.Array, spec: NetSpec,
                    ) -> Encoder:
   """A random frozen encoder (SPEC 1.4), fed the centred input (SPEC 1.5)."""
   dist = nets.parse_distribution(distribution)
-  # Only the encoder's layers are drawn; layer i still uses fold_in(key, i),
-  # as in nets.init of the whole spec.
-  params = _init(key, dataclasses.replace(spec, decoder=()), dist)
+  params = sample_convs(key, [l for l in spec.encoder if isinstance(l, Conv)],
+                        dist)
   return Encoder(spec.arch, params, "center", f"random:{dist}")
 
 

