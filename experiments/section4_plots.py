@@ -64,7 +64,7 @@ def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
 
 def fig10(inputs: list[np.ndarray], outputs: list[list[np.ndarray]],
           ssims: list[list[float]], widths: list[int], names: list[str],
-          path: Path) -> Path:
+          path: Path, net: str = "rrVGG") -> Path:
   """Fig. 10: per image (row) and width (column) the output whose SSIM is
   closest to the mean over the nets, in grey, with its SSIM above."""
   grid, titles = [], []
@@ -72,8 +72,8 @@ def fig10(inputs: list[np.ndarray], outputs: list[list[np.ndarray]],
     grid.append([x] + list(outs))
     titles.append(["input"] + [f"{w} ch: {s:.3f}" for w, s in zip(widths, ss)])
   return image_grid(grid, path, titles=titles, row_labels=names, cell=1.5,
-                    suptitle="Fig. 10: outputs closest to the mean SSIM "
-                    "(grey), by width")
+                    suptitle=f"Fig. 10 ({net}): outputs closest to the mean "
+                    "SSIM (grey), by width")
 
 
 def kernel_curve(kernels: list[int], mean: np.ndarray, std: np.ndarray,

@@ -194,5 +194,6 @@ def supports(kernel: int, stride: int, groups: int,
   return kernel == 3 and stride == 1 and groups == 1 and dilation == 1
 
 
-__all__ = ["winograd_conv3x3", "unpool_conv3x3", "transform_kernel", "transform_input",
+__all__ = ["winograd_conv3x3", "unpool_conv3x3", "transform_kernel",
+           "transform_input",
            "transform_output", "supports"]

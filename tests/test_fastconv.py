@@ -1,0 +1,111 @@
+"""The fast conv paths against the direct convolution (the reference) and
+against PyTorch: Winograd F(4x4, 3x3), unpool+conv by phases, whole nets with
+``conv_impl``, and the sweep's seed strategies."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from randconv import fastconv, nets, ops, seeds, sweep
+from randconv.spec import make_spec
+
+# Winograd F(4, 3) in float32: ~1e-6 of the output's scale (Lavin & Gray).
+REL_TOL = 2e-5
+
+
+def rel_err(a, b):
+  a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+  return np.max(np.abs(a - b)) / np.max(np.abs(b))
+
+
+@pytest.mark.parametrize("n,h,w,ci,co,pad", [
+    (2, 16, 16, 5, 7, 1), (1, 13, 11, 3, 4, 1), (2, 9, 10, 4, 6, 0),
+    (1, 5, 6, 2, 3, 2), (1, 4, 4, 8, 8, 1), (3, 1, 1, 2, 2, 1)])
+def test_winograd_matches_direct(n, h, w, ci, co, pad, rng):
+  x = rng.uniform(size=(n, h, w, ci)).astype(np.float32)
+  k = rng.normal(size=(3, 3, ci, co)).astype(np.float32)
+  got = fastconv.winograd_conv3x3(jnp.asarray(x), jnp.asarray(k), pad)
+  want = ops.conv2d(jnp.asarray(x), jnp.asarray(k), 1, pad)
+  assert got.shape == want.shape
+  assert rel_err(got, want) < REL_TOL
+
+
+def test_winograd_matches_torch(torch, rng):
+  x = rng.uniform(size=(2, 12, 10, 6)).astype(np.float32)
+  k = rng.normal(size=(3, 3, 6, 5)).astype(np.float32)
+  got = fastconv.winograd_conv3x3(jnp.asarray(x), jnp.asarray(k), 1)
+  want = torch.nn.functional.conv2d(
+      torch.from_numpy(x.transpose(0, 3, 1, 2).copy()),
+      torch.from_numpy(k.transpose(3, 2, 0, 1).copy()), padding=1)
+  assert rel_err(got, want.numpy().transpose(0, 2, 3, 1)) < REL_TOL
+
+
+@pytest.mark.parametrize("h,w", [(5, 7), (1, 1), (8, 8)])
+def test_unpool_conv_matches_direct(h, w, rng):
+  p = rng.normal(size=(2, h, w, 6)).astype(np.float32)
+  k = rng.normal(size=(3, 3, 6, 4)).astype(np.float32)
+  up = ops.unpool2d(jnp.asarray(p), 2, (2 * h, 2 * w))
+  want = ops.conv2d(up, jnp.asarray(k), 1, 1)
+  got = fastconv.unpool_conv3x3(jnp.asarray(p), jnp.asarray(k))
+  assert rel_err(got, want) < 1e-6
+
+
+def test_transposed_stride1_uses_winograd_and_agrees(rng):
+  x = rng.normal(size=(1, 9, 9, 8)).astype(np.float32)
+  k = rng.normal(size=(3, 3, 8, 8)).astype(np.float32)
+  direct = ops.conv_transpose2d(jnp.asarray(x), jnp.asarray(k), 1, 1, (9, 9))
+  fast = ops.conv_transpose2d(jnp.asarray(x), jnp.asarray(k), 1, 1, (9, 9),
+                              impl="winograd")
+  assert rel_err(fast, direct) < REL_TOL
+
+
+@pytest.mark.parametrize("layer,output,size,impl", [
+    ("pool1", "conv", 32, "winograd"), ("pool1", "mean", 33, "auto"),
+    ("conv2", "conv", 27, "winograd")])
+def test_nets_fast_paths_match_direct(layer, output, size, impl, rng):
+  spec = make_spec("vgg16", layer, width=16, output=output)
+  x = jnp.asarray(rng.uniform(size=(2, size, size, 3)).astype(np.float32))
+  params = nets.init(jax.random.PRNGKey(3), spec)
+  for rescale in (False, True):
+    want, feats = nets.apply(params, spec, x, rescale=rescale)
+    got, fast_feats = nets.apply(params, spec, x, rescale=rescale,
+                                 conv_impl=impl)
+    assert rel_err(got, want) < REL_TOL
+    assert set(fast_feats) == set(feats)  # every layer still reachable
+
+
+def test_unknown_impl_is_a_value_error():
+  with pytest.raises(ValueError, match="conv impl"):
+    ops.conv2d(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2)), impl="fft")
+
+
+def test_auto_picks_winograd_only_where_it_applies():
+  assert ops.use_winograd("auto", 3, 1, 1, 64, 64) == (
+      jax.default_backend() == "cpu")
+  assert not ops.use_winograd("auto", 3, 1, 1, 3, 64)  # thin first conv
+  assert not ops.use_winograd("winograd", 5, 1, 1, 64, 64)
+  assert not ops.use_winograd("winograd", 3, 2, 1, 64, 64)
+  assert not ops.use_winograd("direct", 3, 1, 1, 64, 64)
+
+
+def test_sweep_strategies_match_the_direct_reference(rng):
+  spec = make_spec("vgg16", "pool1", width=8, output="conv")
+  x = rng.uniform(size=(3, 8, 8, 3)).astype(np.float32)
+  keys = seeds.seed_keys(1, 3)
+  ref = seeds.run_seeds(nets.output_fn(spec, "gaussian:0.015"), keys, x,
+                        strategy="loop")
+  for strategy, impl in (("vmap", "winograd"),):
+    got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
+                              strategy=strategy, conv_impl=impl,
+                              chunks=seeds.Plan(2, 2))
+    assert got.shape == ref.shape
+    assert rel_err(got, ref) < REL_TOL, (strategy, impl)
+
+
+def test_pick_strategy_vmaps_cheap_nets_on_cpu():
+  small = make_spec("vgg16", "pool1", width=4)
+  big = make_spec("vgg16", "pool1", width=1024)
+  assert sweep.pick_strategy(small, 64, 64, backend="cpu") == "vmap"
+  assert sweep.pick_strategy(big, 64, 64, backend="cpu") == "loop"
+  assert sweep.pick_strategy(big, 64, 64, backend="gpu") == "vmap"
