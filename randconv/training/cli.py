@@ -81,7 +81,7 @@ def train_config_from_args(a):
       weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every, data=data)
+      log_every=a.log_every, conv_impl=a.conv_impl, data=data)
 
 
 def cmd_train(a) -> None:
@@ -194,6 +194,9 @@ def add_commands(sub) -> None:
   p.add_argument("--eval-every", type=positive_int, default=None)
   p.add_argument("--checkpoint-every", type=positive_int, default=None)
   p.add_argument("--log-every", type=positive_int, default=10)
+  p.add_argument("--conv-impl", default="direct",
+                 choices=("direct", "auto", "winograd"),
+                 help="convolution algorithm (same numbers up to rounding)")
   p.add_argument("--threads", type=int, default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, help="the run's folder")

@@ -266,6 +266,10 @@ class Split:
   source: object
   windows: np.ndarray  # [N, 5] int64
   resize_to: int | None  # resize on the fly (catalog sources)
+  # Decoded images of a packed source, kept after the first read (a packed
+  # set is small; a catalog one is never cached).
+  cache: dict = dataclasses.field(default_factory=dict)
+  cached_bytes: int = 0
 
 
 def _grid(h: int, w: int, crop: int, stride: int) -> list[tuple[int, ...]]:
@@ -310,12 +314,21 @@ def _resize_short(img: np.ndarray, short_side: int) -> np.ndarray:
   return np.asarray(Image.fromarray(img).resize(size, Image.BILINEAR))
 
 
+CACHE_BYTES = 512 << 20
+
+
 def _image(split: Split, record: int) -> np.ndarray:
-  img = np.asarray(split.source[int(record)]["image"])
+  record = int(record)
+  if record in split.cache:
+    return split.cache[record]
+  img = np.asarray(split.source[record]["image"])
   if img.ndim == 2:
     img = np.repeat(img[..., None], 3, axis=-1)
   if split.resize_to is not None:
     img = _resize_short(img, split.resize_to)
+  elif split.cached_bytes + img.nbytes <= CACHE_BYTES:
+    split.cache[record] = img
+    split.cached_bytes += img.nbytes
   return img
 
 

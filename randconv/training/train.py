@@ -31,6 +31,7 @@ steps, with a checkpoint, when the time is up; run it again to go on.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -76,6 +77,10 @@ class TrainConfig:
     weight_decay: added to the kernels' gradient (Caffe).
     seed: the random encoder, the decoder's init and the data order.
     eval_every, checkpoint_every, log_every: in steps.
+    conv_impl: ``direct`` (XLA's convolution) or ``auto``/``winograd``
+      (:mod:`randconv.fastconv` for 3x3 stride-1 convs); same numbers up to
+      float rounding, speed differs by layer and size
+      (benchmarks/train_vs_torch.py).
     data: the images (:class:`randconv.training.data.DataConfig`).
   """
 
@@ -95,6 +100,7 @@ class TrainConfig:
   eval_every: int = 1000
   checkpoint_every: int = 5000
   log_every: int = 10
+  conv_impl: str = "direct"
   data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
 
   def schedule_milestones(self) -> tuple[int, ...]:
@@ -155,11 +161,13 @@ def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
 
 
 def reconstruct(dec_params: nets.Params, enc: weights_lib.Encoder,
-                spec: NetSpec, x: jax.Array) -> jax.Array:
+                spec: NetSpec, x: jax.Array, conv_impl: str = "direct"
+                ) -> jax.Array:
   """The CNN-DCN output for RGB images ``x`` in [0, 1]: [B, H, W, 3]."""
   z, _ = nets.encode(enc.params, spec,
-                     weights_lib.preprocess(x, enc.preprocessing))
-  y, _ = nets.decode(dec_params, spec, z, x.shape[1:3])
+                     weights_lib.preprocess(x, enc.preprocessing),
+                     conv_impl=conv_impl)
+  y, _ = nets.decode(dec_params, spec, z, x.shape[1:3], conv_impl=conv_impl)
   return y
 
 
@@ -177,17 +185,20 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 
 def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
-                    optimizer: optax.GradientTransformation):
+                    optimizer: optax.GradientTransformation,
+                    conv_impl: str = "direct"):
   """``step(dec, opt_state, enc_params, batch_u8) -> (dec, opt_state,
-  loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]."""
+  loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]. The encoder is
+  frozen: only the decoder's params are differentiated."""
   mode = enc.preprocessing
 
   def loss_fn(dec, enc_params, x):
-    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode))
-    y, _ = nets.decode(dec, spec, z, x.shape[1:3])
+    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
+                       conv_impl=conv_impl)
+    y, _ = nets.decode(dec, spec, z, x.shape[1:3], conv_impl=conv_impl)
     return jnp.mean(per_image_loss(y, x))
 
-  @jax.jit
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(dec, opt_state, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
     loss, grads = jax.value_and_grad(loss_fn)(dec, enc_params, x)
@@ -197,16 +208,16 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
   return step
 
 
-def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int):
+def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
+              conv_impl: str = "direct"):
   """``evaluate(dec, images_u8) -> mean per-image loss`` over fixed crops,
   in batches of ``batch`` (the last one padded and masked)."""
-  mode = enc.preprocessing
 
   @jax.jit
   def losses(dec, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
-    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode))
-    y, _ = nets.decode(dec, spec, z, x.shape[1:3])
+    y = reconstruct(dec, dataclasses.replace(enc, params=enc_params), spec, x,
+                    conv_impl)
     return per_image_loss(y, x)
 
   def evaluate(dec, images_u8: np.ndarray) -> float:
@@ -408,8 +419,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   _truncate_metrics(workdir, start)
 
   data = data_lib.load(cfg.data, cfg.batch)
-  step_fn = make_train_step(spec, enc, optimizer)
-  evaluate = make_eval(spec, enc, cfg.batch)
+  step_fn = make_train_step(spec, enc, optimizer, cfg.conv_impl)
+  evaluate = make_eval(spec, enc, cfg.batch, cfg.conv_impl)
   batches = data.batches(cfg.batch, start=start, threads=threads)
   schedule = optax.piecewise_constant_schedule(
       cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
@@ -420,6 +431,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
   bar = _progress(cfg.steps, start, label, bool(progress))
   last_saved = start
+  last_eval = max((r["step"] for r in read_metrics(workdir)
+                   if "val_loss" in r), default=-1)
   t0, step0 = time.monotonic(), start
 
   def write(record: dict) -> None:
@@ -447,6 +460,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     log.flush()
 
   def do_eval(s: int) -> None:
+    nonlocal last_eval
     val = evaluate(dec, data.val)
     tr = evaluate(dec, data.train_eval)
     if not (math.isfinite(val) and math.isfinite(tr)):
@@ -460,6 +474,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
           "lower --lr")
     write({"step": s, "val_loss": val, "train_eval_loss": tr})
     log.flush()
+    last_eval = s
 
   def save(s: int) -> None:
     nonlocal last_saved
@@ -489,6 +504,9 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     while step < cfg.steps:
       if deadline is not None and time.monotonic() > deadline:
         stopped = "time budget"
+        flush()
+        if step > last_eval:
+          do_eval(step)  # the partial curve ends with a validation point
         break
       batch = next(batches)
       dec, opt_state, loss = step_fn(dec, opt_state, enc.params, batch)
