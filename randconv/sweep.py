@@ -29,11 +29,13 @@ import jax
 import numpy as np
 
 from randconv import nets, seeds
-from randconv.spec import NetSpec, conv_flops
+from randconv.spec import Conv, NetSpec, conv_flops
 
 # Up to this many multiply-adds per image per net, nets are vmapped together
-# on a CPU (benchmarks/sweep_vs_torch.py; README).
-CPU_VMAP_MAX_MACS = 40e6
+# on a CPU. Measured on the 64 px sweep, 8 nets x 8 images (README): with
+# the per-shape jitted weight draw, vmap ties with the loop at width 4
+# (2 M MACs) and loses from width 16 (22 M MACs) on.
+CPU_VMAP_MAX_MACS = 5e6
 
 
 def pick_strategy(spec: NetSpec, height: int, width: int,
@@ -79,10 +81,10 @@ def compiled(spec: NetSpec, post=None, conv_impl: str = "auto",
   ``many``, vmapped over params stacked on a leading net axis. ``post`` must
   be hashable (a module-level function).
 
-  The weights are drawn outside (:func:`draw`): JAX compiles each random
-  draw once per shape and reuses it across specs and widths, whereas a
-  jitted ``init`` recompiles every draw of every layer for every spec (16 s
-  of compile for VGG16 at Conv5 here, against 1.3 s for ``apply``)."""
+  The weights are drawn outside (:func:`draw`): one sampler per weight
+  shape, reused across specs and widths, whereas a jitted ``init``
+  recompiles every draw of every layer for every spec (16 s of compile for
+  VGG16 at Conv5 here, against 1.3 s for ``apply``)."""
 
   def f(params, images):
     y = nets.apply(params, spec, images, rescale=rescale,
@@ -92,15 +94,33 @@ def compiled(spec: NetSpec, post=None, conv_impl: str = "auto",
   return jax.jit(jax.vmap(f, in_axes=(0, None)) if many else f)
 
 
+@functools.lru_cache(maxsize=256)
+def _sampler(dist: nets.Distribution, shape: tuple[int, ...], fan_in: int,
+             many: bool):
+  def one(key, index):
+    return dist.sample(jax.random.fold_in(key, index), shape, fan_in)
+  return jax.jit(jax.vmap(one, in_axes=(0, None)) if many else one)
+
+
 def draw(spec: NetSpec, distribution, keys: jax.Array, many: bool = False):
-  """The params of the nets in ``keys`` (:func:`randconv.nets.init`, run
-  eagerly); ``many``: stacked on a leading axis, else ``keys`` must hold one
-  key and the params are unstacked."""
+  """The params of the nets in ``keys``, equal to :func:`randconv.nets.init`
+  (layer ``i`` from ``fold_in(key, i)``); ``many``: stacked on a leading
+  axis, else ``keys`` holds one key and the params are unstacked.
+
+  One jitted sampler per weight shape, shared by every spec and width: one
+  dispatch per layer, each compiled once (eager ``init`` dispatches ~10
+  primitives per layer, ~30 ms per net here; a jitted ``init`` recompiles
+  every layer's draw for every spec).
+  """
   dist = nets.parse_distribution(distribution)
   keys = jax.numpy.asarray(keys)
-  if many:
-    return jax.vmap(lambda k: nets.init(k, spec, dist))(keys)
-  return nets.init(keys[0], spec, dist)
+  key = keys if many else keys[0]
+  params = {}
+  for i, layer in enumerate(spec.layers):
+    if isinstance(layer, Conv):
+      sample = _sampler(dist, layer.weight_shape, layer.fan_in, many)
+      params[layer.name] = {"w": sample(key, i)}
+  return params
 
 
 def plan(spec: NetSpec, n_seeds: int, n_images: int, height: int, width: int,

@@ -109,3 +109,16 @@ def test_pick_strategy_vmaps_cheap_nets_on_cpu():
   assert sweep.pick_strategy(small, 64, 64, backend="cpu") == "vmap"
   assert sweep.pick_strategy(big, 64, 64, backend="cpu") == "loop"
   assert sweep.pick_strategy(big, 64, 64, backend="gpu") == "vmap"
+
+
+def test_draw_equals_init():
+  spec = make_spec("vgg16", "pool1", width=4)
+  keys = seeds.seed_keys(2, 3)
+  many = sweep.draw(spec, "gaussian:0.015", keys, many=True)
+  for i in range(3):
+    ref = nets.init(keys[i], spec, "gaussian:0.015")
+    one = sweep.draw(spec, "gaussian:0.015", keys[i:i + 1])
+    assert set(one) == set(ref)
+    for name in ref:
+      assert np.array_equal(one[name]["w"], ref[name]["w"])
+      assert np.array_equal(many[name]["w"][i], ref[name]["w"])
