@@ -103,8 +103,8 @@ def _sampler(dist: nets.Distribution, shape: tuple[int, ...], fan_in: int,
 
 
 def draw(spec: NetSpec, distribution, keys: jax.Array, many: bool = False):
-  """The params of the nets in ``keys``, equal to :func:`randconv.nets.init`
-  (layer ``i`` from ``fold_in(key, i)``); ``many``: stacked on a leading
+  """The params of the nets in ``keys``: :func:`randconv.nets.init`'s draws
+  (layer ``i`` from ``fold_in(key, i)``) up to float rounding; ``many``: stacked on a leading
   axis, else ``keys`` holds one key and the params are unstacked.
 
   One jitted sampler per weight shape, shared by every spec and width: one

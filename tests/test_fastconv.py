@@ -112,6 +112,7 @@ def test_pick_strategy_vmaps_cheap_nets_on_cpu():
 
 
 def test_draw_equals_init():
+  # jit fuses the scale into the sampler: equal up to float rounding.
   spec = make_spec("vgg16", "pool1", width=4)
   keys = seeds.seed_keys(2, 3)
   many = sweep.draw(spec, "gaussian:0.015", keys, many=True)
@@ -120,5 +121,6 @@ def test_draw_equals_init():
     one = sweep.draw(spec, "gaussian:0.015", keys[i:i + 1])
     assert set(one) == set(ref)
     for name in ref:
-      assert np.array_equal(one[name]["w"], ref[name]["w"])
-      assert np.array_equal(many[name]["w"][i], ref[name]["w"])
+      np.testing.assert_allclose(one[name]["w"], ref[name]["w"], rtol=1e-6)
+      np.testing.assert_allclose(many[name]["w"][i], ref[name]["w"],
+                                 rtol=1e-6)
