@@ -105,7 +105,8 @@ def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
   assert any(r.get("event") == "resumed" for r in T.read_metrics(killed))
   pa = T.load_run(killed)[3]
   pb = T.load_run(straight)[3]
-  for x, y in zip(jax.tree_util.tree_leaves(pa), jax.tree_util.tree_leaves(pb)):
+  for x, y in zip(jax.tree_util.tree_leaves(pa),
+                  jax.tree_util.tree_leaves(pb), strict=True):
     np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=1e-6,
                                atol=1e-7)
 

@@ -96,7 +96,7 @@ def test_torchvision_state_dict(torch, tmp_path, arch, table, size, layers):
   # torch's outputs are per block (VGG) or per conv-then-pool (AlexNet).
   ours = {"vgg16": ["conv1_2", "conv2_2", "conv3_3", "conv4_3", "conv5_3"],
           "alexnet_torchvision": ["conv1", "conv2", "conv5"]}[arch]
-  for name, r in zip(ours, ref):
+  for name, r in zip(ours, ref, strict=True):
     if name in names:
       got = np.asarray(feats[name])
       assert got.shape == r.shape, name

@@ -131,7 +131,7 @@ def config_from_dict(d: dict) -> TrainConfig:
 # The model: a frozen encoder and a trainable decoder.
 
 def decoder_convs(spec: NetSpec) -> list[Conv]:
-  return [l for l in spec.decoder if isinstance(l, Conv)]
+  return [layer for layer in spec.decoder if isinstance(layer, Conv)]
 
 
 def init_decoder(key: jax.Array, spec: NetSpec) -> nets.Params:
@@ -156,7 +156,10 @@ def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
 
 
 def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
-  """Caffe's EuclideanLoss per image: 0.5 * sum (y - x)^2. [B, H, W, C] -> [B]."""
+  """Caffe's EuclideanLoss per image: 0.5 * sum (y - x)^2.
+
+  ``y``, ``x``: [B, H, W, C] -> [B].
+  """
   return 0.5 * jnp.sum(jnp.square(y - x), axis=(1, 2, 3))
 
 
@@ -293,8 +296,8 @@ def loss_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
   rows = [(r["step"], r["loss"]) for r in records if "loss" in r]
   if not rows:
     return np.zeros(0, int), np.zeros(0)
-  s, l = zip(*rows)
-  return np.asarray(s), np.asarray(l, np.float64)
+  steps, values = zip(*rows, strict=True)
+  return np.asarray(steps), np.asarray(values, np.float64)
 
 
 def eval_curve(records: list[dict], key: str = "val_loss"
@@ -302,8 +305,8 @@ def eval_curve(records: list[dict], key: str = "val_loss"
   rows = [(r["step"], r[key]) for r in records if key in r]
   if not rows:
     return np.zeros(0, int), np.zeros(0)
-  s, l = zip(*rows)
-  return np.asarray(s), np.asarray(l, np.float64)
+  steps, values = zip(*rows, strict=True)
+  return np.asarray(steps), np.asarray(values, np.float64)
 
 
 @dataclass
@@ -441,8 +444,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   def flush() -> None:
     if not pending:
       return
-    values = jax.device_get([l for _, l in pending])
-    for (s, _), v in zip(pending, values):
+    values = jax.device_get([loss for _, loss in pending])
+    for (s, _), v in zip(pending, values, strict=True):
       v = float(v)
       if not math.isfinite(v):
         log.flush()

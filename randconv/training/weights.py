@@ -270,7 +270,7 @@ def _read_torchvision(path: Path):
     raise WeightsError(f"{path} has {len(convs)} convs; {arch} has "
                        f"{len(names)}")
   params = {}
-  for name, (_, w, b) in zip(names, convs):
+  for name, (_, w, b) in zip(names, convs, strict=True):
     w = w.detach().to(torch.float32).numpy()
     params[name] = {"w": np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
                     "b": b.detach().to(torch.float32).numpy().copy()}
@@ -321,7 +321,7 @@ def sample_convs(key: jax.Array, convs: list[Conv],
   else:
     flat = dist.sample(key, (sum(sizes),), 1)
   params, start = {}, 0
-  for conv, n in zip(convs, sizes):
+  for conv, n in zip(convs, sizes, strict=True):
     w = flat[start:start + n].reshape(conv.weight_shape)
     if dist.name == "msra":
       w = w * math.sqrt(2.0 / conv.fan_in)
@@ -335,8 +335,8 @@ def random_encoder(key: jax.Array, spec: NetSpec,
                    ) -> Encoder:
   """A random frozen encoder (SPEC 1.4), fed the centred input (SPEC 1.5)."""
   dist = nets.parse_distribution(distribution)
-  params = sample_convs(key, [l for l in spec.encoder if isinstance(l, Conv)],
-                        dist)
+  convs = [layer for layer in spec.encoder if isinstance(layer, Conv)]
+  params = sample_convs(key, convs, dist)
   return Encoder(spec.arch, params, "center", f"random:{dist}")
 
 
@@ -354,6 +354,6 @@ def make_encoder(spec: NetSpec, encoder: str = "random", *,
 def features(enc: Encoder, spec: NetSpec, x) -> jax.Array:
   """ConvK features of RGB images in [0, 1]: preprocess, then the encoder.
   ``x``: [B, H, W, 3] -> [B, h, w, C]."""
-  z, _ = nets.encode(enc.params, spec, jnp.asarray(preprocess(x,
-                                                              enc.preprocessing)))
+  x = jnp.asarray(preprocess(x, enc.preprocessing))
+  z, _ = nets.encode(enc.params, spec, x)
   return z
