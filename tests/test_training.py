@@ -231,3 +231,21 @@ def test_diverging_run_keeps_last_good_checkpoint(data_dir, tmp_path, capsys):
   recs = T.read_metrics(out)
   assert all(np.isfinite(r["loss"]) for r in recs if "loss" in r)
   assert json.loads((out / "config.json").read_text())["gamma"] == 1e20
+
+
+def test_catalog_source_under_mock_data(tmp_path):
+  """imagenette through ``tfds.data_source`` (mocked: random images of the
+  real features), decoded and resized on the fly; two real training steps."""
+  import tensorflow_datasets as tfds
+  cfg = D.DataConfig(source="imagenette", crop=32, short_side=40,
+                     val_samples=8)
+  with tfds.testing.mock_data(num_examples=40,
+                              policy=tfds.testing.MockPolicy.USE_CODE):
+    data = D.load(cfg, 8)
+    assert data.val.shape == (8, 32, 32, 3) and data.val.dtype == np.uint8
+    np.testing.assert_array_equal(data.dataset(8)[3], data.dataset(8)[3])
+    res = T.train_and_evaluate(
+        T.TrainConfig(layer="conv1", width=8, steps=2, batch=8, lr=1e-3,
+                      eval_every=2, checkpoint_every=2, data=cfg),
+        tmp_path / "run", progress=False, threads=0)
+  assert res.done and len(T.loss_curve(res.metrics)[1]) == 2

@@ -418,6 +418,10 @@ def load(cfg: DataConfig, batch: int) -> Data:
     raise DataError(f"the crop ({cfg.crop}) must be positive and at most the "
                     f"short side ({cfg.short_side})")
   if cfg.source in CATALOG:
+    if cfg in _CATALOG_CACHE:
+      data = _CATALOG_CACHE[cfg]
+      _check_batch(cfg, data.train, batch)
+      return data
     train = _catalog_split(cfg, "train")
     val_split = _catalog_split(cfg, "validation")
     what = (f"{cfg.source}: {len(train.windows)} training images, "
@@ -430,17 +434,30 @@ def load(cfg: DataConfig, batch: int) -> Data:
     n_val = len(builder.as_data_source("validation"))
     what = (f"{cfg.source}: {n_train} training images ({len(train.windows)} "
             f"crops per epoch), {n_val} held-out images")
+  _check_batch(cfg, train, batch)
+  if len(val_split.windows) == 0:
+    raise DataError(f"{cfg.source} has no validation crops")
+  val = _fixed(val_split, cfg.crop, cfg.val_samples, cfg.seed + 1)
+  train_eval = _fixed(train, cfg.crop, cfg.val_samples, cfg.seed + 2)
+  data = Data(cfg, train, val, train_eval, what)
+  if cfg.source in CATALOG:
+    # Decoding thousands of JPEGs for the fixed crops takes a minute: the
+    # runs of one experiment share them (only the last config is kept).
+    _CATALOG_CACHE.clear()
+    _CATALOG_CACHE[cfg] = data
+  return data
+
+
+_CATALOG_CACHE: dict[DataConfig, Data] = {}
+
+
+def _check_batch(cfg: DataConfig, train: Split, batch: int) -> None:
   if len(train.windows) < batch:
     unit = "images" if cfg.source in CATALOG else "crops"
     raise DataError(
         f"{cfg.source} gives {len(train.windows)} training {unit} of "
         f"{cfg.crop}x{cfg.crop} per epoch, fewer than one batch of {batch}: "
         "add images, raise --short-side or lower --batch")
-  if len(val_split.windows) == 0:
-    raise DataError(f"{cfg.source} has no validation crops")
-  val = _fixed(val_split, cfg.crop, cfg.val_samples, cfg.seed + 1)
-  train_eval = _fixed(train, cfg.crop, cfg.val_samples, cfg.seed + 2)
-  return Data(cfg, train, val, train_eval, what)
 
 
 def validation_names(cfg: DataConfig) -> list[str]:
