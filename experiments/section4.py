@@ -3,7 +3,9 @@
 Commands (runtimes on the 2-core dev machine, shared with other work):
 
   randconv reproduce --preset quick --only S4a S4b S4c S4d S4e S4f --out DIR
+      # 1 min
   randconv reproduce --preset cpu   --only S4a S4b S4c S4d S4e S4f --out DIR
+      # 7-14 min, peak RSS 2.1 GiB
   RANDCONV_TIME_BUDGET_S=480 randconv reproduce --preset paper \\
       --only S4c S4d --out DIR        # one GPU; stops cleanly between cells
 
