@@ -203,7 +203,7 @@ def energy_limit(spec: NetSpec, x: np.ndarray, *,
       else:
         q = M2 * box           # E relu(w . p)^2 = m2 ||p||^2
     elif isinstance(step.layer, ChannelMean):
-      pass
+      pass  # the output conv's step above already gave the mean's limit
     else:
       q = ay @ (ax @ q.T).T    # L2 pool, unpool, crop: exact
     energies.append(q)
