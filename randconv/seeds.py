@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -40,6 +41,23 @@ STRATEGIES = ("loop", "vmap", "map", "shard")
 # the loop beats vmap at every width; on an H100 vmap wins.
 DEFAULT_STRATEGY = {"cpu": "loop", "gpu": "vmap", "tpu": "vmap"}
 DEFAULT_BUDGET = {"cpu": 4 << 30, "gpu": 40 << 30, "tpu": 12 << 30}
+BUDGET_ENV = "RANDCONV_MEMORY_BUDGET_GB"
+
+
+def default_budget(backend: str | None = None) -> int:
+  """The memory budget of a chunk plan in bytes: ``$RANDCONV_MEMORY_BUDGET_GB``
+  (GiB) where set, else the backend's :data:`DEFAULT_BUDGET` (40 GiB on a
+  GPU: half of an 80 GB card)."""
+  env = os.environ.get(BUDGET_ENV)
+  if env:
+    try:
+      gib = float(env)
+    except ValueError:
+      gib = -1.0
+    if not gib > 0:
+      raise ValueError(f"{BUDGET_ENV}={env!r}: give a positive number of GiB")
+    return int(gib * (1 << 30))
+  return DEFAULT_BUDGET.get(backend or jax.default_backend(), 4 << 30)
 
 
 def default_strategy(backend: str | None = None) -> str:
@@ -80,7 +98,7 @@ def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
                 width: int, strategy: str, budget: int | None = None,
                 batch_size: int | None = None) -> Plan:
   """Largest seed and image chunks whose memory stays under ``budget``."""
-  budget = budget or DEFAULT_BUDGET.get(jax.default_backend(), 4 << 30)
+  budget = budget or default_budget()
   act = activation_bytes(spec, height, width)
   par = param_bytes(spec)
   if strategy in ("loop", "shard"):

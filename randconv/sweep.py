@@ -138,10 +138,75 @@ def plan(spec: NetSpec, n_seeds: int, n_images: int, height: int, width: int,
   return p
 
 
+def param_shapes(spec: NetSpec, n_nets: int | None = None) -> dict:
+  """The abstract params of :func:`draw` (a leading net axis with
+  ``n_nets``), for compiling without drawing."""
+  lead = () if n_nets is None else (n_nets,)
+  return {c.name: {"w": jax.ShapeDtypeStruct(lead + c.weight_shape,
+                                             np.float32)}
+          for c in spec.convs}
+
+
+def program_bytes(fn, params, images) -> int | None:
+  """Bytes one call of the jitted ``fn(params, images)`` holds on its
+  device, from XLA's own memory analysis of the compiled program: arguments,
+  outputs and temporaries (convolution workspaces, the grouped convs of a
+  vmap, the post function's buffers). None where the backend does not say.
+  """
+  try:
+    m = fn.lower(params, images).compile().memory_analysis()
+  except Exception:  # noqa: BLE001 -- a backend without the analysis
+    return None
+  if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes
+             + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def fit_chunks(spec: NetSpec, post, conv_impl: str, rescale: bool,
+               many: bool, image_shape: tuple[int, int, int],
+               chunks: seeds.Plan, budget: int,
+               measure=program_bytes) -> tuple[seeds.Plan, int | None]:
+  """Shrinks ``chunks`` until the compiled program of one chunk needs at
+  most ``budget`` bytes (:func:`program_bytes`), and returns the plan with
+  its bytes.
+
+  :func:`plan`'s estimate (the largest maps) is only a first guess: on a
+  GPU, XLA's vmapped (grouped) convs and the metrics' buffers needed 6-25x
+  more than it (265 GiB to 1 TiB asked for in the first paper-preset run on
+  an H200). Each try compiles the chunk once (cached per shape); the larger
+  of the seed and image chunks shrinks in proportion to the overshoot.
+
+  Raises:
+    MemoryError: when one net on one image is over the budget.
+  """
+  fn = compiled(spec, post, conv_impl, rescale, many)
+  s, b = chunks.seed_chunk, chunks.image_chunk
+  for _ in range(12):
+    need = measure(fn, param_shapes(spec, s if many else None),
+                   jax.ShapeDtypeStruct((b,) + image_shape, np.float32))
+    if need is None or need <= budget:
+      return seeds.Plan(s, b), need
+    if s == 1 and b == 1:
+      raise MemoryError(
+          f"one {spec.arch} {spec.layer} net on one "
+          f"{image_shape[0]}x{image_shape[1]} "
+          f"image needs {need / 2**30:.1f} GiB, over the memory budget of "
+          f"{budget / 2**30:.1f} GiB (set ${seeds.BUDGET_ENV})")
+    shrink = 0.9 * budget / need
+    if many and s >= b:
+      s = max(1, min(s - 1, int(s * shrink)))
+    else:
+      b = max(1, min(b - 1, int(b * shrink)))
+  return seeds.Plan(s, b), need
+
+
 def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
                   post=None, conv_impl: str = "auto", strategy: str = "auto",
                   budget: int | None = None, rescale: bool = True,
-                  chunks: seeds.Plan | None = None):
+                  chunks: seeds.Plan | None = None,
+                  check_memory: bool | None = None):
   """``post(images, outputs)`` for every net in ``keys``: a pytree of numpy
   arrays [S, B, ...].
 
@@ -156,7 +221,11 @@ def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
     strategy: ``loop``, ``vmap`` or ``auto`` (:func:`pick_strategy`).
     budget: memory budget in bytes for the chunks (default: the backend's).
     rescale: RMS-normalise after every conv (SPEC 1.4).
-    chunks: explicit chunk sizes (default: :func:`plan`).
+    chunks: explicit chunk sizes (default: :func:`plan`, then
+      :func:`fit_chunks` where ``check_memory``).
+    check_memory: shrink the planned chunks until XLA's memory analysis of
+      the compiled chunk fits ``budget``; default: on any backend but the
+      CPU (where :func:`plan`'s estimate is measured to hold, README).
   """
   keys = np.asarray(keys)
   images = np.asarray(images, np.float32)
@@ -167,9 +236,15 @@ def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
   if strategy not in ("loop", "vmap"):
     raise ValueError(f"unknown sweep strategy {strategy!r}; choose loop, "
                      "vmap or auto")
-  chunks = chunks or plan(spec, n_seeds, n_images, h, w, strategy, conv_impl,
-                          budget)
   many = strategy == "vmap"
+  if chunks is None:
+    budget = budget or seeds.default_budget()
+    chunks = plan(spec, n_seeds, n_images, h, w, strategy, conv_impl, budget)
+    if check_memory is None:
+      check_memory = jax.default_backend() != "cpu"
+    if check_memory:
+      chunks, _ = fit_chunks(spec, post, conv_impl, rescale, many,
+                             tuple(images.shape[1:]), chunks, budget)
   fn = compiled(spec, post, conv_impl, rescale, many)
   seed_size = max(1, chunks.seed_chunk) if many else 1
   rows = []
@@ -186,5 +261,6 @@ def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
   return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
 
 
-__all__ = ["sweep_outputs", "compiled", "draw", "plan", "pick_strategy",
+__all__ = ["sweep_outputs", "compiled", "draw", "plan", "fit_chunks",
+           "program_bytes", "param_shapes", "pick_strategy",
            "keep_freed_memory"]

@@ -103,6 +103,41 @@ def test_sweep_strategies_match_the_direct_reference(rng):
     assert rel_err(got, ref) < REL_TOL, (strategy, impl)
 
 
+def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
+  # The compiled program must hold at least its own input and output.
+  spec = make_spec("vgg16", "pool1", width=8, output="conv")
+  x = rng.uniform(size=(6, 16, 16, 3)).astype(np.float32)
+  keys = seeds.seed_keys(3, 4)
+  fn = sweep.compiled(spec, None, "direct", True, True)
+  floor = 2 * 4 * 6 * 16 * 16 * 3 * 4  # images in + 4 nets' outputs out
+  whole = sweep.program_bytes(fn, sweep.param_shapes(spec, 4),
+                              jax.ShapeDtypeStruct(x.shape, np.float32))
+  assert whole > floor
+  budget = whole // 3
+  fitted, need = sweep.fit_chunks(spec, None, "direct", True, True,
+                                  x.shape[1:], seeds.Plan(4, 6), budget)
+  assert need <= budget
+  assert fitted.seed_chunk * fitted.image_chunk < 4 * 6
+  ref = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
+                            strategy="vmap", conv_impl="direct",
+                            chunks=seeds.Plan(4, 6))
+  got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
+                            strategy="vmap", conv_impl="direct",
+                            budget=budget, check_memory=True)
+  assert rel_err(got, ref) < REL_TOL
+  with pytest.raises(MemoryError, match="memory budget"):
+    sweep.fit_chunks(spec, None, "direct", True, True, x.shape[1:],
+                     seeds.Plan(4, 6), floor // 100)
+
+
+def test_memory_budget_from_the_environment(monkeypatch):
+  monkeypatch.setenv(seeds.BUDGET_ENV, "1.5")
+  assert seeds.default_budget() == 3 << 29
+  monkeypatch.setenv(seeds.BUDGET_ENV, "lots")
+  with pytest.raises(ValueError, match=seeds.BUDGET_ENV):
+    seeds.default_budget()
+
+
 def test_pick_strategy_vmaps_cheap_nets_on_cpu():
   small = make_spec("vgg16", "pool1", width=4)
   big = make_spec("vgg16", "pool1", width=1024)
