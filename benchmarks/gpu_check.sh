@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# The device checks, as one script for a lent GPU machine (see README):
-# the seed-batching benchmark on the GPU, the paper preset of the Section 4
-# width sweep (S4c-S4e) within a time budget, and the theory checks' paper
-# preset within what is left. Results are packed into $OUT.
-#   bash benchmarks/gpu_check.sh [S4_BUDGET_S] [THEORY_BUDGET_S]
+# The device checks, as one script for a lent GPU machine (see README). Each
+# argument names a stage, run in the order given; each stage has a time cap.
+#   seeds   the seed-batching benchmark on the GPU
+#   memory  the Section 4 width sweep's chunk plans at 227x227, widths
+#           256..2048, checked by XLA's memory analysis, and one net of
+#           width 2048 on 50 images with the device's peak memory
+#   s3a     the S3a paper hyperparameters (VGG Conv2-DeConv2, 227 crops of
+#           the offline photos at short side 512 (enough crops for a batch),
+#           batch 32, Adam 1e-4): training steps per second
+#   s4      the paper preset of S4c-S4e within $S4_BUDGET seconds
+#   theory  the theory checks' paper preset within $THEORY_BUDGET seconds
+#   bash benchmarks/gpu_check.sh memory s3a s4
+# Results land in $OUT (results.tgz holds the run folders).
 set -uo pipefail
-S4_BUDGET=${1:-240}
-THEORY_BUDGET=${2:-90}
+S4_BUDGET=${S4_BUDGET:-120}
+THEORY_BUDGET=${THEORY_BUDGET:-90}
+S3A_SECONDS=${S3A_SECONDS:-100}
+S3A_SIZE=${S3A_SIZE:-227}        # smaller for a smoke run on a CPU
+MEMORY_ARGS=${MEMORY_ARGS:-}     # e.g. "--size 32 --widths 16 --nets 2"
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
 if [ -d .whl ]; then
@@ -16,19 +27,50 @@ fi
 export PYTHONPATH="$PWD:${PYTHONPATH:-}" PYTHONUNBUFFERED=1
 nvidia-smi -L
 python3 -c "import jax; print('jax', jax.__version__, jax.devices())"
-start=$(date +%s)
-python3 benchmarks/seeds.py --widths 16 64 256 --repeats 3 \
-  --json "$OUT/seeds_gpu.json" 2>&1 | tee "$OUT/seeds_gpu.txt"
-echo "seeds benchmark: $(( $(date +%s) - start )) s"
-start=$(date +%s)
-RANDCONV_TIME_BUDGET_S=$S4_BUDGET python3 -m randconv.cli reproduce \
-  --preset paper --only S4c S4d S4e --out /tmp/s4paper 2>&1 \
-  | grep -v "it/s\]$" | tail -40 | tee "$OUT/s4paper.txt"
-echo "S4 paper preset: $(( $(date +%s) - start )) s"
-start=$(date +%s)
-timeout "$THEORY_BUDGET" python3 -m randconv.cli theory --preset paper \
-  --out /tmp/theory_paper --json > "$OUT/theory_paper.json" 2> "$OUT/theory_paper.err"
-echo "theory paper preset: rc $? after $(( $(date +%s) - start )) s"
-tail -5 "$OUT/theory_paper.err"
-tar czf "$OUT/results.tgz" -C /tmp s4paper theory_paper 2>/dev/null
+stages=("$@")
+[ ${#stages[@]} -eq 0 ] && stages=(seeds memory s3a s4 theory)
+for stage in "${stages[@]}"; do
+  start=$(date +%s)
+  case $stage in
+    seeds)
+      timeout 200 python3 benchmarks/seeds.py --widths 16 64 256 --repeats 3 \
+        --json "$OUT/seeds_gpu.json" 2>&1 | tee "$OUT/seeds_gpu.txt" ;;
+    memory)
+      timeout 200 python3 benchmarks/memory_plan.py $MEMORY_ARGS 2>&1 \
+        | grep -v "^WARNING" | tee "$OUT/memory_plan.txt" ;;
+    s3a)
+      rm -rf /tmp/s3a_gpu
+      timeout "$S3A_SECONDS" python3 -m randconv.cli train --arch vgg16 \
+        --layer conv2 --encoder random --size "$S3A_SIZE" --short-side $((S3A_SIZE * 512 / 227)) \
+        --batch 32 --lr 1e-4 --steps 200000 --data photos --threads 8 \
+        --log-every 20 --eval-every 1000000 --checkpoint-every 1000000 \
+        --out /tmp/s3a_gpu 2>&1 | grep -v "^WARNING" | tail -3 \
+        | tee "$OUT/s3a_gpu.txt"
+      python3 - "$S3A_SECONDS" <<'EOF' | tee -a "$OUT/s3a_gpu.txt"
+import json, sys
+recs = [json.loads(l) for l in open("/tmp/s3a_gpu/metrics.jsonl")]
+steps = [r for r in recs if "loss" in r and "event" not in r]
+timed = [r for r in steps if "time" in r]
+a, b = timed[len(timed) // 2], timed[-1]  # the second half: compiled, warm
+print(f"{b['step'] + 1} steps in {b['time']:.1f} s (compile included); "
+      f"{(b['step'] - a['step']) / (b['time'] - a['time']):.2f} steps/s over "
+      f"steps {a['step']}-{b['step']}; loss {steps[0]['loss']:.1f} -> "
+      f"{b['loss']:.1f}")
+EOF
+      ;;
+    s4)
+      RANDCONV_TIME_BUDGET_S=$S4_BUDGET timeout $((S4_BUDGET + 120)) \
+        python3 -m randconv.cli reproduce --preset paper \
+        --only S4c S4d S4e --out /tmp/s4paper 2>&1 \
+        | grep -v "it/s\]$" | tail -40 | tee "$OUT/s4paper.txt" ;;
+    theory)
+      timeout "$THEORY_BUDGET" python3 -m randconv.cli theory --preset paper \
+        --out /tmp/theory_paper --json > "$OUT/theory_paper.json" \
+        2> "$OUT/theory_paper.err"
+      tail -5 "$OUT/theory_paper.err" ;;
+    *) echo "unknown stage $stage" ;;
+  esac
+  echo "== $stage: $(( $(date +%s) - start )) s"
+done
+tar czf "$OUT/results.tgz" -C /tmp s4paper theory_paper s3a_gpu 2>/dev/null
 ls -la "$OUT"

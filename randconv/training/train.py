@@ -445,6 +445,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     if not pending:
       return
     values = jax.device_get([loss for _, loss in pending])
+    now = round(time.monotonic() - t0, 3)  # the last step is done by now
     for (s, _), v in zip(pending, values, strict=True):
       v = float(v)
       if not math.isfinite(v):
@@ -457,7 +458,10 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
             f"training diverged at step {s} (loss {v}); the last good "
             f"checkpoint (step {last_saved}) is kept in {workdir}; lower "
             "--lr")
-      write({"step": s, "loss": v, "lr": float(schedule(s))})
+      rec = {"step": s, "loss": v, "lr": float(schedule(s))}
+      if s == pending[-1][0]:
+        rec["time"] = now  # wall seconds since this session's start
+      write(rec)
     bar.set_postfix(loss=f"{float(values[-1]):.4g}", refresh=False)
     pending.clear()
     log.flush()
