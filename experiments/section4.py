@@ -196,6 +196,44 @@ def _run_group(spec, keys, x, post, chunks=None, conv_impl="auto"):
                              conv_impl=conv_impl)
 
 
+def _scores(res: dict) -> dict:
+  """One net's logged numbers: per-image SSIM and r, and their means."""
+  s, r = np.asarray(res["ssim"]), np.asarray(res["pearson"])
+  return {"ssim_mean": float(s.mean()), "r_abs_mean": float(np.abs(r).mean()),
+          "ssim": [float(v) for v in s], "pearson": [float(v) for v in r]}
+
+
+def _run_cells(log: CellLog, spec, keys, x, post, cell, record
+               ) -> tuple[int, int]:
+  """Runs every net of ``keys`` on ``x`` as cells of ``log``, in the groups
+  of :func:`_net_group_size`: a group whose cells are all logged is
+  skipped, none starts once the time budget is spent, and each group's new
+  cells are logged as ``{"cell": cell(i), "net": i, **record(res_i)}``
+  where ``res_i`` is net ``i``'s slice of ``post``'s results.
+
+  Returns:
+    (cells done, cells in all).
+  """
+  n_nets = len(keys)
+  total = done = 0
+  for group in _groups(n_nets, _net_group_size(spec, x.shape[1], n_nets,
+                                               len(x))):
+    cells = [cell(i) for i in group]
+    total += len(cells)
+    if all(log.has(c) for c in cells):
+      done += len(cells)
+      continue
+    if log.out_of_time():
+      continue
+    res = _run_group(spec, keys[group.start:group.stop], x, post)
+    log.add([{"cell": c, "net": i,
+              **record(jax.tree_util.tree_map(lambda a, j=j: a[j], res))}
+             for j, (c, i) in enumerate(zip(cells, group))
+             if not log.has(c)])
+    done += len(cells)
+  return done, total
+
+
 def _status(done: int, total: int) -> str:
   return "measured" if done == total else "partial"
 
@@ -386,29 +424,14 @@ def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
   for w in widths:  # both variants at each width: a cut run has pairs
     for variant in variants:
       spec = make_spec("vgg16", "pool1", width=w, output=variant)
-      gsize = _net_group_size(spec, size, n_nets, len(x))
-      for group in _groups(n_nets, gsize):
-        cells = [f"{variant}/w{w}/n{i}" for i in group]
-        total += len(cells)
-        if all(log.has(c) for c in cells):
-          done += len(cells)
-          continue
-        if log.out_of_time():
-          continue
-        res = _run_group(spec, keys[group.start:group.stop], x, _sweep_post)
-        recs = []
-        for j, i in enumerate(group):
-          if log.has(cells[j]):
-            continue
-          s, r = res["ssim"][j], res["pearson"][j]
-          recs.append({"cell": cells[j], "variant": variant, "width": w,
-                       "net": i, "ssim_mean": float(s.mean()),
-                       "r_abs_mean": float(np.abs(r).mean()),
-                       "r_mean": float(r.mean()),
-                       "ssim": [float(v) for v in s],
-                       "pearson": [float(v) for v in r]})
-        log.add(recs)
-        done += len(cells)
+      d, t = _run_cells(
+          log, spec, keys, x, _sweep_post,
+          lambda i, variant=variant, w=w: f"{variant}/w{w}/n{i}",
+          lambda res, variant=variant, w=w: {
+              "variant": variant, "width": w,
+              "r_mean": float(res["pearson"].mean()),
+              **_scores(res)})
+      done, total = done + d, total + t
 
   stats = {v: _width_stats(log, v, widths, n_nets) for v in variants}
   figures = []
@@ -609,24 +632,10 @@ def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
   total = done = 0
   for k in kernels:
     spec = make_spec("vgg16", "conv1_1", kernel_size=k)
-    gsize = _net_group_size(spec, size, n_nets, len(x))
-    for group in _groups(n_nets, gsize):
-      cells = [f"k{k}/n{i}" for i in group]
-      total += len(cells)
-      if all(log.has(c) for c in cells):
-        done += len(cells)
-        continue
-      if log.out_of_time():
-        continue
-      res = _run_group(spec, keys[group.start:group.stop], x, _kernel_post)
-      log.add([{"cell": c, "kernel": k, "net": i,
-                "ssim_mean": float(res["ssim"][j].mean()),
-                "r_abs_mean": float(np.abs(res["pearson"][j]).mean()),
-                "ssim": [float(v) for v in res["ssim"][j]],
-                "pearson": [float(v) for v in res["pearson"][j]]}
-               for j, (c, i) in enumerate(zip(cells, group))
-               if not log.has(c)])
-      done += len(cells)
+    d, t = _run_cells(log, spec, keys, x, _kernel_post,
+                      lambda i, k=k: f"k{k}/n{i}",
+                      lambda res, k=k: {"kernel": k, **_scores(res)})
+    done, total = done + d, total + t
 
   ks, mean, std, rmean = [], [], [], []
   for k in kernels:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from randconv.plotting import _plt, image_grid
+from randconv.plotting import _plt, image_grid, save_figure
 
 
 def fig7(inputs: np.ndarray, rows: dict[str, list[np.ndarray]],
@@ -55,11 +55,7 @@ def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
   axes[0].set_ylabel(ylabel)
   axes[0].legend(fontsize=7, loc="lower right")
   fig.suptitle(title, fontsize=9)
-  fig.tight_layout()
-  path = Path(path)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)
 
 
 def fig10(inputs: list[np.ndarray], outputs: list[list[np.ndarray]],
@@ -92,8 +88,4 @@ def kernel_curve(kernels: list[int], mean: np.ndarray, std: np.ndarray,
   ax.set_title("Section 4.3: rrVGG Conv1_1-DeConv1_1", fontsize=9)
   ax.grid(alpha=0.3)
   ax.legend(fontsize=7)
-  fig.tight_layout()
-  path = Path(path)
-  fig.savefig(path, dpi=100)
-  plt.close(fig)
-  return path
+  return save_figure(fig, path)

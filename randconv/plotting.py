@@ -62,9 +62,14 @@ def image_grid(rows: list[list[np.ndarray]], path: str | Path, *,
         ax.set_title(col_labels[j], fontsize=8)
   if suptitle:
     fig.suptitle(suptitle, fontsize=9)
+  return save_figure(fig, path)
+
+
+def save_figure(fig, path: str | Path) -> Path:
+  """Lays out, saves (creating the folder) and closes a matplotlib figure."""
   fig.tight_layout()
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
   fig.savefig(path, dpi=100)
-  plt.close(fig)
+  _plt().close(fig)
   return path
