@@ -147,6 +147,47 @@ def winograd_conv3x3(x: jax.Array, w: jax.Array, padding: int = 1,
   return transform_output(m.reshape(t, n, th, tw, -1), out_hw)
 
 
+def transform_grad_output(dy: jax.Array) -> jax.Array:
+  """The output gradient in Winograd space: A dY A^T for every 4x4 tile of
+  ``dy`` [N, H_out, W_out, C_out] (zero beyond the edge), as
+  [36, N, tiles_h, tiles_w, C_out]: the transpose of
+  :func:`transform_output`."""
+  n, oh, ow, c = dy.shape
+  th, tw = -(-oh // TILE), -(-ow // TILE)
+  dy = jnp.pad(dy, ((0, 0), (0, TILE * th - oh), (0, TILE * tw - ow), (0, 0)))
+  t = dy.reshape(n, th, TILE, tw, TILE, c)
+  cols = _combine(AT.T, [t[:, :, :, :, q] for q in range(TILE)])
+  # cols: [6 (s), N, th, 4 (p), tw, C]
+  m = _combine(AT.T, [cols[:, :, :, p] for p in range(TILE)])
+  return m.reshape(ALPHA * ALPHA, n, th, tw, c)  # [6 (r) x 6 (s), ...]
+
+
+def weight_grad3x3(x: jax.Array, dy: jax.Array, padding: int = 1
+                   ) -> jax.Array:
+  """The kernel gradient of a 3x3 stride-1 conv by Winograd F(3x3, 4x4).
+
+  For ``y = conv(x, w, padding)`` and the gradient ``dy`` of y, returns
+  ``dL/dw`` HWIO [3, 3, C_in, C_out]: differentiating
+  ``Y = A^T [U (.) V] A`` by U gives ``dU = sum over tiles of
+  V (.) (A dY A^T)``, one matmul batched over the 36 positions
+  (``[36, C_in, tiles] @ [36, tiles, C_out]``), and ``dw = G^T dU G``:
+  4x fewer multiplies than the direct correlation of x with dy, which
+  XLA's CPU backend runs at a third of its forward conv's speed.
+  """
+  out_hw = dy.shape[1:3]
+  v = transform_input(x, padding, out_hw)
+  t = v.shape[1] * v.shape[2] * v.shape[3]
+  m = transform_grad_output(dy.astype(v.dtype))
+  du = lax.dot_general(v.reshape(ALPHA * ALPHA, t, -1),
+                       m.reshape(ALPHA * ALPHA, t, -1),
+                       (((1,), (1,)), ((0,), (0,))),
+                       precision=lax.Precision.HIGHEST)  # [36, C_in, C_out]
+  g = jnp.asarray(G, du.dtype)
+  return jnp.einsum("ai,abco,bj->ijco",
+                    g, du.reshape(ALPHA, ALPHA, *du.shape[1:]), g,
+                    precision=lax.Precision.HIGHEST)
+
+
 def unpool_conv3x3(p: jax.Array, w: jax.Array) -> jax.Array:
   """A 3x3, stride-1, padding-1 conv of ``unpool2d(p, 2, (2h, 2w))``,
   computed on the pooled map ``p`` without the unpooled zeros.
@@ -194,6 +235,7 @@ def supports(kernel: int, stride: int, groups: int,
   return kernel == 3 and stride == 1 and groups == 1 and dilation == 1
 
 
-__all__ = ["winograd_conv3x3", "unpool_conv3x3", "transform_kernel",
+__all__ = ["winograd_conv3x3", "unpool_conv3x3", "weight_grad3x3",
+           "transform_kernel", "transform_grad_output",
            "transform_input",
            "transform_output", "supports"]

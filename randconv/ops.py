@@ -3,6 +3,8 @@ unpooling and crop (SPEC 1.1-1.2)."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -13,7 +15,7 @@ from randconv.spec import LEAKY_SLOPE, pool_padding
 _DIMS = ("NHWC", "HWIO", "NHWC")
 
 
-CONV_IMPLS = ("direct", "winograd", "auto")
+CONV_IMPLS = ("direct", "winograd", "auto", "wgrad")
 
 
 def use_winograd(impl: str, kernel: int, stride: int, groups: int,
@@ -23,18 +25,62 @@ def use_winograd(impl: str, kernel: int, stride: int, groups: int,
   ``direct`` (the default and the reference) never does; ``winograd`` does
   for every 3x3 stride-1 ungrouped conv; ``auto`` does so on a CPU when both
   channel counts are at least 8 (below that the matmuls are too thin to win;
-  benchmarks/sweep_vs_torch.py).
+  benchmarks/sweep_vs_torch.py). ``wgrad`` (for training) keeps the direct
+  forward and uses Winograd for the kernel gradient only
+  (:func:`use_winograd_grad`).
   """
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; choose one of "
                      f"{', '.join(CONV_IMPLS)}")
   from randconv import fastconv
-  if impl == "direct" or not fastconv.supports(kernel, stride, groups):
+  if impl in ("direct", "wgrad") or not fastconv.supports(kernel, stride,
+                                                            groups):
     return False
   if impl == "winograd":
     return True
   return (jax.default_backend() == "cpu" and in_channels >= 8
           and out_channels >= 8)
+
+
+def use_winograd_grad(impl: str, kernel: int, stride: int, groups: int,
+                      in_channels: int, out_channels: int) -> bool:
+  """Whether ``impl`` (``wgrad``) computes this conv directly but its kernel
+  gradient by Winograd (:func:`randconv.fastconv.weight_grad3x3`): 3x3
+  stride-1 ungrouped convs with at least 8 channels in and out."""
+  from randconv import fastconv
+  return (impl == "wgrad" and fastconv.supports(kernel, stride, groups)
+          and in_channels >= 8 and out_channels >= 8)
+
+
+def _direct(x, w, stride, pads, lhs_dilation=(1, 1), groups=1):
+  return lax.conv_general_dilated(
+      x, w, (stride, stride), pads, lhs_dilation=lhs_dilation,
+      dimension_numbers=_DIMS, feature_group_count=groups,
+      precision=lax.Precision.HIGHEST)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def conv3x3_wgrad(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
+  """A 3x3 stride-1 conv, direct forward and input gradient, kernel
+  gradient by Winograd: on a CPU, XLA's kernel-gradient conv runs at a third
+  of its forward's speed (benchmarks/train_vs_torch.py)."""
+  pads = ((padding, padding), (padding, padding))
+  return _direct(x, w, 1, pads)
+
+
+def _wgrad_fwd(x, w, padding):
+  return conv3x3_wgrad(x, w, padding), (x, w)
+
+
+def _wgrad_bwd(padding, res, dy):
+  from randconv import fastconv
+  x, w = res
+  pads = ((padding, padding), (padding, padding))
+  _, dx_fn = jax.vjp(lambda x: _direct(x, w, 1, pads), x)
+  return dx_fn(dy)[0], fastconv.weight_grad3x3(x, dy, padding).astype(w.dtype)
+
+
+conv3x3_wgrad.defvjp(_wgrad_fwd, _wgrad_bwd)
 
 
 def use_unpool_conv(impl: str, unpool_stride: int, in_hw: tuple[int, int],
@@ -46,7 +92,7 @@ def use_unpool_conv(impl: str, unpool_stride: int, in_hw: tuple[int, int],
   if impl not in CONV_IMPLS:
     raise ValueError(f"unknown conv impl {impl!r}; choose one of "
                      f"{', '.join(CONV_IMPLS)}")
-  return (impl != "direct" and unpool_stride == 2 and kernel == 3
+  return (impl in ("winograd", "auto") and unpool_stride == 2 and kernel == 3
           and stride == 1 and padding == 1 and groups == 1
           and tuple(out_hw) == (2 * in_hw[0], 2 * in_hw[1]))
 
@@ -61,10 +107,11 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: int = 0,
   if use_winograd(impl, w.shape[0], stride, groups, w.shape[2], w.shape[3]):
     from randconv import fastconv
     return fastconv.winograd_conv3x3(x, w, padding)
-  return lax.conv_general_dilated(
-      x, w, (stride, stride), ((padding, padding), (padding, padding)),
-      dimension_numbers=_DIMS, feature_group_count=groups,
-      precision=lax.Precision.HIGHEST)
+  if use_winograd_grad(impl, w.shape[0], stride, groups, w.shape[2],
+                       w.shape[3]):
+    return conv3x3_wgrad(x, w, padding)
+  return _direct(x, w, stride, ((padding, padding), (padding, padding)),
+                 groups=groups)
 
 
 def conv_transpose2d(x: jax.Array, w: jax.Array, stride: int, padding: int,
@@ -83,15 +130,14 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, stride: int, padding: int,
   full_h = (h - 1) * stride - 2 * padding + k
   full_w = (wd - 1) * stride - 2 * padding + k
   pads = ((lo, lo + out_hw[0] - full_h), (lo, lo + out_hw[1] - full_w))
-  if (stride == 1 and pads[0] == (lo, lo) and pads[1] == (lo, lo)
-      and use_winograd(impl, k, 1, groups, w.shape[2], w.shape[3])):
+  if stride == 1 and pads[0] == (lo, lo) and pads[1] == (lo, lo):
     # Stride 1: the transposed conv is a plain conv with padding k - 1 - p.
-    from randconv import fastconv
-    return fastconv.winograd_conv3x3(x, w, lo)
-  return lax.conv_general_dilated(
-      x, w, (1, 1), pads, lhs_dilation=(stride, stride),
-      dimension_numbers=_DIMS, feature_group_count=groups,
-      precision=lax.Precision.HIGHEST)
+    if use_winograd(impl, k, 1, groups, w.shape[2], w.shape[3]):
+      from randconv import fastconv
+      return fastconv.winograd_conv3x3(x, w, lo)
+    if use_winograd_grad(impl, k, 1, groups, w.shape[2], w.shape[3]):
+      return conv3x3_wgrad(x, w, lo)
+  return _direct(x, w, 1, pads, lhs_dilation=(stride, stride), groups=groups)
 
 
 def activate(x: jax.Array, activation: str | None) -> jax.Array:

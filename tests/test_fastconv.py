@@ -103,6 +103,40 @@ def test_sweep_strategies_match_the_direct_reference(rng):
     assert rel_err(got, ref) < REL_TOL, (strategy, impl)
 
 
+@pytest.mark.parametrize("n,h,w,ci,co,pad", [
+    (2, 16, 16, 8, 9, 1), (1, 13, 11, 3, 4, 1), (2, 9, 10, 4, 6, 0),
+    (1, 5, 6, 2, 3, 2)])
+def test_winograd_weight_grad_matches_autodiff_of_direct(n, h, w, ci, co,
+                                                         pad, rng):
+  x = jnp.asarray(rng.normal(size=(n, h, w, ci)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, ci, co)), jnp.float32)
+  oh, ow = h + 2 * pad - 2, w + 2 * pad - 2
+  dy = jnp.asarray(rng.normal(size=(n, oh, ow, co)), jnp.float32)
+  _, vjp = jax.vjp(lambda k: ops.conv2d(x, k, 1, pad), k)
+  assert rel_err(fastconv.weight_grad3x3(x, dy, pad), vjp(dy)[0]) < 1e-5
+
+
+def test_wgrad_impl_keeps_values_and_gradients(rng):
+  # conv2d and the stride-1 transposed conv: same outputs, same gradients
+  # for the input and the kernel as the direct path (XLA's autodiff).
+  x = jnp.asarray(rng.normal(size=(2, 12, 12, 8)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 8, 8)), jnp.float32)
+  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 8, 8)
+  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 3, 8)
+  assert not ops.use_winograd("wgrad", 3, 1, 1, 8, 8)
+  fns = [lambda x, k, impl: ops.conv2d(x, k, 1, 1, impl=impl),
+         lambda x, k, impl: ops.conv_transpose2d(x, k, 1, 1, (12, 12),
+                                                 impl=impl)]
+  for f in fns:
+    def loss(x, k, impl, f=f):
+      return jnp.sum(jnp.sin(f(x, k, impl)))
+    ref = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
+    got = jax.grad(loss, argnums=(0, 1))(x, k, "wgrad")
+    assert rel_err(f(x, k, "wgrad"), f(x, k, "direct")) == 0.0
+    assert rel_err(got[0], ref[0]) < 1e-6
+    assert rel_err(got[1], ref[1]) < 1e-5
+
+
 def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
   # The compiled program must hold at least its own input and output.
   spec = make_spec("vgg16", "pool1", width=8, output="conv")
