@@ -19,7 +19,7 @@ conv implementation (>= 1.0: randconv is at least as fast).
 
 Usage (about 3 minutes on the 2-core dev machine when idle):
   python benchmarks/train_vs_torch.py [--reps 5] [--steps 3]
-      [--impl direct auto] [--size 64] [--batch 32]
+      [--impl direct wgrad auto] [--size 64] [--batch 32]
 """
 
 from __future__ import annotations
@@ -39,8 +39,8 @@ def _args(argv=None):
   p.add_argument("--size", type=int, default=64)
   p.add_argument("--batch", type=int, default=32)
   p.add_argument("--threads", type=int, default=2)
-  p.add_argument("--impl", nargs="+", default=["direct", "auto"],
-                 choices=("direct", "auto", "winograd"))
+  p.add_argument("--impl", nargs="+", default=["direct", "wgrad"],
+                 choices=("direct", "auto", "winograd", "wgrad"))
   return p.parse_args(argv)
 
 

@@ -69,7 +69,7 @@ def cmd_features(a) -> None:
 
 def train_config_from_args(a):
   from randconv.training.data import DataConfig
-  from randconv.training.train import TrainConfig
+  from randconv.training.train import TrainConfig, default_conv_impl
   data = DataConfig(source=a.data, crop=a.size, short_side=a.short_side or
                     max(2 * a.size, a.size), seed=a.seed,
                     val_samples=a.val_samples, data_dir=a.data_dir)
@@ -81,7 +81,8 @@ def train_config_from_args(a):
       weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every, conv_impl=a.conv_impl, data=data)
+      log_every=a.log_every,
+      conv_impl=a.conv_impl or default_conv_impl(), data=data)
 
 
 def cmd_train(a) -> None:
@@ -194,9 +195,10 @@ def add_commands(sub) -> None:
   p.add_argument("--eval-every", type=positive_int, default=None)
   p.add_argument("--checkpoint-every", type=positive_int, default=None)
   p.add_argument("--log-every", type=positive_int, default=10)
-  p.add_argument("--conv-impl", default="direct",
-                 choices=("direct", "auto", "winograd"),
-                 help="convolution algorithm (same numbers up to rounding)")
+  p.add_argument("--conv-impl", default=None,
+                 choices=("direct", "auto", "winograd", "wgrad"),
+                 help="convolution algorithm, same numbers up to rounding "
+                 "(default: wgrad on a CPU, direct elsewhere)")
   p.add_argument("--threads", type=int, default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, help="the run's folder")

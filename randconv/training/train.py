@@ -62,6 +62,14 @@ class RunMismatch(RandconvError):
   """A workdir holds a run with another config."""
 
 
+def default_conv_impl(backend: str | None = None) -> str:
+  """The fastest measured training conv path for the backend: ``wgrad`` on
+  a CPU (XLA's CPU kernel-gradient conv is 3x slower than its forward; the
+  VGG Conv2 step went 0.64 -> 0.51 s, benchmarks/train_vs_torch.py),
+  ``direct`` elsewhere (cuDNN's own gradients)."""
+  return "wgrad" if (backend or jax.default_backend()) == "cpu" else "direct"
+
+
 @dataclass(frozen=True)
 class TrainConfig:
   """One decoder training run (the paper's settings are the defaults).
@@ -77,10 +85,11 @@ class TrainConfig:
     weight_decay: added to the kernels' gradient (Caffe).
     seed: the random encoder, the decoder's init and the data order.
     eval_every, checkpoint_every, log_every: in steps.
-    conv_impl: ``direct`` (XLA's convolution) or ``auto``/``winograd``
-      (:mod:`randconv.fastconv` for 3x3 stride-1 convs); same numbers up to
-      float rounding, speed differs by layer and size
-      (benchmarks/train_vs_torch.py).
+    conv_impl: ``direct`` (XLA's convolution), ``auto``/``winograd``
+      (:mod:`randconv.fastconv` for 3x3 stride-1 convs) or ``wgrad`` (direct
+      convs, Winograd kernel gradients); same numbers up to float rounding,
+      speed differs by layer and size (benchmarks/train_vs_torch.py).
+      Default: :func:`default_conv_impl`.
     data: the images (:class:`randconv.training.data.DataConfig`).
   """
 
@@ -100,7 +109,7 @@ class TrainConfig:
   eval_every: int = 1000
   checkpoint_every: int = 5000
   log_every: int = 10
-  conv_impl: str = "direct"
+  conv_impl: str = field(default_factory=lambda: default_conv_impl())
   data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
 
   def schedule_milestones(self) -> tuple[int, ...]:
@@ -441,6 +450,16 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   def write(record: dict) -> None:
     log.write(json.dumps(record) + "\n")
 
+  def diverged(s: int, key: str, value: float, when: str) -> None:
+    write({"step": s, "event": "diverged", key: str(value)})
+    log.close()
+    bar.close()
+    manager.close()
+    what = "loss" if key == "loss" else "validation loss"
+    raise TrainingDiverged(
+        f"training diverged {when} ({what} {value}); the last good "
+        f"checkpoint (step {last_saved}) is kept in {workdir}; lower --lr")
+
   def flush() -> None:
     if not pending:
       return
@@ -450,14 +469,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       v = float(v)
       if not math.isfinite(v):
         log.flush()
-        write({"step": s, "event": "diverged", "loss": str(v)})
-        log.close()
-        bar.close()
-        manager.close()
-        raise TrainingDiverged(
-            f"training diverged at step {s} (loss {v}); the last good "
-            f"checkpoint (step {last_saved}) is kept in {workdir}; lower "
-            "--lr")
+        diverged(s, "loss", v, f"at step {s}")
       rec = {"step": s, "loss": v, "lr": float(schedule(s))}
       if s == pending[-1][0]:
         rec["time"] = now  # wall seconds since this session's start
@@ -471,14 +483,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     val = evaluate(dec, data.val)
     tr = evaluate(dec, data.train_eval)
     if not (math.isfinite(val) and math.isfinite(tr)):
-      write({"step": s, "event": "diverged", "val_loss": str(val)})
-      log.close()
-      bar.close()
-      manager.close()
-      raise TrainingDiverged(
-          f"training diverged before step {s} (validation loss {val}); the "
-          f"last good checkpoint (step {last_saved}) is kept in {workdir}; "
-          "lower --lr")
+      diverged(s, "val_loss", val, f"before step {s}")
     write({"step": s, "val_loss": val, "train_eval_loss": tr})
     log.flush()
     last_eval = s
