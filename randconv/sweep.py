@@ -153,10 +153,11 @@ def program_bytes(fn, params, images) -> int | None:
   outputs and temporaries (convolution workspaces, the grouped convs of a
   vmap, the post function's buffers). None where the backend does not say.
   """
+  compiled_fn = fn.lower(params, images).compile()  # errors propagate
   try:
-    m = fn.lower(params, images).compile().memory_analysis()
-  except Exception:  # noqa: BLE001 -- a backend without the analysis
-    return None
+    m = compiled_fn.memory_analysis()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None  # a backend without the analysis
   if m is None:
     return None
   return int(m.argument_size_in_bytes + m.output_size_in_bytes
@@ -183,23 +184,24 @@ def fit_chunks(spec: NetSpec, post, conv_impl: str, rescale: bool,
   """
   fn = compiled(spec, post, conv_impl, rescale, many)
   s, b = chunks.seed_chunk, chunks.image_chunk
-  for _ in range(12):
+  for tries in range(1, 13):
     need = measure(fn, param_shapes(spec, s if many else None),
                    jax.ShapeDtypeStruct((b,) + image_shape, np.float32))
     if need is None or need <= budget:
       return seeds.Plan(s, b), need
-    if s == 1 and b == 1:
+    if (s == 1 and b == 1) or tries == 12:
+      what = (f"one {spec.arch} {spec.layer} net on one" if s == b == 1
+              else f"{s} {spec.arch} {spec.layer} nets on {b}")
       raise MemoryError(
-          f"one {spec.arch} {spec.layer} net on one "
-          f"{image_shape[0]}x{image_shape[1]} "
-          f"image needs {need / 2**30:.1f} GiB, over the memory budget of "
+          f"{what} {image_shape[0]}x{image_shape[1]} image(s) need "
+          f"{need / 2**30:.1f} GiB, over the memory budget of "
           f"{budget / 2**30:.1f} GiB (set ${seeds.BUDGET_ENV})")
     shrink = 0.9 * budget / need
     if many and s >= b:
       s = max(1, min(s - 1, int(s * shrink)))
     else:
       b = max(1, min(b - 1, int(b * shrink)))
-  return seeds.Plan(s, b), need
+  raise AssertionError("unreachable")
 
 
 def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,

@@ -162,6 +162,12 @@ def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
   with pytest.raises(MemoryError, match="memory budget"):
     sweep.fit_chunks(spec, None, "direct", True, True, x.shape[1:],
                      seeds.Plan(4, 6), floor // 100)
+  # A cost that never fits within the tries is an error, not a plan.
+  def stubborn(fn, params, images):
+    return 96 + images.shape[0]
+  with pytest.raises(MemoryError, match="nets on"):
+    sweep.fit_chunks(spec, None, "direct", True, True, x.shape[1:],
+                     seeds.Plan(100, 100), 96, stubborn)
 
 
 def test_memory_budget_from_the_environment(monkeypatch):
