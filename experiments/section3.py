@@ -355,7 +355,7 @@ def reconstructions(res: train_lib.RunResult, x: np.ndarray
   spec = cfg.spec()
   enc = train_lib.build_encoder(cfg, spec)
   y = jax.jit(lambda d, e, x: train_lib.reconstruct(
-      d, replace(enc, params=e), spec, x, cfg.conv_impl))(
+      d, replace(enc, params=e), spec, x, cfg.impl))(
           res.params, enc.params, jnp.asarray(x))
   y = np.clip(np.asarray(y), 0.0, 1.0)
   ssim = np.asarray(metrics.ssim(jnp.asarray(x), jnp.asarray(y)))

@@ -233,6 +233,18 @@ def test_diverging_run_keeps_last_good_checkpoint(data_dir, tmp_path, capsys):
   assert json.loads((out / "config.json").read_text())["gamma"] == 1e20
 
 
+def test_resume_ignores_the_conv_path_only(data_dir, tmp_path, capsys):
+  # The conv path changes float rounding and speed, not the run: a run
+  # made with one goes on with another; any other field is refused.
+  assert T.TrainConfig().impl == T.default_conv_impl() == "wgrad"  # a CPU
+  out = str(tmp_path / "impl")
+  args = ["train", *TINY, "--steps", "2", "--out", out]
+  assert main([*args, "--conv-impl", "direct"]) == 0
+  assert main([*args, "--conv-impl", "wgrad"]) == 0
+  rc, line = _run_cli([*args, "--lr", "1e-2"], capsys)
+  assert rc == 2 and "another config" in line and "lr" in line, line
+
+
 def test_catalog_source_under_mock_data(tmp_path):
   """imagenette through ``tfds.data_source`` (mocked: random images of the
   real features), decoded and resized on the fly; two real training steps."""

@@ -69,7 +69,7 @@ def cmd_features(a) -> None:
 
 def train_config_from_args(a):
   from randconv.training.data import DataConfig
-  from randconv.training.train import TrainConfig, default_conv_impl
+  from randconv.training.train import TrainConfig
   data = DataConfig(source=a.data, crop=a.size, short_side=a.short_side or
                     max(2 * a.size, a.size), seed=a.seed,
                     val_samples=a.val_samples, data_dir=a.data_dir)
@@ -82,7 +82,7 @@ def train_config_from_args(a):
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
       log_every=a.log_every,
-      conv_impl=a.conv_impl or default_conv_impl(), data=data)
+      conv_impl=a.conv_impl, data=data)
 
 
 def cmd_train(a) -> None:

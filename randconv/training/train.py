@@ -89,7 +89,9 @@ class TrainConfig:
       (:mod:`randconv.fastconv` for 3x3 stride-1 convs) or ``wgrad`` (direct
       convs, Winograd kernel gradients); same numbers up to float rounding,
       speed differs by layer and size (benchmarks/train_vs_torch.py).
-      Default: :func:`default_conv_impl`.
+      None (the default): :func:`default_conv_impl` of the backend that
+      runs it (:attr:`impl`). Not compared on resume: a run may go on with
+      another path or on another backend.
     data: the images (:class:`randconv.training.data.DataConfig`).
   """
 
@@ -109,8 +111,14 @@ class TrainConfig:
   eval_every: int = 1000
   checkpoint_every: int = 5000
   log_every: int = 10
-  conv_impl: str = field(default_factory=lambda: default_conv_impl())
+  conv_impl: str | None = None
   data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
+
+  @property
+  def impl(self) -> str:
+    """The conv path this run uses here (:attr:`conv_impl` or the
+    backend's default)."""
+    return self.conv_impl or default_conv_impl()
 
   def schedule_milestones(self) -> tuple[int, ...]:
     if self.milestones is not None:
@@ -399,10 +407,12 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   config_path = workdir / "config.json"
   wanted = cfg.as_dict()
   if config_path.exists():
+    # The conv path changes only float rounding and speed: not compared.
     have = json.loads(config_path.read_text())
-    if have != json.loads(json.dumps(wanted)):
-      diff = sorted(k for k in set(have) | set(wanted)
-                    if have.get(k) != json.loads(json.dumps(wanted)).get(k))
+    want = json.loads(json.dumps(wanted))
+    diff = sorted(k for k in set(have) | set(want)
+                  if k != "conv_impl" and have.get(k) != want.get(k))
+    if diff:
       raise RunMismatch(f"{workdir} holds a run with another config "
                         f"(differs in {', '.join(diff)}); use another --out")
   else:
@@ -431,8 +441,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   _truncate_metrics(workdir, start)
 
   data = data_lib.load(cfg.data, cfg.batch)
-  step_fn = make_train_step(spec, enc, optimizer, cfg.conv_impl)
-  evaluate = make_eval(spec, enc, cfg.batch, cfg.conv_impl)
+  step_fn = make_train_step(spec, enc, optimizer, cfg.impl)
+  evaluate = make_eval(spec, enc, cfg.batch, cfg.impl)
   batches = data.batches(cfg.batch, start=start, threads=threads)
   schedule = optax.piecewise_constant_schedule(
       cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
@@ -455,7 +465,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     log.close()
     bar.close()
     manager.close()
-    what = "loss" if key == "loss" else "validation loss"
+    what = {"loss": "loss", "params": "params"}.get(key, "validation or "
+                                                     "training-set loss")
     raise TrainingDiverged(
         f"training diverged {when} ({what} {value}); the last good "
         f"checkpoint (step {last_saved}) is kept in {workdir}; lower --lr")
@@ -483,7 +494,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     val = evaluate(dec, data.val)
     tr = evaluate(dec, data.train_eval)
     if not (math.isfinite(val) and math.isfinite(tr)):
-      diverged(s, "val_loss", val, f"before step {s}")
+      diverged(s, "val_loss", val if not math.isfinite(val) else tr,
+               f"before step {s}")
     write({"step": s, "val_loss": val, "train_eval_loss": tr})
     log.flush()
     last_eval = s
@@ -494,13 +506,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     finite = all(np.isfinite(np.asarray(a)).all()
                  for a in jax.tree_util.tree_leaves(dec))
     if not finite:
-      log.close()
-      bar.close()
-      manager.close()
-      raise TrainingDiverged(
-          f"training diverged before step {s} (the params are not finite); "
-          f"the last good checkpoint (step {last_saved}) is kept in "
-          f"{workdir}; lower --lr")
+      diverged(s, "params", "not finite", f"before step {s}")
     _save(manager, s, dec, opt_state)
     last_saved = s
     write({"step": s, "event": "checkpoint"})
