@@ -2,8 +2,10 @@
 the chunk plan of the paper's Conv1 width sweep (``vgg16`` up to ``pool1``,
 both output variants) as the estimate gives it and as XLA's memory analysis
 of the compiled chunk corrects it (:func:`randconv.sweep.fit_chunks`), then
-runs the chunks of one group of nets at ``--run-widths`` the way
-``experiments/section4.py`` does and reports the device's peak memory.
+runs one net on all the images at ``--run-widths`` through
+:func:`randconv.sweep.sweep_outputs` with the fit on (the backend's default
+strategy: ``vmap`` of the one net on a GPU, where Section 4's one-net groups
+use ``loop``) and reports the device's peak memory.
 
   python benchmarks/memory_plan.py                      # paper sizes (GPU)
   python benchmarks/memory_plan.py --size 64 --widths 64 256 --nets 4 \\
