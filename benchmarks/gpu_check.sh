@@ -12,6 +12,11 @@
 #   theory  the theory checks' paper preset within $THEORY_BUDGET seconds
 #   bash benchmarks/gpu_check.sh memory s3a s4
 # Results land in $OUT (results.tgz holds the run folders).
+# The GPU image lacks some packages: carry them as py3.12 wheels in .whl
+# (git-excluded; see the device tool's README): dm-pix, grain, array_record,
+# dm-tree, tensorflow-datasets, immutabledict, simple-parsing,
+# tensorflow-metadata, termcolor, toml, docstring_parser, promise (built
+# with `pip wheel`), importlib_resources, portpicker.
 set -uo pipefail
 S4_BUDGET=${S4_BUDGET:-120}
 THEORY_BUDGET=${THEORY_BUDGET:-90}
