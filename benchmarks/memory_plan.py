@@ -61,17 +61,20 @@ def main() -> None:
       many = strategy == "vmap"
       guess = sweep.plan(spec, a.nets, a.images, a.size, a.size, strategy,
                          budget=budget)
-      fn = sweep.compiled(spec, None, "auto", True, many)
+      measured = []  # every try's bytes: the first is the estimate's
+
+      def measure(*args):
+        measured.append(sweep.program_bytes(*args))
+        return measured[-1]
+
       t0 = time.perf_counter()
-      first = sweep.program_bytes(
-          fn, sweep.param_shapes(spec, guess.seed_chunk if many else None),
-          jax.ShapeDtypeStruct((guess.image_chunk,) + shape, np.float32))
       try:
         fitted, need = sweep.fit_chunks(spec, None, "auto", True, many, shape,
-                                        guess, budget)
+                                        guess, budget, measure)
         fit = f"{fitted.seed_chunk:>4} x {fitted.image_chunk:<4}"
       except MemoryError as e:
-        fitted, need, fit = None, None, f"none: {e}"
+        need, fit = None, f"none: {e}"
+      first = measured[0]
       print(f"{w:5d} {variant:7s} {strategy:8s} {guess.seed_chunk:>6} x "
             f"{guess.image_chunk:<4}          {gib(first):>8}  {fit:>22}  "
             f"{gib(need):>7}  {time.perf_counter() - t0:8.1f}", flush=True)

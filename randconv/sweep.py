@@ -173,23 +173,25 @@ def fit_chunks(spec: NetSpec, post, conv_impl: str, rescale: bool,
   most ``budget`` bytes (:func:`program_bytes`), and returns the plan with
   its bytes.
 
-  :func:`plan`'s estimate (the largest maps) is only a first guess: on a
-  GPU, XLA's vmapped (grouped) convs and the metrics' buffers needed 6-25x
-  more than it (265 GiB to 1 TiB asked for in the first paper-preset run on
-  an H200). Each try compiles the chunk once (cached per shape); the larger
-  of the seed and image chunks shrinks in proportion to the overshoot.
+  :func:`plan`'s estimate (the largest maps) is only a first guess; the
+  compiled program also holds the convs' workspaces, the grouped convs of a
+  vmap and the post function's buffers. Each try compiles the chunk once
+  (cached per shape); the larger of the seed and image chunks shrinks in
+  proportion to the overshoot.
 
   Raises:
-    MemoryError: when one net on one image is over the budget.
+    MemoryError: when one net on one image is over the budget, or no chunk
+      fits within ``max_tries`` compiles.
   """
   fn = compiled(spec, post, conv_impl, rescale, many)
   s, b = chunks.seed_chunk, chunks.image_chunk
-  for tries in range(1, 13):
+  max_tries = 12
+  for tries in range(1, max_tries + 1):
     need = measure(fn, param_shapes(spec, s if many else None),
                    jax.ShapeDtypeStruct((b,) + image_shape, np.float32))
     if need is None or need <= budget:
       return seeds.Plan(s, b), need
-    if (s == 1 and b == 1) or tries == 12:
+    if (s == 1 and b == 1) or tries == max_tries:
       what = (f"one {spec.arch} {spec.layer} net on one" if s == b == 1
               else f"{s} {spec.arch} {spec.layer} nets on {b}")
       raise MemoryError(
@@ -201,7 +203,7 @@ def fit_chunks(spec: NetSpec, post, conv_impl: str, rescale: bool,
       s = max(1, min(s - 1, int(s * shrink)))
     else:
       b = max(1, min(b - 1, int(b * shrink)))
-  raise AssertionError("unreachable")
+  raise AssertionError("the last try returns or raises")
 
 
 def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
