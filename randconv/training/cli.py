@@ -81,8 +81,7 @@ def train_config_from_args(a):
       weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every,
-      conv_impl=a.conv_impl, data=data)
+      log_every=a.log_every, conv_impl=a.conv_impl, data=data)
 
 
 def cmd_train(a) -> None:

@@ -460,7 +460,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   def write(record: dict) -> None:
     log.write(json.dumps(record) + "\n")
 
-  def diverged(s: int, key: str, value: float, when: str) -> None:
+  def diverged(s: int, key: str, value, when: str) -> None:
     write({"step": s, "event": "diverged", key: str(value)})
     log.close()
     bar.close()
@@ -479,7 +479,6 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     for (s, _), v in zip(pending, values, strict=True):
       v = float(v)
       if not math.isfinite(v):
-        log.flush()
         diverged(s, "loss", v, f"at step {s}")
       rec = {"step": s, "loss": v, "lr": float(schedule(s))}
       if s == pending[-1][0]:
