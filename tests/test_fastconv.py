@@ -116,25 +116,111 @@ def test_winograd_weight_grad_matches_autodiff_of_direct(n, h, w, ci, co,
   assert rel_err(fastconv.weight_grad3x3(x, dy, pad), vjp(dy)[0]) < 1e-5
 
 
-def test_wgrad_impl_keeps_values_and_gradients(rng):
-  # conv2d and the stride-1 transposed conv: same outputs, same gradients
-  # for the input and the kernel as the direct path (XLA's autodiff).
-  x = jnp.asarray(rng.normal(size=(2, 12, 12, 8)), jnp.float32)
-  k = jnp.asarray(rng.normal(size=(3, 3, 8, 8)), jnp.float32)
-  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 8, 8)
-  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 3, 8)
-  assert not ops.use_winograd("wgrad", 3, 1, 1, 8, 8)
-  fns = [lambda x, k, impl: ops.conv2d(x, k, 1, 1, impl=impl),
-         lambda x, k, impl: ops.conv_transpose2d(x, k, 1, 1, (12, 12),
-                                                 impl=impl)]
+def _grads(f, x, k, dy):
+  """f's value and the vjp of ``dy`` for x and k."""
+  y, vjp = jax.vjp(f, x, k)
+  return (y, *vjp(dy))
+
+
+def test_wgrad_rules():
+  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 8, 64, (12, 12))
+  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 64, 64, (64, 64))
+  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 16, 16, (64, 64))
+  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 512, 512, (8, 8))
+  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 3, 64, (64, 64))
+  assert not ops.use_winograd_grad("direct", 3, 1, 1, 64, 64, (64, 64))
+  assert ops.use_thin("wgrad", 3, 1, 1, 64, 3, 1)
+  assert ops.use_thin("wgrad", 3, 1, 1, 3, 64, 1)
+  assert not ops.use_thin("wgrad", 3, 1, 1, 3, 16, 1)
+  assert not ops.use_thin("auto", 3, 1, 1, 3, 64, 1)
+  assert not ops.use_winograd("wgrad", 3, 1, 1, 64, 64)
+  assert ops.use_unpool_conv("wgrad", 2, (4, 4), (8, 8), 3, 1, 1, 1)
+
+
+@pytest.mark.parametrize("ci,co,hw", [(8, 32, 12), (32, 3, 8), (3, 32, 8)])
+def test_wgrad_impl_keeps_values_and_gradients(ci, co, hw, rng):
+  # conv2d and the stride-1 transposed conv under ``wgrad`` (Winograd kernel
+  # gradient; the thin matmul path for 3 channels): same outputs and the
+  # same input and kernel gradients as XLA's autodiff of the direct conv.
+  x = jnp.asarray(rng.normal(size=(2, hw, hw, ci)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, ci, co)), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(2, hw, hw, co)), jnp.float32)
+  fns = [lambda impl: lambda x, k: ops.conv2d(x, k, 1, 1, impl=impl),
+         lambda impl: lambda x, k: ops.conv_transpose2d(x, k, 1, 1, (hw, hw),
+                                                        impl=impl)]
   for f in fns:
-    def loss(x, k, impl, f=f):
-      return jnp.sum(jnp.sin(f(x, k, impl)))
-    ref = jax.grad(loss, argnums=(0, 1))(x, k, "direct")
-    got = jax.grad(loss, argnums=(0, 1))(x, k, "wgrad")
-    assert rel_err(f(x, k, "wgrad"), f(x, k, "direct")) == 0.0
-    assert rel_err(got[0], ref[0]) < 1e-6
-    assert rel_err(got[1], ref[1]) < 1e-5
+    ref = _grads(f("direct"), x, k, dy)
+    got = _grads(f("wgrad"), x, k, dy)
+    for a, b, tol in zip(got, ref, (1e-6, 1e-6, 1e-5)):
+      assert rel_err(a, b) < tol
+
+
+@pytest.mark.parametrize("ci,co,pad", [
+    (3, 16, 1), (16, 3, 1), (3, 16, 0), (16, 3, 2), (2, 3, 1), (1, 8, 2),
+    (8, 1, 0)])
+def test_thin_conv_matches_autodiff_of_direct(ci, co, pad, rng):
+  x = jnp.asarray(rng.normal(size=(2, 7, 9, ci)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, ci, co)), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(2, 5 + 2 * pad, 7 + 2 * pad, co)),
+                   jnp.float32)
+  ref = _grads(lambda x, k: ops.conv2d(x, k, 1, pad), x, k, dy)
+  got = _grads(lambda x, k: fastconv.thin_conv3x3(x, k, pad), x, k, dy)
+  for a, b in zip(got, ref):
+    assert a.shape == b.shape
+    assert rel_err(a, b) < 1e-5
+  with pytest.raises(ValueError, match="padding"):
+    fastconv.thin_conv3x3(x, k, 3)
+
+
+def test_weight_grad_chunks_sum_to_the_whole_batch(rng):
+  x = jnp.asarray(rng.normal(size=(6, 10, 10, 4)), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(6, 10, 10, 5)), jnp.float32)
+  whole = fastconv.weight_grad3x3(x, dy, 1, chunk=6)
+  for chunk in (1, 2, 3, None):
+    assert rel_err(fastconv.weight_grad3x3(x, dy, 1, chunk=chunk),
+                   whole) < 1e-5  # summation order only
+  with pytest.raises(ValueError, match="divide"):
+    fastconv.weight_grad3x3(x, dy, 1, chunk=4)
+  assert fastconv.batch_chunk(32, 64 * 64 * 64) == 2
+  assert fastconv.batch_chunk(31, 10) == 31
+  assert fastconv.batch_chunk(31, 10 ** 9) == 1
+
+
+@pytest.mark.parametrize("form", ["phases", "matmul"])
+def test_unpool_conv_forms_match_autodiff_of_direct(form, rng):
+  p = jnp.asarray(rng.normal(size=(2, 5, 6, 6)), jnp.float32)
+  k = jnp.asarray(rng.normal(size=(3, 3, 6, 4)), jnp.float32)
+  dy = jnp.asarray(rng.normal(size=(2, 10, 12, 4)), jnp.float32)
+  ref = _grads(lambda p, k: ops.conv2d(ops.unpool2d(p, 2, (10, 12)), k, 1, 1),
+               p, k, dy)
+  got = _grads(lambda p, k: fastconv.unpool_conv3x3(p, k, form), p, k, dy)
+  for a, b in zip(got, ref):
+    assert rel_err(a, b) < 1e-6
+
+
+def test_wgrad_train_gradients_match_direct(rng):
+  # A whole VGG Conv2-DeConv2 at width 32: the thin first and last layers,
+  # Winograd kernel gradients and the one-matmul unpool+conv all at once.
+  spec = make_spec("vgg16", "conv2", width=32, output="conv",
+                   decoder_activation="leaky_relu")
+  x = jnp.asarray(rng.uniform(size=(2, 24, 24, 3)), jnp.float32)
+  params = nets.init(jax.random.PRNGKey(5), spec)
+  z, _ = nets.encode(params, spec, x)
+
+  def loss(dec, impl):
+    y, _ = nets.decode(dec, spec, z, (24, 24), conv_impl=impl)
+    return jnp.sum((y - x) ** 2)
+
+  dec = {layer.name: params[layer.name] for layer in spec.decoder
+         if layer.name in params}
+  assert len(dec) == 4
+  ref = jax.grad(loss)(dec, "direct")
+  got = jax.grad(loss)(dec, "wgrad")
+  for name in ref:
+    for leaf in ref[name]:
+      assert rel_err(got[name][leaf], ref[name][leaf]) < 1e-4, (name, leaf)
+  z_fast, _ = nets.encode(params, spec, x, conv_impl="wgrad")
+  assert rel_err(z_fast, z) < 1e-6
 
 
 def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
