@@ -129,7 +129,7 @@ def _run(params: Params, spec: NetSpec, layers, x: jax.Array,
       p = params[layer.name]
       w = p["w"].astype(x.dtype)
       if pooled is not None:
-        x = ops.unpool_conv(pooled, w)
+        x = ops.unpool_conv(pooled, w, conv_impl)
         pooled = None
       elif layer.transpose:
         x = ops.conv_transpose2d(x, w, layer.stride, layer.padding,

@@ -18,6 +18,12 @@ _DIMS = ("NHWC", "HWIO", "NHWC")
 CONV_IMPLS = ("direct", "winograd", "auto", "wgrad")
 
 
+def _check_impl(impl: str) -> None:
+  if impl not in CONV_IMPLS:
+    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
+                     f"{', '.join(CONV_IMPLS)}")
+
+
 def use_winograd(impl: str, kernel: int, stride: int, groups: int,
                  in_channels: int, out_channels: int) -> bool:
   """Whether ``impl`` runs this conv by Winograd (randconv.fastconv).
@@ -25,13 +31,13 @@ def use_winograd(impl: str, kernel: int, stride: int, groups: int,
   ``direct`` (the default and the reference) never does; ``winograd`` does
   for every 3x3 stride-1 ungrouped conv; ``auto`` does so on a CPU when both
   channel counts are at least 8 (below that the matmuls are too thin to win;
-  benchmarks/sweep_vs_torch.py). ``wgrad`` (for training) keeps the direct
-  forward and uses Winograd for the kernel gradient only
+  benchmarks/sweep_vs_torch.py). ``wgrad`` (for training) never runs a
+  Winograd forward: per conv it takes the unpool+conv phases
+  (:func:`use_unpool_conv`), one matmul for thin convs (:func:`use_thin`),
+  or the direct forward and input gradient with a Winograd kernel gradient
   (:func:`use_winograd_grad`).
   """
-  if impl not in CONV_IMPLS:
-    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
-                     f"{', '.join(CONV_IMPLS)}")
+  _check_impl(impl)
   from randconv import fastconv
   if impl in ("direct", "wgrad") or not fastconv.supports(kernel, stride,
                                                             groups):
@@ -43,13 +49,48 @@ def use_winograd(impl: str, kernel: int, stride: int, groups: int,
 
 
 def use_winograd_grad(impl: str, kernel: int, stride: int, groups: int,
-                      in_channels: int, out_channels: int) -> bool:
+                      in_channels: int, out_channels: int,
+                      out_hw: tuple[int, int]) -> bool:
   """Whether ``impl`` (``wgrad``) computes this conv directly but its kernel
   gradient by Winograd (:func:`randconv.fastconv.weight_grad3x3`): 3x3
-  stride-1 ungrouped convs with at least 8 channels in and out."""
+  stride-1 ungrouped convs with at least 32 channels on one side, more than
+  :data:`~randconv.fastconv.THIN` on the other, and an output of at least
+  12x12 (smaller maps waste too much of the 4x4 tiles: at 5x5 the direct
+  kernel gradient is 3x faster; README, "Training speed")."""
   from randconv import fastconv
   return (impl == "wgrad" and fastconv.supports(kernel, stride, groups)
-          and in_channels >= 8 and out_channels >= 8)
+          and max(in_channels, out_channels) >= 32
+          and min(in_channels, out_channels) > fastconv.THIN
+          and min(out_hw) >= 12)
+
+
+def use_thin(impl: str, kernel: int, stride: int, groups: int,
+             in_channels: int, out_channels: int, padding: int) -> bool:
+  """Whether ``impl`` (``wgrad``) runs this conv as one matmul
+  (:func:`randconv.fastconv.thin_conv3x3`): 3x3 stride-1 convs with at most
+  :data:`~randconv.fastconv.THIN` channels on one side and at least 32 on
+  the other, such as a VGG's first and last layers."""
+  from randconv import fastconv
+  return (impl == "wgrad" and fastconv.is_thin(kernel, stride, groups,
+                                                in_channels, out_channels,
+                                                padding)
+          and max(in_channels, out_channels) >= 32)
+
+
+def _conv3x3_fast(x: jax.Array, w: jax.Array, padding: int,
+                  impl: str) -> jax.Array | None:
+  """A stride-1 ungrouped conv by the fast path ``impl`` picks for it, or
+  None where the direct conv runs."""
+  from randconv import fastconv
+  k, ci, co = w.shape[0], w.shape[2], w.shape[3]
+  out_hw = (x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1)
+  if use_winograd(impl, k, 1, 1, ci, co):
+    return fastconv.winograd_conv3x3(x, w, padding)
+  if use_thin(impl, k, 1, 1, ci, co, padding):
+    return fastconv.thin_conv3x3(x, w, padding)
+  if use_winograd_grad(impl, k, 1, 1, ci, co, out_hw):
+    return conv3x3_wgrad(x, w, padding)
+  return None
 
 
 def _direct(x, w, stride, pads, lhs_dilation=(1, 1), groups=1):
@@ -87,12 +128,11 @@ def use_unpool_conv(impl: str, unpool_stride: int, in_hw: tuple[int, int],
                     out_hw: tuple[int, int], kernel: int, stride: int,
                     padding: int, groups: int) -> bool:
   """Whether an unpooling followed by this stride-1 conv runs as one
-  :func:`randconv.fastconv.unpool_conv3x3` (``auto`` and ``winograd``):
+  :func:`randconv.fastconv.unpool_conv3x3` (``auto``, ``winograd`` and
+  ``wgrad``):
   2x unpooling with nothing to zero-extend, then a 3x3, padding-1 conv."""
-  if impl not in CONV_IMPLS:
-    raise ValueError(f"unknown conv impl {impl!r}; choose one of "
-                     f"{', '.join(CONV_IMPLS)}")
-  return (impl in ("winograd", "auto") and unpool_stride == 2 and kernel == 3
+  _check_impl(impl)
+  return (impl in ("winograd", "auto", "wgrad") and unpool_stride == 2 and kernel == 3
           and stride == 1 and padding == 1 and groups == 1
           and tuple(out_hw) == (2 * in_hw[0], 2 * in_hw[1]))
 
@@ -104,12 +144,11 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: int = 0,
   ``impl`` picks the algorithm (:func:`use_winograd`); the result is the
   same up to float rounding.
   """
-  if use_winograd(impl, w.shape[0], stride, groups, w.shape[2], w.shape[3]):
-    from randconv import fastconv
-    return fastconv.winograd_conv3x3(x, w, padding)
-  if use_winograd_grad(impl, w.shape[0], stride, groups, w.shape[2],
-                       w.shape[3]):
-    return conv3x3_wgrad(x, w, padding)
+  _check_impl(impl)
+  if stride == 1 and groups == 1:
+    y = _conv3x3_fast(x, w, padding, impl)
+    if y is not None:
+      return y
   return _direct(x, w, stride, ((padding, padding), (padding, padding)),
                  groups=groups)
 
@@ -130,13 +169,12 @@ def conv_transpose2d(x: jax.Array, w: jax.Array, stride: int, padding: int,
   full_h = (h - 1) * stride - 2 * padding + k
   full_w = (wd - 1) * stride - 2 * padding + k
   pads = ((lo, lo + out_hw[0] - full_h), (lo, lo + out_hw[1] - full_w))
-  if stride == 1 and pads[0] == (lo, lo) and pads[1] == (lo, lo):
+  if (stride == 1 and groups == 1 and pads[0] == (lo, lo)
+      and pads[1] == (lo, lo)):
     # Stride 1: the transposed conv is a plain conv with padding k - 1 - p.
-    if use_winograd(impl, k, 1, groups, w.shape[2], w.shape[3]):
-      from randconv import fastconv
-      return fastconv.winograd_conv3x3(x, w, lo)
-    if use_winograd_grad(impl, k, 1, groups, w.shape[2], w.shape[3]):
-      return conv3x3_wgrad(x, w, lo)
+    y = _conv3x3_fast(x, w, lo, impl)
+    if y is not None:
+      return y
   return _direct(x, w, 1, pads, lhs_dilation=(stride, stride), groups=groups)
 
 
@@ -194,12 +232,14 @@ def unpool2d(x: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
                      (0, out_hw[1] - w * stride), (0, 0)))
 
 
-def unpool_conv(p: jax.Array, w: jax.Array) -> jax.Array:
+def unpool_conv(p: jax.Array, w: jax.Array, impl: str = "auto") -> jax.Array:
   """``conv2d(unpool2d(p, 2, 2x size), w, 1, 1)`` without the zeros
   (:func:`randconv.fastconv.unpool_conv3x3`); a stride-1 transposed conv
-  with padding 1 is this same conv."""
+  with padding 1 is this same conv. ``wgrad`` (training) takes the one-matmul
+  form, whose backward pass is faster; the others the phase form."""
   from randconv import fastconv
-  return fastconv.unpool_conv3x3(p, w)
+  return fastconv.unpool_conv3x3(p, w,
+                                 "matmul" if impl == "wgrad" else "phases")
 
 
 def crop(x: jax.Array, hw: tuple[int, int]) -> jax.Array:
