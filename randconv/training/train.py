@@ -212,16 +212,18 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
   frozen: only the decoder's params are differentiated."""
   mode = enc.preprocessing
 
-  def loss_fn(dec, enc_params, x):
-    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
-                       conv_impl=conv_impl)
+  def loss_fn(dec, z, x):
     y, _ = nets.decode(dec, spec, z, x.shape[1:3], conv_impl=conv_impl)
     return jnp.mean(per_image_loss(y, x))
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(dec, opt_state, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
-    loss, grads = jax.value_and_grad(loss_fn)(dec, enc_params, x)
+    # The frozen encoder runs outside the differentiated function: XLA then
+    # compiles it as a plain forward pass.
+    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
+                       conv_impl=conv_impl)
+    loss, grads = jax.value_and_grad(loss_fn)(dec, z, x)
     updates, opt_state = optimizer.update(grads, opt_state, dec)
     return optax.apply_updates(dec, updates), opt_state, loss
 
