@@ -17,7 +17,7 @@ Then the two alternate, the order swapped every repetition; the summary
 takes each side's median step time and prints ``ratio torch/randconv`` per
 conv implementation (>= 1.0: randconv is at least as fast).
 
-Usage (about 3 minutes on the 2-core dev machine when idle):
+Usage (under a minute on the 2-core dev machine when idle):
   python benchmarks/train_vs_torch.py [--reps 5] [--steps 3]
       [--impl direct wgrad auto] [--size 64] [--batch 32]
 """

@@ -24,6 +24,12 @@ Float32 error: about 1e-6 relative to the output's scale for the interpolation
 points 0, +-1, +-2 (tests/test_fastconv.py checks it against
 :func:`randconv.ops.conv2d`, the direct convolution, which stays the
 reference).
+
+The same module holds the other exact rewrites that the ``auto`` and
+``wgrad`` conv paths (:mod:`randconv.ops`) pick where they measured faster:
+the Winograd kernel gradient (:func:`weight_grad3x3`, training), unpooling
+plus the next conv on the pooled map (:func:`unpool_conv3x3`), and 3x3
+convs with 3 channels on one side as one matmul (:func:`thin_conv3x3`).
 """
 
 from __future__ import annotations
@@ -55,6 +61,11 @@ AT = np.array([[1, 1, 1, 1, 1, 0],
                [0, 1, -1, 2, -2, 0],
                [0, 1, 1, 4, 4, 0],
                [0, 1, -1, 8, -8, 1]], np.float64)
+
+
+def _acc(dtype) -> jnp.dtype:
+  """The accumulation type for ``dtype``: at least float32."""
+  return jnp.promote_types(dtype, jnp.float32)
 
 
 def _combine(coeffs: np.ndarray, parts: list[jax.Array]) -> jax.Array:
@@ -185,7 +196,8 @@ def _weight_grad_sum(x: jax.Array, dy: jax.Array, padding: int) -> jax.Array:
   return lax.dot_general(v.reshape(ALPHA * ALPHA, t, -1),
                          m.reshape(ALPHA * ALPHA, t, -1),
                          (((1,), (1,)), ((0,), (0,))),
-                         precision=lax.Precision.HIGHEST)
+                         precision=lax.Precision.HIGHEST,
+                         preferred_element_type=_acc(x.dtype))
 
 
 def weight_grad3x3(x: jax.Array, dy: jax.Array, padding: int = 1,
@@ -201,10 +213,13 @@ def weight_grad3x3(x: jax.Array, dy: jax.Array, padding: int = 1,
   XLA's CPU backend runs at a third of its forward conv's speed.
 
   The batch is summed in chunks of ``chunk`` images (a ``lax.scan``; by
-  default the largest divisor of the batch whose input stays under
-  :data:`CHUNK_FLOATS` floats): the transformed tiles of a chunk stay in
-  the CPU's cache, which makes the whole 2-6x faster than one pass over a
-  32-image batch (benchmarks/train_vs_torch.py, README).
+  default the largest divisor of the batch whose chunk of x or of dy,
+  whichever is larger, holds at most :data:`CHUNK_FLOATS` floats; for a
+  prime batch of large images that is one image at a time): the
+  transformed tiles of a chunk stay in the CPU's cache, which makes the
+  whole 2-6x faster than one pass over a 32-image batch (README, Section 3,
+  "where the time goes"). The sum is kept in at least float32; the result
+  has x's dtype.
   """
   out_hw = dy.shape[1:3]
   n = x.shape[0]
@@ -219,31 +234,37 @@ def weight_grad3x3(x: jax.Array, dy: jax.Array, padding: int = 1,
   else:
     def body(acc, pair):
       return acc + _weight_grad_sum(pair[0], pair[1], padding), None
-    zero = jnp.zeros((ALPHA * ALPHA, x.shape[3], dy.shape[3]), x.dtype)
+    zero = jnp.zeros((ALPHA * ALPHA, x.shape[3], dy.shape[3]),
+                     _acc(x.dtype))
     du, _ = lax.scan(body, zero, (x.reshape(n // chunk, chunk, *x.shape[1:]),
                                   dy.reshape(n // chunk, chunk,
                                              *dy.shape[1:])))
   g = jnp.asarray(G, du.dtype)
   return jnp.einsum("ai,abco,bj->ijco",
                     g, du.reshape(ALPHA, ALPHA, *du.shape[1:]), g,
-                    precision=lax.Precision.HIGHEST)
+                    precision=lax.Precision.HIGHEST).astype(x.dtype)
 
 
 def _matmul(a: jax.Array, b: jax.Array) -> jax.Array:
   """Contracts the last axis of ``a`` with the first of ``b``, as one 2-D
-  matmul (XLA's CPU dot is fastest on flat operands)."""
+  matmul (XLA's CPU dot is fastest on flat operands), summed in at least
+  float32 and returned in ``a``'s dtype."""
   out = lax.dot_general(a.reshape(-1, a.shape[-1]), b.astype(a.dtype),
                         (((1,), (0,)), ((), ())),
-                        precision=lax.Precision.HIGHEST)
-  return out.reshape(*a.shape[:-1], b.shape[1])
+                        precision=lax.Precision.HIGHEST,
+                        preferred_element_type=_acc(a.dtype))
+  return out.reshape(*a.shape[:-1], b.shape[1]).astype(a.dtype)
 
 
 def _gram(a: jax.Array, b: jax.Array) -> jax.Array:
-  """``sum over every position of a[..., :]^T b[..., :]``: [C_a, C_b]."""
-  return lax.dot_general(a.reshape(-1, a.shape[-1]),
-                         b.reshape(-1, b.shape[-1]).astype(a.dtype),
-                         (((0,), (0,)), ((), ())),
-                         precision=lax.Precision.HIGHEST)
+  """``sum over every position of a[..., :]^T b[..., :]``: [C_a, C_b], summed
+  in at least float32 and returned in ``a``'s dtype."""
+  out = lax.dot_general(a.reshape(-1, a.shape[-1]),
+                        b.reshape(-1, b.shape[-1]).astype(a.dtype),
+                        (((0,), (0,)), ((), ())),
+                        precision=lax.Precision.HIGHEST,
+                        preferred_element_type=_acc(a.dtype))
+  return out.astype(a.dtype)
 
 
 # Unpooling puts each pooled value at the top-left of its 2x2 block, so the
@@ -333,7 +354,8 @@ def _thin_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
     return _matmul(_taps(x, padding, out_hw), w.reshape(9 * c, co))
   # Few outputs: one matmul of x with all nine taps (N = 9 C_out), then the
   # nine shifted partial maps summed; y[a, b] = sum z_pad[a + i, b + j, i, j].
-  z = _matmul(x, jnp.transpose(w, (2, 0, 1, 3)).reshape(c, 9 * co))
+  z = _matmul(x.astype(_acc(x.dtype)),
+              jnp.transpose(w, (2, 0, 1, 3)).reshape(c, 9 * co))
   z = jnp.pad(z.reshape(n, h, wd, 9, co),
               ((0, 0), (padding, padding), (padding, padding), (0, 0), (0, 0)))
   y = None
@@ -341,7 +363,7 @@ def _thin_forward(x: jax.Array, w: jax.Array, padding: int) -> jax.Array:
     i, j = divmod(t, 3)
     part = z[:, i:i + out_hw[0], j:j + out_hw[1], t]
     y = part if y is None else y + part
-  return y
+  return y.astype(x.dtype)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
@@ -370,6 +392,9 @@ def thin_conv3x3(x: jax.Array, w: jax.Array, padding: int = 1) -> jax.Array:
     raise ValueError(f"shapes do not fit: x {x.shape}, w {w.shape}")
   if padding not in (0, 1, 2):
     raise ValueError(f"thin_conv3x3 takes padding 0, 1 or 2, got {padding}")
+  if min(x.shape[1:3]) + 2 * padding - 2 < 1:
+    raise ValueError(f"a {x.shape[1]}x{x.shape[2]} input with padding "
+                     f"{padding} has no 3x3 output")
   return _thin_forward(x, w, padding)
 
 
@@ -385,14 +410,11 @@ def _thin_bwd(padding, res, dy):
   if c <= co:  # dW [(i, j, c), o] = taps(x)^T dy
     dw = _gram(_taps(x, padding, dy.shape[1:3]), dy).reshape(3, 3, c, co)
   else:
-    # dW[i, j] = sum_uv x[u, v]^T dy[u + p - i, v + p - j]: x against the
-    # nine taps of dy placed on x's grid (dy padded by 2, read at p + 2 - i).
-    h, wd = x.shape[1:3]
-    dyp = jnp.pad(dy.astype(x.dtype), ((0, 0), (2, 2), (2, 2), (0, 0)))
-    s = padding + 2
-    q = jnp.concatenate([dyp[:, s - i:s - i + h, s - j:s - j + wd]
-                         for i in range(3) for j in range(3)], axis=-1)
-    dw = jnp.transpose(_gram(q, x).reshape(3, 3, co, c), (0, 1, 3, 2))
+    # dW[i, j] = sum_uv x[u, v]^T dy[u + p - i, v + p - j]: the taps of dy
+    # at padding 2 - p on x's grid hold dy[u + p - i] at tap 2 - i.
+    q = _taps(dy.astype(x.dtype), 2 - padding, x.shape[1:3])
+    dw = _gram(q, x).reshape(3, 3, co, c)[::-1, ::-1]
+    dw = jnp.transpose(dw, (0, 1, 3, 2))
   return dx, dw.astype(w.dtype)
 
 

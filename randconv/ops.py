@@ -32,7 +32,7 @@ def use_winograd(impl: str, kernel: int, stride: int, groups: int,
   for every 3x3 stride-1 ungrouped conv; ``auto`` does so on a CPU when both
   channel counts are at least 8 (below that the matmuls are too thin to win;
   benchmarks/sweep_vs_torch.py). ``wgrad`` (for training) never runs a
-  Winograd forward: per conv it takes the unpool+conv phases
+  Winograd forward: per conv it takes the one-matmul unpool+conv
   (:func:`use_unpool_conv`), one matmul for thin convs (:func:`use_thin`),
   or the direct forward and input gradient with a Winograd kernel gradient
   (:func:`use_winograd_grad`).
@@ -56,7 +56,7 @@ def use_winograd_grad(impl: str, kernel: int, stride: int, groups: int,
   stride-1 ungrouped convs with at least 32 channels on one side, more than
   :data:`~randconv.fastconv.THIN` on the other, and an output of at least
   12x12 (smaller maps waste too much of the 4x4 tiles: at 5x5 the direct
-  kernel gradient is 3x faster; README, "Training speed")."""
+  kernel gradient is 3x faster; README, Section 3, "where the time goes")."""
   from randconv import fastconv
   return (impl == "wgrad" and fastconv.supports(kernel, stride, groups)
           and max(in_channels, out_channels) >= 32
@@ -66,24 +66,35 @@ def use_winograd_grad(impl: str, kernel: int, stride: int, groups: int,
 
 def use_thin(impl: str, kernel: int, stride: int, groups: int,
              in_channels: int, out_channels: int, padding: int) -> bool:
-  """Whether ``impl`` (``wgrad``) runs this conv as one matmul
+  """Whether ``impl`` runs this conv as one matmul
   (:func:`randconv.fastconv.thin_conv3x3`): 3x3 stride-1 convs with at most
   :data:`~randconv.fastconv.THIN` channels on one side and at least 32 on
-  the other, such as a VGG's first and last layers."""
+  the other, such as a VGG's first and last layers; under ``wgrad``, and
+  under ``auto`` on a CPU (XLA's CPU conv runs these at 10-25 GFLOP/s).
+  The matmul form has a custom VJP, so forward-mode derivatives
+  (``jax.jvp``) do not pass through it: use ``direct`` for those."""
   from randconv import fastconv
-  return (impl == "wgrad" and fastconv.is_thin(kernel, stride, groups,
-                                                in_channels, out_channels,
-                                                padding)
+  if impl == "auto":
+    if jax.default_backend() != "cpu":
+      return False
+  elif impl != "wgrad":
+    return False
+  return (fastconv.is_thin(kernel, stride, groups, in_channels, out_channels,
+                           padding)
           and max(in_channels, out_channels) >= 32)
 
 
 def _conv3x3_fast(x: jax.Array, w: jax.Array, padding: int,
                   impl: str) -> jax.Array | None:
   """A stride-1 ungrouped conv by the fast path ``impl`` picks for it, or
-  None where the direct conv runs."""
+  None where the direct conv runs (also for a negative padding: a
+  transposed conv whose padding is over ``k - 1``)."""
   from randconv import fastconv
+  if padding < 0:
+    return None
   k, ci, co = w.shape[0], w.shape[2], w.shape[3]
-  out_hw = (x.shape[1] + 2 * padding - k + 1, x.shape[2] + 2 * padding - k + 1)
+  out_hw = (x.shape[1] + 2 * padding - k + 1,
+            x.shape[2] + 2 * padding - k + 1)
   if use_winograd(impl, k, 1, 1, ci, co):
     return fastconv.winograd_conv3x3(x, w, padding)
   if use_thin(impl, k, 1, 1, ci, co, padding):
@@ -132,8 +143,8 @@ def use_unpool_conv(impl: str, unpool_stride: int, in_hw: tuple[int, int],
   ``wgrad``):
   2x unpooling with nothing to zero-extend, then a 3x3, padding-1 conv."""
   _check_impl(impl)
-  return (impl in ("winograd", "auto", "wgrad") and unpool_stride == 2 and kernel == 3
-          and stride == 1 and padding == 1 and groups == 1
+  return (impl in ("winograd", "auto", "wgrad") and unpool_stride == 2
+          and kernel == 3 and stride == 1 and padding == 1 and groups == 1
           and tuple(out_hw) == (2 * in_hw[0], 2 * in_hw[1]))
 
 
@@ -141,8 +152,10 @@ def conv2d(x: jax.Array, w: jax.Array, stride: int = 1, padding: int = 0,
            groups: int = 1, impl: str = "direct") -> jax.Array:
   """Cross-correlation, NHWC input, HWIO kernel (as Caffe and PyTorch).
 
-  ``impl`` picks the algorithm (:func:`use_winograd`); the result is the
-  same up to float rounding.
+  ``impl`` picks the algorithm for 3x3 stride-1 convs (Winograd, the thin
+  matmul or the Winograd kernel gradient: :func:`use_winograd`,
+  :func:`use_thin`, :func:`use_winograd_grad`); the result is the same up
+  to float rounding.
   """
   _check_impl(impl)
   if stride == 1 and groups == 1:

@@ -64,9 +64,9 @@ class RunMismatch(RandconvError):
 
 def default_conv_impl(backend: str | None = None) -> str:
   """The fastest measured training conv path for the backend: ``wgrad`` on
-  a CPU (XLA's CPU kernel-gradient conv is 3x slower than its forward; the
-  VGG Conv2 step went 0.64 -> 0.51 s, benchmarks/train_vs_torch.py),
-  ``direct`` elsewhere (cuDNN's own gradients)."""
+  a CPU (the VGG Conv2 step at 64x64 takes 0.30 s against 0.59 s with
+  XLA's convs, benchmarks/train_vs_torch.py), ``direct`` elsewhere (cuDNN's
+  own gradients)."""
   return "wgrad" if (backend or jax.default_backend()) == "cpu" else "direct"
 
 
@@ -86,9 +86,12 @@ class TrainConfig:
     seed: the random encoder, the decoder's init and the data order.
     eval_every, checkpoint_every, log_every: in steps.
     conv_impl: ``direct`` (XLA's convolution), ``auto``/``winograd``
-      (:mod:`randconv.fastconv` for 3x3 stride-1 convs) or ``wgrad`` (direct
-      convs, Winograd kernel gradients); same numbers up to float rounding,
-      speed differs by layer and size (benchmarks/train_vs_torch.py).
+      (:mod:`randconv.fastconv` for 3x3 stride-1 convs) or ``wgrad`` (for
+      training: one matmul for the 3-channel convs next to 32 or more
+      channels and for unpooling + conv, Winograd kernel gradients, XLA's
+      forward and input gradient elsewhere; :func:`randconv.ops.use_winograd`);
+      same numbers up to float rounding, speed differs by layer and size
+      (benchmarks/train_vs_torch.py).
       None (the default): :func:`default_conv_impl` of the backend that
       runs it (:attr:`impl`). Not compared on resume: a run may go on with
       another path or on another backend.
@@ -212,18 +215,16 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
   frozen: only the decoder's params are differentiated."""
   mode = enc.preprocessing
 
-  def loss_fn(dec, z, x):
+  def loss_fn(dec, enc_params, x):
+    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
+                       conv_impl=conv_impl)
     y, _ = nets.decode(dec, spec, z, x.shape[1:3], conv_impl=conv_impl)
     return jnp.mean(per_image_loss(y, x))
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(dec, opt_state, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
-    # The frozen encoder runs outside the differentiated function: XLA then
-    # compiles it as a plain forward pass.
-    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
-                       conv_impl=conv_impl)
-    loss, grads = jax.value_and_grad(loss_fn)(dec, z, x)
+    loss, grads = jax.value_and_grad(loss_fn)(dec, enc_params, x)
     updates, opt_state = optimizer.update(grads, opt_state, dec)
     return optax.apply_updates(dec, updates), opt_state, loss
 
