@@ -41,8 +41,8 @@ paper's 1e-4 it ends at 193, validation 106, still falling before the decay;
 ~1e6 times larger, so the rate does not favour the random encoder);
 the 21 trainings of 120 steps took 12 min 53 s on the idle machine (direct
 convs), so the preset takes 300 steps, chosen for the time (2.3x under the
-hour) before its results were seen: 26 min 13 s with the ``wgrad`` convs,
-peak RSS 2.1 GiB (README, Section 3). The paper preset takes ImageNet from
+hour) before its results were seen: 26 min 13 s with the first ``wgrad``
+convs, 17 min 54 s with today's (peak RSS 2.0-2.1 GiB; README, Section 3). The paper preset takes ImageNet from
 tensorflow-datasets (``imagenet2012``, array_record, prepared by the user;
 ``RANDCONV_PAPER_DATA=imagenette`` for the smaller one) and needs a GPU.
 
