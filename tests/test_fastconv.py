@@ -89,20 +89,6 @@ def test_auto_picks_winograd_only_where_it_applies():
   assert not ops.use_winograd("direct", 3, 1, 1, 64, 64)
 
 
-def test_sweep_strategies_match_the_direct_reference(rng):
-  spec = make_spec("vgg16", "pool1", width=8, output="conv")
-  x = rng.uniform(size=(3, 8, 8, 3)).astype(np.float32)
-  keys = seeds.seed_keys(1, 3)
-  ref = seeds.run_seeds(nets.output_fn(spec, "gaussian:0.015"), keys, x,
-                        strategy="loop")
-  for strategy, impl in (("vmap", "winograd"),):
-    got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                              strategy=strategy, conv_impl=impl,
-                              chunks=seeds.Plan(2, 2))
-    assert got.shape == ref.shape
-    assert rel_err(got, ref) < REL_TOL, (strategy, impl)
-
-
 @pytest.mark.parametrize("n,h,w,ci,co,pad", [
     (2, 16, 16, 8, 9, 1), (1, 13, 11, 3, 4, 1), (2, 9, 10, 4, 6, 0),
     (1, 5, 6, 2, 3, 2)])
@@ -196,17 +182,19 @@ def test_thin_conv_under_jit_vmap_and_low_precision(rng):
   assert rel_err(y, ops.conv2d(x, ks[0], 1, 1)) < 2e-2
 
 
-def test_auto_sweep_with_thin_layers_matches_direct(rng):
-  # Width 32: conv1_1 (3 -> 32) and deconv1_1 (32 -> 3) take the thin
-  # matmul under auto on a CPU, vmapped over nets; RMS rescaling on.
-  spec = make_spec("vgg16", "pool1", width=32, output="conv")
-  x = rng.uniform(size=(2, 12, 12, 3)).astype(np.float32)
-  keys = seeds.seed_keys(2, 3)
+@pytest.mark.parametrize("width,impl", [(8, "winograd"), (32, "auto")])
+def test_vmapped_sweep_matches_the_direct_reference(width, impl, rng):
+  # Width 32 under auto on a CPU: conv1_1 (3 -> 32) and deconv1_1 (32 -> 3)
+  # take the thin matmul, vmapped over nets; RMS rescaling on.
+  spec = make_spec("vgg16", "pool1", width=width, output="conv")
+  x = rng.uniform(size=(3, 12, 12, 3)).astype(np.float32)
+  keys = seeds.seed_keys(1, 3)
   ref = seeds.run_seeds(nets.output_fn(spec, "gaussian:0.015"), keys, x,
                         strategy="loop")
   got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", conv_impl="auto",
-                            chunks=seeds.Plan(3, 2))
+                            strategy="vmap", conv_impl=impl,
+                            chunks=seeds.Plan(2, 2))
+  assert got.shape == ref.shape
   assert rel_err(got, ref) < REL_TOL
 
 
