@@ -421,13 +421,6 @@ def _thin_bwd(padding, res, dy):
 thin_conv3x3.defvjp(_thin_fwd, _thin_bwd)
 
 
-def is_thin(kernel: int, stride: int, groups: int, in_channels: int,
-            out_channels: int, padding: int) -> bool:
-  """Whether :func:`thin_conv3x3` computes this conv."""
-  return (supports(kernel, stride, groups) and padding in (0, 1, 2)
-          and min(in_channels, out_channels) <= THIN)
-
-
 def supports(kernel: int, stride: int, groups: int,
              dilation: int = 1) -> bool:
   """Whether :func:`winograd_conv3x3` computes this conv."""
@@ -435,7 +428,7 @@ def supports(kernel: int, stride: int, groups: int,
 
 
 __all__ = ["winograd_conv3x3", "unpool_conv3x3", "weight_grad3x3",
-           "thin_conv3x3", "is_thin",
+           "thin_conv3x3",
            "transform_kernel", "transform_grad_output",
            "transform_input",
            "transform_output", "supports"]

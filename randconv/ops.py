@@ -79,8 +79,8 @@ def use_thin(impl: str, kernel: int, stride: int, groups: int,
       return False
   elif impl != "wgrad":
     return False
-  return (fastconv.is_thin(kernel, stride, groups, in_channels, out_channels,
-                           padding)
+  return (fastconv.supports(kernel, stride, groups) and padding in (0, 1, 2)
+          and min(in_channels, out_channels) <= fastconv.THIN
           and max(in_channels, out_channels) >= 32)
 
 
