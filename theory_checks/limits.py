@@ -1,6 +1,6 @@
 """The infinite-width limit image of the Section 5 network, fast.
 
-Two recursions walk a spec's layer records (SPEC 3):
+Two recursions walk a spec's layer records (theory_checks/README.md):
 
 * :func:`energy_limit`, L2-norm pooling (Theorem 5.1 / A.1): the energy map
   ``q(i) = sum_k X(k, i)^2`` follows a linear recursion, a box sum per conv
@@ -57,14 +57,17 @@ class Step:
 
 
 def section5_steps(spec: NetSpec, height: int, width: int,
-                   pooling: str | None = None) -> list[Step]:
-  """The spec's layers as :class:`Step` records, checked against SPEC 3.
+                   pooling: str | None = None,
+                   sampled: bool = False) -> list[Step]:
+  """The spec's layers as :class:`Step` records, checked against theory_checks/README.md.
 
   Args:
     spec: a network with the channel-mean output.
     height, width: the input size.
     pooling: ``l2`` or ``avg``: the pooling kind the recursion needs (every
       Pool must have it); ``None`` accepts either.
+    sampled: also accept max (and L2) pools, whose kernel the banded
+      recursion samples window by window (:func:`covariance_limit`).
 
   Raises:
     TheoryError: a layer the theory does not cover (max pooling, LRN,
@@ -91,11 +94,12 @@ def section5_steps(spec: NetSpec, height: int, width: int,
       if layer.groups != 1:
         raise TheoryError(f"{layer.name}: grouped convs are not covered")
     elif isinstance(layer, Pool):
-      if layer.pooling not in ("l2", "avg"):
+      if not sampled and layer.pooling not in ("l2", "avg"):
         raise TheoryError(
             f"{layer.name}: {layer.pooling} pooling has no closed-form limit; "
-            "use pooling='l2' (Theorem 5.1) or 'avg' (Theorem A.7)")
-      if pooling is not None and layer.pooling != pooling:
+            "use pooling='l2' (Theorem 5.1), 'avg' (Theorem A.7) or the "
+            "sampled recursion (limit_image(..., 'max'))")
+      if not sampled and pooling is not None and layer.pooling != pooling:
         raise TheoryError(f"{layer.name} is {layer.pooling} pooling; this "
                           f"recursion needs {pooling} pooling")
     elif not isinstance(layer, (Unpool, ChannelMean, Crop)):
@@ -325,18 +329,28 @@ def _unpool_banded_axis(k, axis, stride: int, n_out: int, d_out: int):
 
 
 def covariance_limit(spec: NetSpec, x: np.ndarray, *,
-                     return_diagonals: bool = False):
-  """The limit image with average pooling (Theorem A.7), sigma = 1.
+                     return_diagonals: bool = False,
+                     samples: int | None = None, seed: int = 0,
+                     info: dict | None = None):
+  """The limit image with average pooling (Theorem A.7), sigma = 1; with
+  max (or L2) pooling where ``samples`` is given.
 
   Banded form (module docstring): exact for any size; memory is
   ``H W (2D + 1)^2`` floats at the widest layer (D = 15 before VGG16's
-  pool1 at Conv5: 0.4 GB at 227x227).
+  pool1 at Conv5: 0.4 GB at 227x227). A max pool has no closed form: its
+  output's diagonal is estimated from ``samples`` draws of each window's
+  pre-activations (:func:`theory_checks.gp.window_pool_diag`); this needs
+  the pool's output diagonal only (as in the pool1 network of Figs. 8-9),
+  and its relative standard error goes to ``info["pool_rel_se"]``.
 
   Args:
     spec: the Section 5 network (channel-mean output, average or no
-      pooling, stride-1 convs).
+      pooling, stride-1 convs; max pooling with ``samples``).
     x: one image, [H, W, C] (or [H, W]).
     return_diagonals: also return every layer's diagonal K(i, i).
+    samples: draws per max-pool window (None: max pooling is refused).
+    seed: the max pools' sampling seed (pool i uses ``seed + i``).
+    info: a dict that receives ``pool_rel_se`` (a list, one per pool).
 
   Returns:
     The limit image, [H, W] float64 (and the diagonals).
@@ -345,8 +359,10 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
   if x.ndim == 2:
     x = x[..., None]
   h, w, _ = x.shape
-  steps = section5_steps(spec, h, w, pooling="avg")
+  steps = section5_steps(spec, h, w, pooling="avg",
+                         sampled=samples is not None)
   need = required_offsets(steps)
+  pre = None  # the last conv's banded pre-activation kernel
   dy, dx = need[0]
   # K_0[i, d] = <x(i), x(i + d)> over the channels.
   xp = np.pad(x, ((dy, dy), (dx, dx), (0, 0)))
@@ -373,7 +389,20 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
         continue
       s = _band(s, d_next)
       by, bx = d_next
+      pre = s
       k = arccos_relu(s, diag[:, :, None, None], _partner_diag(diag, by, bx))
+    elif isinstance(layer, Pool) and layer.pooling != "avg":
+      if d_next != (0, 0):
+        raise TheoryError(
+            f"{layer.name}: the banded recursion samples a {layer.pooling} "
+            "pool only where the layers after it need its diagonal alone; "
+            "use theory_checks.gp.full_law (maps up to 64x64)")
+      from theory_checks.gp import window_pool_diag
+      diag, se = window_pool_diag(pre, layer, step.out_hw, samples=samples,
+                                  seed=seed + i)
+      if info is not None:
+        info.setdefault("pool_rel_se", []).append(se)
+      k = diag[:, :, None, None]
     elif isinstance(layer, Pool):
       k = _pool_banded_axis(k, 0, layer, step.out_hw[0], d_next[0])
       k = _pool_banded_axis(k, 1, layer, step.out_hw[1], d_next[1])
@@ -396,12 +425,17 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
   return y
 
 
-def limit_image(spec: NetSpec, x: np.ndarray,
-                pooling: str | None = None) -> np.ndarray:
+def limit_image(spec: NetSpec, x: np.ndarray, pooling: str | None = None,
+                *, samples: int | None = None, seed: int = 0,
+                info: dict | None = None) -> np.ndarray:
   """The limit image of one [H, W, C] image for the spec's pooling kind.
 
   A spec without pools has one limit; ``pooling`` picks the recursion for
-  specs that have pools (default: the pools' own kind).
+  specs that have pools (default: the pools' own kind): ``l2`` the energy
+  recursion, ``avg`` the covariance recursion, ``max`` the covariance
+  recursion with each max pool sampled (``samples`` draws per window,
+  default :data:`theory_checks.gp.WINDOW_SAMPLES`; the spec's pools must be
+  max pools).
   """
   kinds = {l.pooling for l in spec.layers if isinstance(l, Pool)}
   if pooling is None:
@@ -410,7 +444,15 @@ def limit_image(spec: NetSpec, x: np.ndarray,
     return covariance_limit(spec, x)
   if pooling == "l2":
     return energy_limit(spec, x)
-  raise TheoryError(f"unknown pooling {pooling!r} for the limit; use l2 or avg")
+  if pooling == "max":
+    if kinds - {"max"}:
+      raise TheoryError("the max-pooling limit needs a spec built with "
+                        "pooling='max'")
+    from theory_checks.gp import WINDOW_SAMPLES
+    return covariance_limit(spec, x, samples=samples or WINDOW_SAMPLES,
+                            seed=seed, info=info)
+  raise TheoryError(f"unknown pooling {pooling!r} for the limit; use l2, avg "
+                    "or max")
 
 
 def angle(a: np.ndarray, b: np.ndarray, axis=None) -> np.ndarray:

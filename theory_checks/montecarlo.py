@@ -40,6 +40,7 @@ import numpy as np
 
 from randconv.spec import ChannelMean, Conv, Crop, LRN, NetSpec, Pool, Unpool
 from theory_checks.limits import TheoryError, angle
+from theory_checks.routes import tap_indices
 
 
 JITTER = 1e-4
@@ -60,21 +61,6 @@ def _check(spec: NetSpec) -> int:
       raise TheoryError(f"{l.name}: the sampler needs ReLU convs without "
                         "groups")
   return mean_at - 1
-
-
-def _tap_indices(layer: Conv, in_hw, out_hw) -> np.ndarray:
-  """[taps, HW_out] input index read by each output pixel per tap; HW_in
-  where it reads padding."""
-  from theory_checks.routes import conv_taps
-  n_in = in_hw[0] * in_hw[1]
-  out = []
-  for g in conv_taps(layer, in_hw, out_hw):
-    g = g.tocsr()
-    idx = np.full(g.shape[0], n_in, np.int32)
-    rows = np.repeat(np.arange(g.shape[0]), np.diff(g.indptr))
-    idx[rows] = g.indices
-    out.append(idx)
-  return np.stack(out)
 
 
 def sampler_fn(spec: NetSpec, height: int, width: int, *,
@@ -108,7 +94,7 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
     in_hw, out_hw = sizes[i], sizes[i + 1]
     if isinstance(layer, Conv):
       gram = layer.fan_in > out_hw[0] * out_hw[1]
-      idx = _tap_indices(layer, in_hw, out_hw) if gram else None
+      idx = tap_indices(layer, in_hw, out_hw) if gram else None
       plan.append((i, layer, in_hw, out_hw, gram, idx))
     else:
       plan.append((i, layer, in_hw, out_hw, False, None))

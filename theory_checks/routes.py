@@ -60,6 +60,19 @@ def conv_taps(layer: Conv, in_hw, out_hw) -> list[sp.csr_matrix]:
   return taps
 
 
+def tap_indices(layer: Conv, in_hw, out_hw) -> np.ndarray:
+  """[taps, HW_out] input index read by each output pixel per tap; HW_in
+  where it reads padding."""
+  n_in = in_hw[0] * in_hw[1]
+  out = []
+  for g in conv_taps(layer, in_hw, out_hw):
+    idx = np.full(g.shape[0], n_in, np.int32)
+    rows = np.repeat(np.arange(g.shape[0]), np.diff(g.indptr))
+    idx[rows] = g.indices
+    out.append(idx)
+  return np.stack(out)
+
+
 def pool_matrix(layer: Pool, in_hw, out_hw, mean: bool) -> sp.csr_matrix:
   """Window membership [HW_out, HW_in]; rows sum to 1 when ``mean``."""
   (hi, wi), (ho, wo) = in_hw, out_hw

@@ -1,0 +1,453 @@
+"""Check T7 (an extension beyond the paper): the infinite-width law of the
+Figs. 8-9 network, VGG16 truncated at pool1 with *max* pooling, for both
+outputs, against the library's own finite networks.
+
+* (a) the empirical output kernel ``Sigma = sum_n sum_t d_n(p + t)
+  d_n(p' + t)`` of a width-N net (d its last hidden layer) approaches the
+  limit kernel K at the N^(-1/2) rate;
+* (b) at one large width, the distributions of SSIM and |r| over many
+  library nets match those over as many GP(0, K) samples;
+* (c) the measured Fig. 8 curves approach the predictions: the GP's mean
+  SSIM (conv output) and SSIM(input, max-pool limit) (channel mean).
+
+README.md beside this file ("T7") states the theory; :mod:`theory_checks.gp`
+computes the law.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from theory_checks import checks, gp
+
+KS_ALPHA = 0.01   # (b): the two-sample KS test must not reject at this level
+MEAN_Z = 3.0      # (b), (c): means within this many standard errors
+ROOT_SEED = 7
+NOISE_SHARE = 0.5  # (a): K's sampling error below this x the error at max N
+
+
+@dataclass(frozen=True)
+class T7Preset:
+  size: int
+  photos: tuple
+  kernel_widths: tuple[int, ...]   # (a)
+  kernel_nets: int
+  fit_min: int
+  dist_width: int                  # (b)
+  dist_nets: int
+  gp_samples: int
+  sweep_widths: tuple[int, ...]    # (c)
+  sweep_nets: int
+  pool_samples: int = gp.POOL_SAMPLES
+
+
+PRESETS = {
+    "quick": T7Preset(size=16, photos=checks._TWO,
+                      kernel_widths=(16, 64, 256, 1024), kernel_nets=3,
+                      fit_min=64, dist_width=256, dist_nets=100,
+                      gp_samples=400, sweep_widths=(4, 16, 64, 256),
+                      sweep_nets=10),
+    "cpu": T7Preset(size=32, photos=checks._TWO,
+                    kernel_widths=(16, 32, 64, 128, 256, 512, 1024, 2048),
+                    kernel_nets=6, fit_min=64, dist_width=1024,
+                    dist_nets=200, gp_samples=1000,
+                    sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
+                    sweep_nets=30),
+    "paper": T7Preset(size=64, photos=tuple(
+        (n, m) for n in checks.PHOTOS_ALL[:4] for m in ("colour", "grey")),
+                      kernel_widths=(16, 32, 64, 128, 256, 512, 1024, 2048),
+                      kernel_nets=10, fit_min=64, dist_width=1024,
+                      dist_nets=500, gp_samples=2000,
+                      sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024,
+                                    2048), sweep_nets=50,
+                      pool_samples=1 << 15),
+}
+
+
+def specs(width: int | None = None):
+  """The Figs. 8-9 network (VGG16 to pool1, max pooling): conv output and
+  channel-mean output."""
+  from randconv.spec import make_spec
+  return {v: make_spec("vgg16", "pool1", width=width, output=v,
+                       pooling="max") for v in ("conv", "mean")}
+
+
+def hidden_name(spec) -> str:
+  """The layer whose ReLU maps the output conv reads (deconv1_2 here)."""
+  from randconv.spec import Conv
+  layers = spec.layers
+  at = max(i for i, l in enumerate(layers) if isinstance(l, Conv))
+  return layers[at - 1].name
+
+
+def _gram_fn(spec):
+  import jax
+  import jax.numpy as jnp
+
+  from randconv import nets
+  name = hidden_name(spec)
+
+  def fn(key, images):
+    params = nets.init(key, spec, "gaussian:1.0")
+    _, feats = nets.apply(params, spec, images, rescale=True,
+                          conv_impl="auto")
+    d = feats[name]
+    flat = d.reshape(d.shape[0], -1, d.shape[-1])
+    return jnp.einsum("bpn,bqn->bpq", flat, flat,
+                      precision=jax.lax.Precision.HIGHEST)
+
+  return fn
+
+
+def empirical_kernels(width: int, x: np.ndarray, n_nets: int, seed: int
+                      ) -> np.ndarray:
+  """[S, B, P, P] output kernels Sigma of ``n_nets`` library nets."""
+  from randconv import seeds
+  spec = specs(width)["conv"]
+  keys = seeds.seed_keys(seed, n_nets)
+  grams = seeds.run_seeds(_gram_fn(spec), keys, x, strategy="loop",
+                          progress=f"T7 kernels N={width}")
+  hw = x.shape[1:3]
+  return np.stack([[gp.output_kernel(spec, g, hw) for g in per_net]
+                   for per_net in np.asarray(grams, np.float64)])
+
+
+def library_metrics(variant: str, width: int, x: np.ndarray, n_nets: int,
+                    seed: int) -> dict[str, np.ndarray]:
+  """SSIM and r [S, B] of ``n_nets`` library nets (the Section 4 engine)."""
+  from randconv import metrics, seeds, sweep
+  spec = specs(width)[variant]
+  keys = seeds.seed_keys(seed, n_nets)
+  out = sweep.sweep_outputs(spec, "gaussian:1.0", keys, x,
+                            post=metrics.reconstruction_metrics)
+  return {k: np.asarray(v, np.float64) for k, v in out.items()}
+
+
+def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path) -> list[dict]:
+  """Per photo: the GP's SSIM and |r| samples (conv output), the max-pool
+  limit image's SSIM and |r| (channel mean), their sampling errors."""
+  from theory_checks import limits
+  sp = specs()
+  out = []
+  for b, xb in enumerate(x):
+    rec = log.find(tag="law", photo=b)
+    if rec is None:
+      pred = gp.predict_conv(sp["conv"], xb, n=p.gp_samples,
+                             samples=p.pool_samples, seed=ROOT_SEED + 10 * b)
+      info = {}
+      lim = limits.limit_image(sp["mean"], xb, "max", seed=ROOT_SEED + b,
+                               info=info)
+      lm = gp.metric_samples(xb, lim[None].astype(np.float32))
+      samples_dir.mkdir(parents=True, exist_ok=True)
+      np.save(samples_dir / f"gp_{b}.npy", pred["samples"][:8])
+      np.save(samples_dir / f"limit_{b}.npy", lim.astype(np.float32))
+      rec = log.add({
+          "tag": "law", "photo": b,
+          "gp_ssim": pred["ssim"].tolist(),
+          "gp_pearson_abs": pred["pearson_abs"].tolist(),
+          "kernel_pool_rel_se": pred["law"].pool_rel_se,
+          "limit_ssim": float(lm["ssim"][0]),
+          "limit_pearson_abs": float(lm["pearson_abs"][0]),
+          "limit_pool_rel_se": info.get("pool_rel_se", [])})
+    out.append(rec)
+  return out
+
+
+def _limit_kernels(p, x, seed_shift: int = 0):
+  return [gp.full_law(specs()["conv"], xb, samples=p.pool_samples,
+                      seed=ROOT_SEED + 10 * b + seed_shift).kernel
+          for b, xb in enumerate(x)]
+
+
+def _kernel_errors(p, x, log):
+  """(a): {N: [S, B]} best-scale relative errors of Sigma against K (the
+  kernel of :func:`laws`: the same pool samples), and the error of K itself
+  from its max-pool sampling: the best-scale error between two estimates
+  with independent samples, over sqrt(2)."""
+  errs, kernels = {}, None
+  rec = log.find(tag="kernel_noise")
+  if rec is None:
+    kernels = _limit_kernels(p, x)
+    other = _limit_kernels(p, x, seed_shift=5)
+    rec = log.add({"tag": "kernel_noise", "error": [
+        gp.best_scale_error(a, b) / math.sqrt(2)
+        for a, b in zip(other, kernels)]})
+  noise = float(max(rec["error"]))
+  for n in p.kernel_widths:
+    rec = log.find(tag="kernel", width=n)
+    if rec is None:
+      if kernels is None:
+        kernels = _limit_kernels(p, x)
+      sig = empirical_kernels(n, x, p.kernel_nets, ROOT_SEED + 1)
+      e = [[gp.best_scale_error(sig[s, b], kernels[b])
+            for b in range(len(x))] for s in range(len(sig))]
+      rec = log.add({"tag": "kernel", "width": n, "error": e})
+    errs[n] = np.asarray(rec["error"])
+  return errs, noise
+
+
+def _sweep(p, x, log):
+  """(b) and (c): {variant: {N: {"ssim", "pearson"} [S, B]}}. The conv
+  output at ``dist_width`` runs ``dist_nets`` nets; the sweep uses the first
+  ``sweep_nets`` of them."""
+  res = {"conv": {}, "mean": {}}
+  for n in p.sweep_widths:
+    for v in ("conv", "mean"):
+      nets = p.dist_nets if (v == "conv" and n == p.dist_width) \
+          else p.sweep_nets
+      rec = log.find(tag="sweep", variant=v, width=n)
+      if rec is None:
+        m = library_metrics(v, n, x, nets, ROOT_SEED + 2)
+        rec = log.add({"tag": "sweep", "variant": v, "width": n,
+                       "ssim": m["ssim"].tolist(),
+                       "pearson": m["pearson"].tolist()})
+      res[v][n] = {k: np.asarray(rec[k]) for k in ("ssim", "pearson")}
+  if p.dist_width not in res["conv"]:
+    rec = log.find(tag="sweep", variant="conv", width=p.dist_width)
+    if rec is None:
+      m = library_metrics("conv", p.dist_width, x, p.dist_nets,
+                          ROOT_SEED + 2)
+      rec = log.add({"tag": "sweep", "variant": "conv",
+                     "width": p.dist_width, "ssim": m["ssim"].tolist(),
+                     "pearson": m["pearson"].tolist()})
+    res["conv"][p.dist_width] = {k: np.asarray(rec[k])
+                                 for k in ("ssim", "pearson")}
+  return res
+
+
+def distribution_test(lib: np.ndarray, gp_vals: np.ndarray) -> dict:
+  """Two samples of one metric: mean difference in standard errors and the
+  two-sample Kolmogorov-Smirnov test."""
+  from scipy import stats
+  a, b = np.asarray(lib, np.float64), np.asarray(gp_vals, np.float64)
+  se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
+  ks = stats.ks_2samp(a, b)
+  return {"library_mean": round(float(a.mean()), 4),
+          "gp_mean": round(float(b.mean()), 4),
+          "z": round(float((a.mean() - b.mean()) / se), 2),
+          "ks_stat": round(float(ks.statistic), 4),
+          "ks_p": round(float(ks.pvalue), 4),
+          "holds": bool(abs(a.mean() - b.mean()) <= MEAN_Z * se
+                        and ks.pvalue >= KS_ALPHA)}
+
+
+def predictions(law_recs: list[dict]) -> dict:
+  """Fig. 8's predicted infinite-width values (mean over the photos).
+
+  Conv output: the mean SSIM (and |r|) over GP draws; ``ssim_std`` the
+  spread of one image's SSIM over draws (averaged over the photos: what the
+  per-image law predicts; one net's outputs for different images are
+  correlated, which independent per-image draws do not model, so this is
+  not the spread of a net's mean over images); ``ssim_se`` the standard
+  error of the predicted mean. Channel mean: SSIM(input, limit), no spread.
+  """
+  g = np.array([r["gp_ssim"] for r in law_recs])            # [B, n]
+  gr = np.array([r["gp_pearson_abs"] for r in law_recs])
+  per_draw = g.mean(0)   # one GP draw per photo
+  return {"conv": {"ssim_mean": float(g.mean()),
+                   "ssim_std": float(g.std(axis=1, ddof=1).mean()),
+                   "ssim_se": float(per_draw.std(ddof=1)
+                                    / math.sqrt(g.shape[1])),
+                   "r_mean": float(gr.mean()),
+                   "r_std": float(gr.std(axis=1, ddof=1).mean())},
+          "mean": {"ssim_mean": float(np.mean([r["limit_ssim"]
+                                               for r in law_recs])),
+                   "ssim_std": 0.0, "ssim_se": 0.0,
+                   "r_mean": float(np.mean([r["limit_pearson_abs"]
+                                            for r in law_recs])),
+                   "r_std": 0.0}}
+
+
+def approach(sweep: dict, pred: dict, widths, fit_min: int) -> dict:
+  """(c) for one variant: per width the measured mean SSIM (per net the
+  mean over photos, then over nets) against the prediction."""
+  rows, ok = {}, True
+  for n in widths:
+    per_net = sweep[n]["ssim"].mean(axis=1)
+    m = float(per_net.mean())
+    se = math.sqrt(per_net.var(ddof=1) / per_net.size + pred["ssim_se"] ** 2)
+    z = (m - pred["ssim_mean"]) / se
+    rows[str(n)] = {"ssim": round(m, 4), "se": round(se, 4),
+                    "z": round(z, 2), "error": round(abs(m - pred[
+                        "ssim_mean"]), 4)}
+    if n >= fit_min:
+      ok &= abs(z) <= MEAN_Z
+  first, last = rows[str(widths[0])], rows[str(widths[-1])]
+  shrinks = last["error"] < first["error"]
+  return {"by_width": rows, "within": bool(ok), "error_shrinks": bool(shrinks),
+          "holds": bool(ok and shrinks)}
+
+
+def t7(preset, workdir: Path) -> checks.CheckResult:
+  """T7: the infinite-width law of the Figs. 8-9 network (max pooling)."""
+  from theory_checks import montecarlo as mc
+  from theory_checks.limits import TheoryError
+  if isinstance(preset, T7Preset):
+    name, p = "custom", preset
+  elif preset in PRESETS:
+    name, p = preset, PRESETS[preset]
+  else:
+    raise TheoryError(f"unknown preset {preset!r}; choose "
+                      f"{', '.join(PRESETS)}")
+  workdir = Path(workdir)
+  start = time.time()
+  x, names = checks.inputs(p.photos, p.size)
+  log = mc.Log(workdir / "metrics.jsonl",
+               {"check": "T7", "preset": name, **p.__dict__,
+                "root_seed": ROOT_SEED})
+  law_recs = laws(p, x, log, workdir / "samples")
+  errs, noise = _kernel_errors(p, x, log)
+  slopes = checks.fit_slopes(errs, p.fit_min)                # [B]
+  top = float(errs[max(errs)].mean())
+  sweep = _sweep(p, x, log)
+  # (b)
+  dist = {}
+  lib = sweep["conv"][p.dist_width]
+  for b, nm in enumerate(names):
+    dist[nm] = {
+        "ssim": distribution_test(lib["ssim"][:, b],
+                                  law_recs[b]["gp_ssim"]),
+        "pearson_abs": distribution_test(np.abs(lib["pearson"][:, b]),
+                                         law_recs[b]["gp_pearson_abs"])}
+  b_holds = all(d["holds"] for v in dist.values() for d in v.values())
+  # (c)
+  pred = predictions(law_recs)
+  widths = sorted(sweep["mean"])
+  curves = {v: approach(sweep[v], pred[v], widths, p.fit_min)
+            for v in ("conv", "mean")}
+  a_holds = checks.convergence_holds(slopes) and noise < NOISE_SHARE * top
+  c_holds = all(c["holds"] for c in curves.values())
+  floor = max(max(r["kernel_pool_rel_se"] or [0.0]) for r in law_recs)
+  measured = {
+      "network": f"vgg16 pool1, max pooling, conv and channel-mean output, "
+                 f"{p.size}x{p.size}, {len(names)} inputs",
+      "a_kernel_slope_per_image": {nm: round(float(s), 3)
+                                   for nm, s in zip(names, slopes)},
+      "a_kernel_error": {str(n): round(float(e.mean()), 4)
+                         for n, e in errs.items()},
+      "a_pool_sampling_rel_se": round(floor, 5),
+      "a_limit_kernel_sampling_error": round(noise, 5),
+      "a_holds": a_holds,
+      "b_width": p.dist_width, "b_nets": p.dist_nets,
+      "b_gp_samples": p.gp_samples, "b_tests": dist, "b_holds": b_holds,
+      "c_prediction": {v: {k: round(val, 4) for k, val in d.items()}
+                       for v, d in pred.items()},
+      "c_conv": curves["conv"], "c_mean": curves["mean"],
+      "c_holds": c_holds,
+      "limit_pool_rel_se": round(max(max(r["limit_pool_rel_se"] or [0.0])
+                                     for r in law_recs), 5)}
+  figs = figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs,
+                 dist)
+  return checks.CheckResult(
+      "T7",
+      "the Figs. 8-9 network with max pooling converges to a Gaussian "
+      "process (conv output) and to a fixed image (channel mean): its "
+      "kernel at the N^(-1/2) rate, its SSIM and |r| in distribution, and "
+      "Fig. 8's curves to the predicted plateaus",
+      measured,
+      f"(a) every per-image log-log slope of the kernel error over N >= "
+      f"{p.fit_min} ({p.kernel_nets} nets per N) in [{checks.SLOPE_RANGE[0]},"
+      f" {checks.SLOPE_RANGE[1]}], and K's own sampling error below "
+      f"{NOISE_SHARE:g} x the error at the largest N; (b) at N = "
+      f"{p.dist_width}, {p.dist_nets} "
+      f"nets vs {p.gp_samples} GP samples per input and metric: means within "
+      f"{MEAN_Z:g} SE and KS p >= {KS_ALPHA}; (c) at every N >= {p.fit_min}"
+      f" mean SSIM ({p.sweep_nets} nets) within {MEAN_Z:g} SE of the "
+      "prediction, and the error at the largest N below the smallest's, for "
+      "both outputs",
+      bool(a_holds and b_holds and c_holds), [str(f) for f in figs],
+      time.time() - start)
+
+
+# --------------------------------------------------------------------------
+# Figures
+
+def figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs, dist):
+  figs = []
+  ws = sorted(errs)
+  curves = {nm: (ws, [errs[n][:, b].mean() for n in ws],
+                 [errs[n][:, b].std(ddof=1) / math.sqrt(errs[n].shape[0])
+                  for n in ws]) for b, nm in enumerate(names)}
+  figs.append(checks.plot_angles(
+      workdir / "kernel_error.png", curves,
+      "T7 (a): relative error of the output kernel Sigma/N vs its limit K",
+      hline={"sampling error of K itself": noise},
+      ylabel="min_c ||c Sigma - K|| / ||K||"))
+  figs.append(plot_distributions(workdir / "distributions.png", sweep, p,
+                                 law_recs, names, dist))
+  figs.append(plot_fig8(workdir / "fig8_theory.png", sweep, pred))
+  figs.append(plot_samples(workdir / "samples.png", x, names,
+                           workdir / "samples"))
+  return figs
+
+
+def plot_distributions(path, sweep, p, law_recs, names, dist):
+  plt = checks._plt()
+  lib = sweep["conv"][p.dist_width]
+  fig, axes = plt.subplots(len(names), 2, figsize=(8, 2.6 * len(names)),
+                           squeeze=False)
+  for b, nm in enumerate(names):
+    for j, (key, gkey, label) in enumerate(
+        (("ssim", "gp_ssim", "SSIM"),
+         ("pearson", "gp_pearson_abs", "|r|"))):
+      ax = axes[b, j]
+      a = lib[key][:, b]
+      a = np.abs(a) if key == "pearson" else a
+      g = np.asarray(law_recs[b][gkey])
+      for v, lab, c in ((a, f"{p.dist_nets} library nets, N = "
+                         f"{p.dist_width}", "C0"),
+                        (g, f"{len(g)} GP samples (N = inf)", "C3")):
+        ax.plot(np.sort(v), np.linspace(0, 1, len(v)), color=c, label=lab)
+      d = dist[nm]["ssim" if key == "ssim" else "pearson_abs"]
+      ax.set_title(f"{nm}: {label}, KS p = {d['ks_p']:.2f}", fontsize=8)
+      ax.set_ylabel("empirical CDF", fontsize=8)
+      ax.grid(alpha=0.3)
+      if b == 0 and j == 0:
+        ax.legend(fontsize=7)
+  fig.suptitle("T7 (b): conv output, library nets vs the Gaussian-process "
+               "limit", fontsize=9)
+  from randconv.plotting import save_figure
+  return save_figure(fig, path)
+
+
+def plot_fig8(path, sweep, pred):
+  """Fig. 8 with theory: the measured curves and the predicted plateaus."""
+  from experiments import section4_plots
+  stats = {}
+  for v in ("conv", "mean"):
+    ws = sorted(sweep[v])
+    per_net = [sweep[v][n]["ssim"].mean(axis=1) for n in ws]
+    per_r = [np.abs(sweep[v][n]["pearson"]).mean(axis=1) for n in ws]
+    stats[v] = {"width": ws, "ssim_mean": [float(a.mean()) for a in per_net],
+                "ssim_std": [float(a.std()) for a in per_net],
+                "r_mean": [float(a.mean()) for a in per_r],
+                "r_std": [float(a.std()) for a in per_r]}
+  return section4_plots.width_curves(
+      stats["conv"]["width"], stats, "ssim", "SSIM",
+      "T7 (c): Fig. 8 at the T7 size, measured and predicted (N = inf)",
+      path, theory=pred)
+
+
+def plot_samples(path, x, names, samples_dir: Path):
+  from randconv.plotting import image_grid
+
+  def unit(a):
+    a = np.asarray(a, np.float64)
+    lo, hi = a.min(), a.max()
+    return (a - lo) / (hi - lo) if hi > lo else a * 0
+
+  rows, titles = [], []
+  for b, nm in enumerate(names):
+    draws = np.load(samples_dir / f"gp_{b}.npy")[:4]
+    lim = np.load(samples_dir / f"limit_{b}.npy")
+    rows.append([x[b], unit(lim)] + [unit(d) for d in draws])
+    titles.append([nm[:18], "channel-mean limit"] +
+                  [f"GP sample {i + 1}" for i in range(len(draws))])
+  return image_grid(rows, path, titles=titles, cell=1.5,
+                    suptitle="T7: the infinite-width outputs: the channel "
+                    "mean's limit image and draws of the conv output's GP")
