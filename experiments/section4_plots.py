@@ -29,9 +29,14 @@ def fig7(inputs: np.ndarray, rows: dict[str, list[np.ndarray]],
 
 
 def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
-                 key: str, ylabel: str, title: str, path: Path) -> Path:
+                 key: str, ylabel: str, title: str, path: Path,
+                 theory: dict | None = None) -> Path:
   """Figs. 8/9: ``key`` (mean over nets, std band) against the width on a
-  log axis; panel (a) the original rrVGG, (b) the channel-mean variant."""
+  log axis; panel (a) the original rrVGG, (b) the channel-mean variant.
+
+  ``theory[variant]`` (check T7's infinite-width prediction, with
+  ``<key>_mean`` and ``<key>_std``) is drawn as a horizontal band (std > 0)
+  or line."""
   plt = _plt()
   panels = [("conv", "(a) rrVGG Conv1-DeConv1"),
             ("mean", "(b) channel-mean variant")]
@@ -46,6 +51,14 @@ def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
     ax.fill_between(w, m - sd, m + sd, alpha=0.25, color="C0",
                     label="mean +- std over nets")
     ax.plot(w, m, "o-", color="C0", ms=4)
+    t = (theory or {}).get(variant)
+    if t is not None:
+      tm, tsd = t[key + "_mean"], t.get(key + "_std", 0.0)
+      lab = "T7: N = inf" + (" (mean +- one image's std)" if tsd > 0
+                             else "")
+      ax.axhline(tm, color="C3", ls="--", lw=1.2, label=lab)
+      if tsd > 0:
+        ax.axhspan(tm - tsd, tm + tsd, color="C3", alpha=0.12)
     ax.set_xscale("log", base=2)
     ax.set_xticks(w)
     ax.set_xticklabels([str(int(v)) for v in w], fontsize=7)
@@ -53,7 +66,9 @@ def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
     ax.set_title(label, fontsize=9)
     ax.grid(alpha=0.3)
   axes[0].set_ylabel(ylabel)
-  axes[0].legend(fontsize=7, loc="lower right")
+  for ax in axes:
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7, loc="best")
   fig.suptitle(title, fontsize=9)
   return save_figure(fig, path)
 

@@ -1,6 +1,6 @@
-"""Checks T1-T6 at small sizes: the identities and bounds against Monte
-Carlo, the finite-width sampler against the library's network, and a wrong
-limit that the checks must reject."""
+"""Checks T1-T6 at small sizes (T7: test_theory_gp.py): the identities and
+bounds against Monte Carlo, the finite-width sampler against the library's
+network, and a wrong limit that the checks must reject."""
 
 import json
 import math
@@ -188,11 +188,12 @@ def test_width_sweep_resumes(tmp_path):
   assert (tmp_path / "metrics.jsonl.old").exists()
 
 
-def test_registers_t1_to_t6():
+def test_registers_t1_to_t7():
   from randconv import registry
   registry.load_experiments()
   covered = {i for e in registry.REGISTRY.values() for i in e.ids}
-  assert {"T1", "T2", "T3", "T4", "T5", "T6"} <= covered
+  assert {"T1", "T2", "T3", "T4", "T5", "T6", "T7"} <= covered
+  assert registry.EXTENSIONS == {"T7"}
 
 
 def test_limit_command(tmp_path, capsys):

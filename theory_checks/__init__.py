@@ -9,8 +9,10 @@ convolution, checked numerically.
 * :mod:`theory_checks.montecarlo`: finite-width networks (an exact sampler
   and the library's own network) over seeds and widths.
 * :mod:`theory_checks.checks`: checks T1-T6; ``randconv theory``.
+* :mod:`theory_checks.gp`, :mod:`theory_checks.t7`: the infinite-width law
+  of the Figs. 8-9 network with max pooling (check T7, an extension).
 
 See README.md in this folder for the theorems and derivations.
 """
 
-from theory_checks import claims  # noqa: F401  (registers T1-T6)
+from theory_checks import claims  # noqa: F401  (registers T1-T7)

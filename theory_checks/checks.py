@@ -730,7 +730,15 @@ def t6(preset, workdir: Path) -> CheckResult:
       bool(np.all(ratio < T6_RATIO)), [str(fig)], time.time() - start)
 
 
-CHECKS = {"T1": t1, "T2": t2, "T3": t3, "T4": t4, "T5": t5, "T6": t6}
+def t7(preset, workdir: Path) -> CheckResult:
+  """T7: the infinite-width law of the Figs. 8-9 network (an extension
+  beyond the paper; :mod:`theory_checks.t7`)."""
+  from theory_checks import t7 as check
+  return check.t7(preset, Path(workdir))
+
+
+CHECKS = {"T1": t1, "T2": t2, "T3": t3, "T4": t4, "T5": t5, "T6": t6,
+          "T7": t7}
 
 
 def run_checks(preset: str, out: Path, only=None) -> list[CheckResult]:
@@ -745,5 +753,5 @@ def run_checks(preset: str, out: Path, only=None) -> list[CheckResult]:
 
 
 __all__ = ["PRESETS", "Preset", "CheckResult", "t1", "t2", "t3", "t4", "t5",
-           "t6", "run_checks", "fit_slopes", "convergence_holds",
+           "t6", "t7", "run_checks", "fit_slopes", "convergence_holds",
            "two_layer_stats", "t5_bounds", "stack_spec"]

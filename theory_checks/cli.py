@@ -8,38 +8,12 @@ from pathlib import Path
 
 from randconv.errors import RandconvError
 
-CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6")
-
-
-def _short(measured: dict) -> str:
-  """The one or two numbers of a check that fit in a table cell."""
-  m = measured
-  if "slope_per_image" in m:
-    s = list(m["slope_per_image"].values())
-    return (f"slopes {min(s):+.2f}..{max(s):+.2f}, agree "
-            f"{m['limit_agreement']:.0e}, engines |z| {m['engine_max_z']}")
-  if "pooled_N_rel_err" in m:
-    return (f"N E|y-y^|^2/|y^|^2 = {m['pooled_N_rel_err']:.3f} +- "
-            f"{m['pooled_se']:.3f} (pi-1 = 2.142); quantile/bound <= "
-            f"{m['worst_quantile_over_bound']:.2f}")
-  if "slope_by_depth" in m:
-    lo, hi = m["slope_range"]
-    last = list(m["mean_angle_by_depth"].values())[-1]
-    return (f"slopes {lo:+.2f}..{hi:+.2f}; angle depth 2 -> "
-            f"{len(last) + 1}: {last[0]:.3f} -> {last[-1]:.3f}")
-  if "cos_alpha" in m:
-    return (f"min cos - bound {m['min_gap_cos_minus_middle']:.1e}; falls "
-            f"with k: {m['cos_falls_with_kernel']}")
-  if "ratio_at_max_N" in m:
-    r = list(m["ratio_at_max_N"].values())
-    b = list(m["input_limit_angle"].values())
-    return (f"angle/input-angle at max N {min(r):.2f}..{max(r):.2f} "
-            f"(input angle {min(b):.2f}..{max(b):.2f})")
-  return json.dumps(m)[:60]
+CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
 
 
 def cmd_theory(a) -> None:
   from theory_checks import checks
+  from theory_checks.claims import summary_of
   only = [i.upper() for i in a.only] if a.only else None
   bad = [i for i in only or [] if i not in CHECK_IDS]
   if bad:
@@ -59,7 +33,7 @@ def cmd_theory(a) -> None:
            ]
   for r in results:
     lines.append(f"{r.id:<3} {'yes' if r.holds else 'NO':<5} "
-                 f"{r.seconds:>5.0f}  {_short(r.measured)}")
+                 f"{r.seconds:>5.0f}  {summary_of(r.measured)}")
     lines.append(f"{'':>15}claim: {r.statement}")
     lines.append(f"{'':>15}tolerance: {r.tolerance}")
   lines.append(f"details: {out / 'theory.json'}; figures in {out}/t*/")
@@ -67,67 +41,114 @@ def cmd_theory(a) -> None:
   emit(a, payload, "\n".join(lines))
 
 
+def _unit(a):
+  import numpy as np
+  lo, hi = float(np.min(a)), float(np.max(a))
+  return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
 def cmd_limit(a) -> None:
   import numpy as np
 
   from randconv import images, plotting
   from randconv.spec import make_spec
-  from theory_checks import limits
+  from theory_checks import gp, limits
 
-  spec = make_spec(a.arch, a.layer, output="mean", pooling=a.pooling)
+  spec = make_spec(a.arch, a.layer, output=a.output, pooling=a.pooling)
   x = images.load_batch([a.image], a.size, spec.min_size())[0]
-  start = time.time()
-  y = limits.limit_image(spec, x, a.pooling)
-  seconds = time.time() - start
-  grey = x @ np.array([0.299, 0.587, 0.114])
-  ang = float(limits.angle(grey, y))
   out = Path(a.out)
   out.mkdir(parents=True, exist_ok=True)
-  np.save(out / "limit.npy", y.astype(np.float32))
-  lo, hi = float(y.min()), float(y.max())
-  plotting.save_png(out / "limit.png", (y - lo) / (hi - lo) if hi > lo
-                    else np.zeros_like(y))
+  start = time.time()
   payload = {"image": a.image, "arch": spec.arch, "layer": spec.layer,
-             "size": a.size, "pooling": a.pooling,
-             "angle_to_grey_input": ang,
-             "cos_to_grey_input": float(np.cos(ang)),
-             "convs": limits.n_convs(spec), "seconds": round(seconds, 4),
-             "limit": str(out / "limit.npy"), "png": str(out / "limit.png"),
-             "scale": "N(0, 1) weights; multiply by sigma ** convs for "
-                      "N(0, sigma^2)"}
-  emit_text = (f"limit image of {a.image} through {spec.arch} {spec.layer} "
-               f"({a.pooling} pooling, {a.size}x{a.size}) in {seconds:.3f} "
-               f"s\nangle to the grey input: {ang:.4f} rad (cos "
-               f"{np.cos(ang):.4f})\nwrote {out / 'limit.npy'} and "
-               f"{out / 'limit.png'}")
+             "size": a.size, "pooling": a.pooling, "output": a.output}
+  if a.output == "conv":
+    a.samples = a.samples or 200
+    pred = gp.predict_conv(spec, x, n=a.samples)
+    seconds = time.time() - start
+    np.save(out / "kernel.npy", pred["law"].kernel.astype(np.float32))
+    n_show = min(7, a.samples)
+    grid = [[x] + [_unit(d) for d in pred["samples"][:n_show]]]
+    titles = [[a.image[:18]] + [f"GP sample {i + 1}" for i in range(n_show)]]
+    plotting.image_grid(grid, out / "samples.png", titles=titles, cell=1.6,
+                        suptitle=f"{spec.arch} {spec.layer}, conv output, "
+                        f"{a.pooling} pooling: draws of the infinite-width "
+                        "Gaussian process")
+    ssim, r = gp.summarise(pred["ssim"]), gp.summarise(pred["pearson_abs"])
+    payload.update({
+        "ssim_mean": ssim["mean"], "ssim_std": ssim["std"],
+        "pearson_abs_mean": r["mean"], "pearson_abs_std": r["std"],
+        "samples": a.samples, "pool_rel_se": pred["law"].pool_rel_se,
+        "seconds": round(seconds, 3), "kernel": str(out / "kernel.npy"),
+        "png": str(out / "samples.png")})
+    text = (f"infinite-width law of the conv output of {a.image} through "
+            f"{spec.arch} {spec.layer} ({a.pooling} pooling, {a.size}x"
+            f"{a.size}) in {seconds:.1f} s: a Gaussian process\n"
+            f"over {a.samples} samples: SSIM {ssim['mean']:.4f} +- "
+            f"{ssim['std']:.4f}, |r| {r['mean']:.4f} +- {r['std']:.4f}\n"
+            f"wrote {out / 'kernel.npy'} and {out / 'samples.png'}")
+  else:
+    info = {}
+    y = limits.limit_image(spec, x, a.pooling, samples=a.samples,
+                           info=info)
+    seconds = time.time() - start
+    grey = x @ np.array([0.299, 0.587, 0.114])
+    ang = float(limits.angle(grey, y))
+    np.save(out / "limit.npy", y.astype(np.float32))
+    plotting.save_png(out / "limit.png", _unit(y))
+    m = gp.metric_samples(x, y[None].astype(np.float32))
+    payload.update({
+        "ssim_mean": float(m["ssim"][0]), "ssim_std": 0.0,
+        "pearson_abs_mean": float(m["pearson_abs"][0]),
+        "angle": ang, "angle_to_grey_input": ang,
+        "cos_to_grey_input": float(np.cos(ang)),
+        "convs": limits.n_convs(spec), "seconds": round(seconds, 4),
+        "limit": str(out / "limit.npy"), "png": str(out / "limit.png"),
+        "scale": "N(0, 1) weights; multiply by sigma ** convs for "
+                 "N(0, sigma^2)"})
+    if info.get("pool_rel_se"):
+      payload["pool_rel_se"] = info["pool_rel_se"]
+    text = (f"limit image of {a.image} through {spec.arch} {spec.layer} "
+            f"({a.pooling} pooling, {a.size}x{a.size}) in {seconds:.3f} "
+            f"s\nangle to the grey input: {ang:.4f} rad (cos "
+            f"{np.cos(ang):.4f}); SSIM {payload['ssim_mean']:.4f}, |r| "
+            f"{payload['pearson_abs_mean']:.4f}\nwrote {out / 'limit.npy'} "
+            f"and {out / 'limit.png'}")
   from randconv.cli import emit
-  emit(a, payload, emit_text)
+  emit(a, payload, text)
 
 
 def add_commands(sub) -> None:
   from randconv.cli import positive_int
   p = sub.add_parser(
-      "theory", help="Section 5 theory checks T1-T6 (limit image, "
+      "theory", help="Section 5 theory checks T1-T7 (limit image, "
       "convergence, variance and angle bounds)")
   p.add_argument("--preset", default="cpu", choices=("quick", "cpu",
                                                       "paper"))
   p.add_argument("--out", default="runs/theory",
                  help="output folder (a rerun resumes there)")
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
-                 help="checks to run (T1 .. T6)")
+                 help="checks to run (T1 .. T7)")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_theory)
 
   p = sub.add_parser(
-      "limit", help="the infinite-width limit image of the channel-mean "
-      "network (Theorem 5.1 / A.7)")
+      "limit", help="the infinite-width limit: the channel-mean output's "
+      "image (Theorem 5.1 / A.7; max pooling sampled) or the conv output's "
+      "Gaussian process (T7)")
   p.add_argument("image", metavar="IMAGE_OR_NAME",
                  help="an image file or an offline photo name (chelsea, ...)")
   p.add_argument("--arch", default="vgg16")
   p.add_argument("--layer", default="conv1",
                  help="conv1..conv5 (ConvK) or a layer name such as pool1")
   p.add_argument("--size", type=positive_int, default=227)
-  p.add_argument("--pooling", default="l2", choices=("l2", "avg"))
+  p.add_argument("--pooling", default="l2", choices=("l2", "avg", "max"))
+  p.add_argument("--output", default="mean", choices=("mean", "conv"),
+                 help="mean: the limit image; conv: the Gaussian process of "
+                      "the conv output (maps up to 64x64)")
+  p.add_argument("--samples", type=positive_int, default=None,
+                 help="GP samples for --output conv (default 200); draws "
+                      "per max-pool window for --output mean (default "
+                      "65536)")
   p.add_argument("--out", required=True)
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_limit)
