@@ -1,6 +1,6 @@
 """The ``randconv`` command line.
 
-Subcommands: ``describe``, ``invert`` and ``reproduce`` here; other modules
+Subcommands: ``describe``, ``invert``, ``reproduce`` and ``report`` here; other modules
 add theirs through :data:`PLUGINS` (each exposes ``add_commands(sub)``).
 Bad input (a :class:`~randconv.errors.RandconvError`) prints one line on
 stderr and exits with code 2; results go to stdout (one JSON line with
@@ -154,12 +154,40 @@ def cmd_invert(a) -> None:
 
 def cmd_reproduce(a) -> None:
   from randconv import registry
-  results = registry.reproduce(a.preset, Path(a.out), only=a.only)
-  payload = {"preset": a.preset, "out": a.out,
-             "claims": [r.as_dict() for r in results]}
-  lines = [f"{r.id:<4} {registry._verdict(r):<16} {r.claim}" for r in results]
-  lines.append(f"report: {Path(a.out) / 'report.md'}")
+  if a.only:
+    bad = [i for i in a.only if i not in registry.CATALOG]
+    if bad:
+      raise RandconvError(f"unknown claim id {bad[0]}; choose from "
+                          f"{', '.join(registry.CATALOG)}")
+  claims = registry.reproduce(a.preset, Path(a.out), only=a.only)
+  payload = {"preset": a.preset, "out": a.out, "claims": claims}
+  lines = [f"{c['id']:<4} {c['status']:<16} {c['summary'] or c['claim']}"
+           for c in claims]
+  lines.append(f"report: {Path(a.out) / 'report.html'} (also report.md, "
+               "claims.json)")
+  if any(c["status"] == "smoke" for c in claims):
+    lines.append(f"the Section 3 and 4 verdicts at the {a.preset} preset are "
+                 "smoke (the machinery ran; not evidence); for evidence on "
+                 "this machine run: randconv reproduce --preset cpu --out "
+                 "runs/cpu")
   emit(a, payload, "\n".join(lines))
+
+
+def cmd_report(a) -> None:
+  from randconv import report
+  run = Path(a.run_dir)
+  if not (run / "claims.json").exists():
+    raise RandconvError(f"{run} has no claims.json; give a folder that "
+                        "randconv reproduce wrote")
+  claims, meta = report.load(run)
+  report.write(run, claims, meta)
+  if a.readme:
+    report.update_readme(Path(a.readme), claims, meta)
+  text = report.results_table(claims) if a.markdown else (
+      f"rewrote {run / 'report.html'} and {run / 'report.md'}"
+      + (f"; the results table in {a.readme}" if a.readme else ""))
+  emit(a, {"run_dir": str(run), "counts": report.counts(claims),
+           "readme": a.readme}, text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -200,6 +228,20 @@ def build_parser() -> argparse.ArgumentParser:
                  help="claim ids to run (S4c, T3, ...)")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_reproduce)
+
+  p = sub.add_parser("report", help="rewrite a run's report.html and "
+                     "report.md from its claims.json; print or put its "
+                     "results table in the README")
+  p.add_argument("run_dir", metavar="RUN_DIR",
+                 help="a folder that randconv reproduce wrote")
+  p.add_argument("--markdown", action="store_true",
+                 help="print the results table as markdown")
+  p.add_argument("--readme", default=None, metavar="README",
+                 help="rewrite the table between the README's "
+                      "<!-- results:start --> and <!-- results:end --> "
+                      "markers")
+  p.add_argument("--json", action="store_true")
+  p.set_defaults(func=cmd_report)
 
   for name in PLUGINS:
     try:

@@ -1,26 +1,24 @@
 """The registry of the paper's experiments and claims, and the runner behind
 ``randconv reproduce``.
 
-Every claim the project must check is listed in :data:`CATALOG` (SPEC
-sections 2 and 3). An experiment module registers a run function for one or
-more claim ids::
+Every claim the project checks is listed in :data:`CATALOG` (how each is
+decided: docs/reproduction.md). An experiment module registers a run
+function for one or more claim ids::
 
     @register("S4c", "S4d", title="Conv1-DeConv1 width sweep")
     def width_sweep(preset: str, workdir: Path) -> list[ClaimResult]: ...
 
 ``reproduce`` imports the packages that hold experiments (``experiments``,
 ``theory_checks``), runs every registered experiment in ``OUT/<name>/`` and
-writes ``claims.json``, ``report.md`` and ``report.html`` after each one, so an
-interrupted run keeps what it finished. A claim no experiment covers is listed
-as "not implemented", never with a number.
-"""
+writes ``claims.json``, ``report.md`` and ``report.html``
+(:mod:`randconv.report`) after each one, so an interrupted run keeps what
+it finished. A claim no experiment covers is listed as "not implemented",
+never with a number."""
 
 from __future__ import annotations
 
 import dataclasses
-import html
 import importlib
-import json
 import sys
 import time
 from collections.abc import Callable
@@ -29,7 +27,7 @@ from pathlib import Path
 
 PRESETS = ("quick", "cpu", "paper")
 
-# id -> (section, what, claim); the paper's claims as SPEC 2 and 3 state them.
+# id -> (section, what, claim); the paper's claims (docs/reproduction.md).
 CATALOG: dict[str, tuple[str, str, str]] = {
     "S3a": ("3", "Fig. 5a: Conv2-DeConv2 loss, VGG vs AlexNet, random vs "
             "pre-trained", "random converges faster and to a slightly lower "
@@ -78,24 +76,95 @@ CATALOG: dict[str, tuple[str, str, str]] = {
     "T6": ("5", "max-pooling channel-mean net vs the L2 limit",
            "the angle falls far below the input-limit angle as the width "
            "grows"),
+    "T7": ("5, extension", "the infinite-width law of the Figs. 8-9 "
+           "network (max pooling)",
+           "the conv output converges to a Gaussian process, the channel "
+           "mean to a fixed image; the kernel at the N^(-1/2) rate, SSIM "
+           "and |r| in distribution, Fig. 8's plateaus as predicted"),
 }
+# Checks beyond the paper's own claims (the report marks them).
+EXTENSIONS = frozenset({"T7"})
 
 EXPERIMENT_PACKAGES = ("experiments", "theory_checks")
 
 
+# The paper's place for each claim.
+PAPER_REF = {
+    "S3a": "Sec. 3, Fig. 5(a)", "S3b": "Sec. 3, Fig. 5(b)",
+    "S3c": "Sec. 3, Fig. 5(c)", "S3d": "Sec. 3.2", "S3e": "Sec. 3.2",
+    "S3f": "Sec. 3.3", "S3g": "Sec. 3.3, Fig. 6",
+    "S4a": "Sec. 4.1, Fig. 7 row 1", "S4b": "Sec. 4.1, Fig. 7 row 2",
+    "S4c": "Sec. 4.2, Figs. 8-9 (a)", "S4d": "Sec. 4.2, Figs. 8-9 (b)",
+    "S4e": "Sec. 4.2, Fig. 10", "S4f": "Sec. 4.3",
+    "T1": "Sec. 5, Thm 5.1 / A.1", "T2": "App. A, Thm A.7",
+    "T3": "Sec. 5, Thm 5.2 / A.3", "T4": "Sec. 5, Thm 5.3 / A.5",
+    "T5": "Sec. 5, Thm 5.4 / A.6", "T6": "Sec. 5 vs Figs. 8-9",
+    "T7": "extends Sec. 5 to Figs. 8-10",
+}
+# Presets whose Section 3 and 4 verdicts only show that the machinery ran.
+SMOKE_PRESETS = ("quick", "tiny")
+
+
 @dataclass
 class ClaimResult:
-  """One claim's verdict. ``measured`` holds the numbers that decide it."""
+  """One claim's verdict. ``measured`` holds every number; ``summary`` one
+  sentence with the deciding numbers against ``rule``.
+
+  ``status`` is what the experiment says: ``measured`` (``holds`` decides),
+  ``partial`` (out of time), ``needs weights``, ``inconclusive`` (with
+  ``reason``) or ``not implemented``; :func:`finalise` turns it into the
+  report's status (:data:`randconv.report.STATUSES`). ``deciding``: a small
+  table of the deciding numbers; ``sensitivity``: rows ``{"reading",
+  "summary", "status"}`` with the verdict under another reading of the
+  paper; ``explanation``: what theory or an independent check says.
+  """
 
   id: str
   claim: str
   measured: dict | str | None
   holds: bool | None
-  status: str = "measured"  # measured | not implemented | needs weights
+  status: str = "measured"
   figures: list[str] = field(default_factory=list)
+  summary: str = ""
+  rule: str = ""
+  reason: str = ""
+  deciding: dict = field(default_factory=dict)
+  sensitivity: list[dict] = field(default_factory=list)
+  explanation: str = ""
 
   def as_dict(self) -> dict:
-    return dataclasses.asdict(self)
+    d = dataclasses.asdict(self)
+    d.update(paper_ref=PAPER_REF.get(self.id, ""),
+             title=CATALOG[self.id][1] if self.id in CATALOG else "",
+             extension=self.id in EXTENSIONS)
+    return d
+
+
+def final_status(r: ClaimResult, preset: str) -> str:
+  """The report's status of an experiment's result at ``preset``."""
+  if r.status == "not implemented":
+    return r.status
+  if preset in SMOKE_PRESETS and r.id.startswith("S"):
+    return "smoke"
+  if r.status in ("partial", "needs weights", "inconclusive"):
+    return r.status
+  if r.holds is None:
+    return "partial"
+  return "holds" if r.holds else "does not hold"
+
+
+def finalise(r: ClaimResult, preset: str, run_dir: Path) -> dict:
+  """The claims.json entry of a result: final status, figures relative to
+  the run folder."""
+  from randconv import report
+  d = r.as_dict()
+  d["status"] = final_status(r, preset)
+  if d["status"] == "smoke":
+    d["explanation"] = ""  # not evidence: nothing to explain
+  d["figures"] = report.relative_figures(r.figures, run_dir)
+  for row in d["sensitivity"]:
+    row.setdefault("status", "does not hold")
+  return d
 
 
 @dataclass
@@ -142,30 +211,33 @@ def not_implemented(claim_id: str) -> ClaimResult:
 
 
 def reproduce(preset: str, out: Path, only: list[str] | None = None,
-              log=sys.stderr) -> list[ClaimResult]:
+              log=sys.stderr) -> list[dict]:
   """Runs every registered experiment (or those covering ``only``) and
-  writes the report. Returns every catalog claim's result."""
+  writes the reports after each one (:mod:`randconv.report`). Returns
+  every catalog claim's claims.json entry."""
   if preset not in PRESETS:
     raise ValueError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
   load_experiments()
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
   results: dict[str, ClaimResult] = {}
-  timings: dict[str, float] = {}
   wanted = set(only) if only else None
+  start = time.time()
+  timings: dict[str, float] = {}
+  final = []
   for exp in REGISTRY.values():
     if wanted is not None and not wanted & set(exp.ids):
       continue
     print(f"[reproduce] {exp.name} ({', '.join(exp.ids)}): {exp.title}",
           file=log, flush=True)
-    start = time.time()
+    t0 = time.time()
     for r in exp.run(preset, out / exp.name):
       results[r.id] = r
-    timings[exp.name] = time.time() - start
-    write_report(out, preset, _all(results, wanted), timings)
-  final = _all(results, wanted)
-  write_report(out, preset, final, timings)
-  return final
+    timings[exp.name] = round(time.time() - t0, 1)
+    final = write_report(out, preset, _all(results, wanted),
+                         time.time() - start, timings)
+  return final or write_report(out, preset, _all(results, wanted),
+                               time.time() - start, timings)
 
 
 def _all(results: dict[str, ClaimResult], wanted) -> list[ClaimResult]:
@@ -173,39 +245,15 @@ def _all(results: dict[str, ClaimResult], wanted) -> list[ClaimResult]:
           if wanted is None or i in wanted]
 
 
-def _verdict(r: ClaimResult) -> str:
-  if r.holds is None:
-    return r.status
-  return "holds" if r.holds else "does not hold"
-
-
 def write_report(out: Path, preset: str, results: list[ClaimResult],
-                 timings: dict[str, float]) -> None:
-  (out / "claims.json").write_text(json.dumps(
-      [r.as_dict() for r in results], indent=1, default=float) + "\n")
-  lines = [f"# randconv reproduce, preset `{preset}`", "",
-           "| id | claim | verdict | measured |", "|---|---|---|---|"]
-  for r in results:
-    measured = json.dumps(r.measured, default=float) if r.measured else ""
-    lines.append(f"| {r.id} | {r.claim} | {_verdict(r)} | {measured} |")
-  lines += ["", "Run times: " + ", ".join(
-      f"{k} {v:.0f} s" for k, v in timings.items())]
-  figures = [(r.id, f) for r in results for f in r.figures]
-  if figures:
-    lines += ["", "## Figures", ""] + [f"![{i}]({f})" for i, f in figures]
-  (out / "report.md").write_text("\n".join(lines) + "\n")
-  rows = "".join(
-      f"<tr><td>{r.id}</td><td>{html.escape(r.claim)}</td>"
-      f"<td class='{_verdict(r).replace(' ', '-')}'>{_verdict(r)}</td>"
-      f"<td><code>{html.escape(json.dumps(r.measured, default=float)) if r.measured else ''}</code></td></tr>"
-      for r in results)
-  imgs = "".join(f"<figure><img src='{html.escape(f)}' width=600>"
-                 f"<figcaption>{i}</figcaption></figure>" for i, f in figures)
-  (out / "report.html").write_text(
-      "<!doctype html><meta charset=utf-8><title>randconv reproduce</title>"
-      "<style>body{font-family:sans-serif}td{border:1px solid #ccc;"
-      "padding:4px;vertical-align:top}.holds{color:green}"
-      ".does-not-hold{color:#b00}code{font-size:80%}</style>"
-      f"<h1>randconv reproduce, preset {preset}</h1><table><tr><th>id</th>"
-      f"<th>claim</th><th>verdict</th><th>measured</th></tr>{rows}</table>"
-      f"{imgs}\n")
+                 seconds: float = 0.0,
+                 timings: dict[str, float] | None = None) -> list[dict]:
+  """Writes claims.json, run.json (with each experiment's seconds in this
+  invocation), report.md and report.html; returns the claims.json
+  entries."""
+  from randconv import report
+  claims = [finalise(r, preset, out) for r in results]
+  meta = report.run_metadata(preset, seconds)
+  meta["experiment_seconds"] = dict(timings or {})
+  report.write(out, claims, meta)
+  return claims

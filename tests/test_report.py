@@ -1,0 +1,127 @@
+"""The reports of ``randconv reproduce``: statuses, the self-contained
+report.html (parsed with the standard library), report.md and the README's
+generated results table."""
+
+import base64
+import json
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from randconv import registry, report
+from randconv.cli import main
+from randconv.plotting import save_png
+from randconv.registry import ClaimResult
+
+
+class _Page(HTMLParser):
+  """Sections, images, links, and the text outside <details>."""
+
+  def __init__(self):
+    super().__init__()
+    self.sections, self.images, self.links = [], [], []
+    self.outside, self._details = [], 0
+
+  def handle_starttag(self, tag, attrs):
+    a = dict(attrs)
+    if tag == "section" and a.get("class") == "claim":
+      self.sections.append(a["id"])
+    if tag == "img":
+      self.images.append(a["src"])
+    if tag == "a":
+      self.links.append(a.get("href", ""))
+    if tag == "details":
+      self._details += 1
+
+  def handle_endtag(self, tag):
+    if tag == "details":
+      self._details -= 1
+
+  def handle_data(self, data):
+    if not self._details:
+      self.outside.append(data)
+
+
+def _results(tmp_path: Path) -> list[ClaimResult]:
+  fig = tmp_path / "exp" / "curve.png"
+  fig.parent.mkdir(parents=True)
+  save_png(fig, np.linspace(0, 1, 64).reshape(8, 8))
+  measured = {"ssim_mean": [0.1, 0.2], "nested": {"a": 1}}
+  return [
+      ClaimResult("S4c", registry.claim_text("S4c"), measured, False,
+                  figures=[str(fig)], summary="SSIM 0.080 -> 0.078",
+                  rule="Welch t >= 3", explanation="T7 predicts a plateau",
+                  sensitivity=[{"reading": "128 px", "summary": "t 0.1",
+                                "status": "does not hold"}],
+                  deciding={"Welch t": -0.08}),
+      ClaimResult("S3c", registry.claim_text("S3c"), measured, False,
+                  status="inconclusive", reason="not converged: VGG"),
+      ClaimResult("S3a", registry.claim_text("S3a"), measured, None,
+                  status="needs weights", figures=[str(fig)]),
+      ClaimResult("T7", registry.claim_text("T7"), measured, True,
+                  figures=[str(fig)], summary="slopes -0.55"),
+      registry.not_implemented("S4f"),
+  ]
+
+
+@pytest.mark.parametrize("preset", ["cpu", "quick"])
+def test_report_html_is_self_contained_and_readable(tmp_path, preset):
+  claims = registry.write_report(tmp_path, preset, _results(tmp_path), 75.0)
+  statuses = {c["id"]: c["status"] for c in claims}
+  smoke = preset == "quick"
+  assert statuses == {"S4c": "smoke" if smoke else "does not hold",
+                      "S3c": "smoke" if smoke else "inconclusive",
+                      "S3a": "smoke" if smoke else "needs weights",
+                      "T7": "holds", "S4f": "not implemented"}
+  page = _Page()
+  text = (tmp_path / "report.html").read_text()
+  page.feed(text)
+  assert sorted(page.sections) == sorted(statuses)
+  assert len(page.images) == 3
+  for src in page.images:
+    head, data = src.split(",", 1)
+    assert head == "data:image/png;base64"
+    assert base64.b64decode(data)[:8] == b"\x89PNG\r\n\x1a\n"
+  assert str(tmp_path) not in text
+  assert all(link.startswith("#") for link in page.links)
+  outside = "".join(page.outside)
+  assert '{"' not in outside and '"nested"' not in outside
+  assert "extension" in outside.lower() and "Decision rule" in outside
+  assert ("smoke" in outside) == smoke
+  # claims.json: full measured, relative figures, the new fields.
+  saved = {c["id"]: c for c in json.loads(
+      (tmp_path / "claims.json").read_text())}
+  assert saved["S4c"]["measured"] == {"ssim_mean": [0.1, 0.2],
+                                      "nested": {"a": 1}}
+  assert saved["S4c"]["figures"] == ["exp/curve.png"]
+  assert saved["S4c"]["paper_ref"] == "Sec. 4.2, Figs. 8-9 (a)"
+  assert saved["T7"]["extension"] and not saved["S4c"]["extension"]
+  md = (tmp_path / "report.md").read_text()
+  assert "](exp/curve.png)" in md and "| S4c |" in md
+
+
+def test_readme_table_is_regenerated_between_markers(tmp_path, capsys):
+  registry.write_report(tmp_path, "cpu", _results(tmp_path), 10.0)
+  readme = tmp_path / "README.md"
+  readme.write_text(f"# x\n\nbefore\n{report.README_START}\nSTALE TABLE\n"
+                    f"{report.README_END}\nafter\n")
+  assert main(["report", str(tmp_path), "--readme", str(readme)]) == 0
+  text = readme.read_text()
+  assert "STALE" not in text and "before" in text and "after" in text
+  assert "| S4c | Sec. 4.2, Figs. 8-9 (a) |" in text
+  assert "**inconclusive**" in text
+  # A second run gives the same file (it never drifts from the run).
+  assert main(["report", str(tmp_path), "--readme", str(readme)]) == 0
+  assert readme.read_text() == text
+  capsys.readouterr()
+  assert main(["report", str(tmp_path / "none")]) == 2
+  assert "no claims.json" in capsys.readouterr().err
+
+
+def test_reproduce_refuses_unknown_claim_ids(tmp_path, capsys):
+  assert main(["reproduce", "--only", "S9z", "--out", str(tmp_path)]) == 2
+  err = capsys.readouterr().err
+  assert "S9z" in err and "S4c" in err
+  assert not (tmp_path / "report.html").exists()
