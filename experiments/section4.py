@@ -16,10 +16,13 @@ by cell, figures; a re-run resumes):
   simplified ConvK nets, several nets; SSIM, |r| and the edge correlation of
   the cat, against a chance level made of the same nets' outputs for other
   images.
-* ``conv1_width_sweep`` (S4c, S4d, S4e): rrVGG truncated at pool1 (SPEC 1.1)
-  with the original output and the channel-mean output, width 4, 8, ...;
-  per net the mean SSIM and mean |r| over the images, then mean and std over
-  the nets (Figs. 8, 9); Fig. 10 from the same nets.
+* ``conv1_width_sweep`` (S4c, S4d, S4e): rrVGG truncated at pool1
+  (docs/design.md §1) with the original output and the channel-mean output,
+  width 4, 8, ...; per net the mean SSIM and mean |r| over the images, then
+  mean and std over the nets (Figs. 8, 9); Fig. 10 from the same nets;
+  check T7's infinite-width prediction per image beside them, and at the
+  cpu preset the sensitivity rows of S4a and S4c
+  (``experiments.section4_sensitivity``).
 * ``kernel_sweep`` (S4f): rrVGG Conv1_1-DeConv1_1 with kernel 1, 3, 5, ...
 
 Presets (``tiny`` is for the tests only), as fig7 / width sweep / kernel
@@ -34,10 +37,11 @@ sweep:
 * paper: 227 px, 30 nets, 8 others / 227 px, widths 4-2048, 30 nets x 50
   images / 227 px, kernels 1-15, 30 nets x 50 images.
 
-Weights: Gaussian(0, 0.015), plain ReLU, no biases (SPEC 1.3-1.4); outputs
-rescaled between layers (homogeneous nets, SPEC 1.4). Images: the offline
-photos and their crops (``experiments.section4_data``) for tiny/quick/cpu;
-for paper, tfds ImageNet validation, a folder, or the photos.
+Weights: Gaussian(0, 0.015), plain ReLU, no biases (docs/design.md §3-4);
+outputs rescaled between layers (homogeneous nets, docs/design.md §4).
+Images: the offline photos and their crops (``experiments.section4_data``)
+for tiny/quick/cpu; for paper, tfds ImageNet validation, a folder, or the
+photos.
 """
 
 from __future__ import annotations
@@ -103,6 +107,10 @@ RISE_RULE = (f"rises: the mean SSIM at the largest width exceeds the "
 CONTOUR_Z = 3.0        # edge r this many chance stds above chance: contours
 ROUGH_CONTOUR_Z = 1.0  # ... for the "rough contour" of Conv4
 SIMILAR_ROWS = 0.5     # rows of Fig. 7 differ by < this x row 1's range
+# The sensitivity runs (experiments/section4_sensitivity.py): the presets
+# that run them, with the alternative size for S4a and S4c.
+SENSITIVITY = {"tiny": {"fig7_size": 48, "width_size": 24},
+               "cpu": {"fig7_size": 128, "width_size": 128}}
 
 
 # --------------------------------------------------------------------------
@@ -261,13 +269,34 @@ def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
                           jax.default_backend()})
   rows = {"original": False, "simplified": True}
   keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  done, total = _fig7_cells(log, x, cfg, keys, rows)
+  stats = {row: _fig7_stats(log, row, n_nets) for row in rows}
+  figures = []
+  if all(s is not None for row in rows for s in stats[row]):
+    figures.append(_fig7_figure(log, x, cfg, keys, rows, stats, workdir))
+  status = _status(done, total)
+  note = _partial_note(log, done, total)
+  results = [_claim_s4a(stats["original"], n_nets, size, note, status,
+                        figures),
+             _claim_s4b(stats, note, status, figures)]
+  if status == "measured" and SENSITIVITY.get(preset):
+    from experiments import section4_sensitivity as sens
+    results[0].sensitivity = sens.s4a_rows(log, preset, keys, results[0])
+    sens.explain(results[0])
+  return results
+
+
+def _fig7_cells(log: CellLog, x, cfg, keys, rows: dict, prefix: str = ""
+                ) -> tuple[int, int]:
+  """Every (row, layer, net) cell of Fig. 7 on ``x`` (cells named
+  ``{prefix}{row}/{layer}/n{net}``). Returns (cells done, cells)."""
   total = done = 0
   for k, layer in enumerate(LAYERS, start=1):
     for row, simplified in rows.items():
       spec = make_spec("vgg16", layer, simplified=simplified,
                        width=cfg.get("width"))
-      for net in range(n_nets):
-        cell = f"{row}/{layer}/n{net}"
+      for net in range(len(keys)):
+        cell = f"{prefix}{row}/{layer}/n{net}"
         total += 1
         if log.has(cell):
           done += 1
@@ -280,106 +309,142 @@ def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
                   "net": net, **{m: [float(v) for v in res[m][0]]
                                  for m in res if m != "grey"}}])
         done += 1
+  return done, total
 
-  # Per row and layer: the cat's numbers over nets, and the chance level.
-  stats = {row: [] for row in rows}
-  for row in rows:
-    for layer in LAYERS:
-      recs = [log.get(f"{row}/{layer}/n{i}") for i in range(n_nets)
-              if log.has(f"{row}/{layer}/n{i}")]
-      if not recs:
-        stats[row].append(None)
-        continue
-      ssim = np.array([r["ssim"][0] for r in recs])
-      er = np.array([r["edge_r"][0] for r in recs])
-      chance = np.array([r["edge_r_vs_first"][1:] for r in recs]).ravel()
-      chance_ssim = np.array([r["ssim_vs_first"][1:] for r in recs]).ravel()
-      cstd = float(chance.std()) if chance.size > 1 else float("nan")
-      stats[row].append({
-          "ssim": float(ssim.mean()), "ssim_std": float(ssim.std()),
-          "r_abs": float(np.mean([abs(r["pearson"][0]) for r in recs])),
-          "edge_r": float(er.mean()),
-          "chance_edge_r": float(chance.mean()),
-          "chance_ssim": float(chance_ssim.mean()),
-          "contour_z": float((er.mean() - chance.mean()) / cstd)
-          if cstd > 0 else float("nan"),
-          "nets": len(recs)})
 
-  # Figure: the net closest to the mean SSIM of the cat, per row and layer.
-  figures = []
-  if all(s is not None for row in rows for s in stats[row]):
-    pictures = {row: [] for row in rows}
-    shown = {row: [] for row in rows}
-    for row, simplified in rows.items():
-      for layer, s in zip(LAYERS, stats[row]):
-        spec = make_spec("vgg16", layer, simplified=simplified,
-                         width=cfg.get("width"))
-        ssims = [log.get(f"{row}/{layer}/n{i}")["ssim"][0]
-                 for i in range(n_nets)]
-        best = int(np.argmin(np.abs(np.array(ssims) - s["ssim"])))
-        out = _run_group(spec, keys[best:best + 1], x, _fig7_post,
-                         chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
-        pictures[row].append(out["grey"][0, 0])
-        shown[row].append(float(out["ssim"][0, 0]))
-    figures.append(str(section4_plots.fig7(
-        x[0], pictures, shown, Path(workdir) / "fig7.png",
-        [f"Conv{k}" for k in range(1, 6)])))
+def _fig7_stats(log: CellLog, row: str, n_nets: int) -> list[dict | None]:
+  """Per layer: the cat's numbers over the nets and the chance level (the
+  same nets' outputs for the other images, compared with the cat)."""
+  out = []
+  for layer in LAYERS:
+    recs = [log.get(f"{row}/{layer}/n{i}") for i in range(n_nets)
+            if log.has(f"{row}/{layer}/n{i}")]
+    if not recs:
+      out.append(None)
+      continue
+    ssim = np.array([r["ssim"][0] for r in recs])
+    er = np.array([r["edge_r"][0] for r in recs])
+    chance = np.array([r["edge_r_vs_first"][1:] for r in recs]).ravel()
+    chance_ssim = np.array([r["ssim_vs_first"][1:] for r in recs]).ravel()
+    cstd = float(chance.std()) if chance.size > 1 else float("nan")
+    out.append({
+        "ssim": float(ssim.mean()), "ssim_std": float(ssim.std()),
+        "r_abs": float(np.mean([abs(r["pearson"][0]) for r in recs])),
+        "edge_r": float(er.mean()),
+        "chance_edge_r": float(chance.mean()),
+        "chance_ssim": float(chance_ssim.mean()),
+        "contour_z": float((er.mean() - chance.mean()) / cstd)
+        if cstd > 0 else float("nan"),
+        "nets": len(recs)})
+  return out
 
-  measured_rows = {row: [None if s is None else
-                         {key: _r(v) if isinstance(v, float) else v
-                          for key, v in s.items()} for s in stats[row]]
-                   for row in rows}
-  status = _status(done, total)
-  note = _partial_note(log, done, total)
-  results = []
-  orig = stats["original"]
-  simp = stats["simplified"]
+
+def _fig7_figure(log, x, cfg, keys, rows, stats, workdir) -> str:
+  """Per row and layer, the net closest to the mean SSIM of the cat."""
+  pictures = {row: [] for row in rows}
+  shown = {row: [] for row in rows}
+  for row, simplified in rows.items():
+    for layer, s in zip(LAYERS, stats[row]):
+      spec = make_spec("vgg16", layer, simplified=simplified,
+                       width=cfg.get("width"))
+      ssims = [log.get(f"{row}/{layer}/n{i}")["ssim"][0]
+               for i in range(len(keys))]
+      best = int(np.argmin(np.abs(np.array(ssims) - s["ssim"])))
+      out = _run_group(spec, keys[best:best + 1], x, _fig7_post,
+                       chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
+      pictures[row].append(out["grey"][0, 0])
+      shown[row].append(float(out["ssim"][0, 0]))
+  return str(section4_plots.fig7(
+      x[0], pictures, shown, Path(workdir) / "fig7.png",
+      [f"Conv{k}" for k in range(1, 6)]))
+
+
+S4A_RULE = (f"decays: Spearman(K, SSIM) <= -{RANK_RISE} and SSIM(Conv1) > "
+            f"SSIM(Conv5); contours: the cat's edge r (Sobel magnitudes) >= "
+            f"chance + {CONTOUR_Z} chance std at Conv1-3, >= "
+            f"{ROUGH_CONTOUR_Z} std at Conv4")
+
+
+def s4a_decision(orig: list[dict]) -> dict:
+  """S4a's verdict and sentence from Fig. 7 row 1's per-layer stats."""
+  ssim = [s["ssim"] for s in orig]
+  z = [s["contour_z"] for s in orig]
+  rho = spearman(range(1, 6), ssim)
+  decays = rho <= -RANK_RISE and ssim[0] > ssim[4]
+  contours = all(v >= CONTOUR_Z for v in z[:3])
+  rough = z[3] >= ROUGH_CONTOUR_Z
+  return {"holds": bool(decays and contours and rough), "ssim": ssim,
+          "z": z, "rho": rho, "decays": decays, "contours": contours,
+          "rough": rough,
+          "summary": (f"SSIM Conv1..5 {', '.join(f'{v:.3f}' for v in ssim)}"
+                      f" (Spearman {rho:+.2f}, needs <= -{RANK_RISE}); edge-r"
+                      f" z {', '.join(f'{v:.1f}' for v in z)} (needs >= "
+                      f"{CONTOUR_Z:g} at Conv1-3, >= {ROUGH_CONTOUR_Z:g} at "
+                      "Conv4)")}
+
+
+def _claim_s4a(orig, n_nets, size, note, status, figures) -> ClaimResult:
   if any(s is None for s in orig):
-    results.append(ClaimResult("S4a", claim_text("S4a"),
-                               {"by_layer": measured_rows["original"], **note},
-                               None, status, figures))
-  else:
-    ssim = [s["ssim"] for s in orig]
-    z = [s["contour_z"] for s in orig]
-    rho = spearman(range(1, 6), ssim)
-    decays = rho <= -RANK_RISE and ssim[0] > ssim[4]
-    contours = all(v >= CONTOUR_Z for v in z[:3])
-    rough = z[3] >= ROUGH_CONTOUR_Z
-    results.append(ClaimResult("S4a", claim_text("S4a"), {
-        "ssim_conv1_to_conv5": [_r(v) for v in ssim],
-        "spearman_ssim_vs_depth": _r(rho),
-        "edge_r_conv1_to_conv5": [_r(s["edge_r"]) for s in orig],
-        "chance_edge_r": [_r(s["chance_edge_r"]) for s in orig],
-        "contour_z_conv1_to_conv5": [_r(v) for v in z],
-        "decays": bool(decays), "contours_conv1_3": bool(contours),
-        "rough_contour_conv4": bool(rough),
-        "rule": f"decays: rho <= -{RANK_RISE} and SSIM(Conv1) > SSIM(Conv5);"
-                f" contours: edge r >= chance + {CONTOUR_Z} chance std at "
-                f"Conv1-3, >= {ROUGH_CONTOUR_Z} std at Conv4",
-        "nets": n_nets, "size": size, **note},
-        bool(decays and contours and rough), status, figures))
+    return ClaimResult("S4a", claim_text("S4a"), {
+        "by_layer": [s and {k: _r(v) if isinstance(v, float) else v
+                            for k, v in s.items()} for s in orig], **note},
+        None, status, figures, rule=S4A_RULE)
+  d = s4a_decision(orig)
+  return ClaimResult("S4a", claim_text("S4a"), {
+      "ssim_conv1_to_conv5": [_r(v) for v in d["ssim"]],
+      "spearman_ssim_vs_depth": _r(d["rho"]),
+      "edge_r_conv1_to_conv5": [_r(s["edge_r"]) for s in orig],
+      "chance_edge_r": [_r(s["chance_edge_r"]) for s in orig],
+      "contour_z_conv1_to_conv5": [_r(v) for v in d["z"]],
+      "decays": bool(d["decays"]), "contours_conv1_3": bool(d["contours"]),
+      "rough_contour_conv4": bool(d["rough"]), "rule": S4A_RULE,
+      "nets": n_nets, "size": size, **note},
+      d["holds"], status, figures, summary=d["summary"], rule=S4A_RULE,
+      deciding={"SSIM Conv1..5": [_r(v) for v in d["ssim"]],
+                "Spearman(K, SSIM)": _r(d["rho"]),
+                "edge-r z Conv1..5": [round(v, 1) for v in d["z"]]})
+
+
+S4B_RULE = (f"similar: mean |row 1 - row 2| SSIM < {SIMILAR_ROWS} x row 1's "
+            f"range over K, and row 2 also falls with K (Spearman <= "
+            f"-{RANK_RISE})")
+
+
+def _claim_s4b(stats, note, status, figures) -> ClaimResult:
+  orig, simp = stats["original"], stats["simplified"]
   if any(s is None for s in orig + simp):
-    results.append(ClaimResult("S4b", claim_text("S4b"),
-                               {"by_layer": measured_rows["simplified"],
-                                **note}, None, status, figures))
-  else:
-    a = np.array([s["ssim"] for s in orig])
-    b = np.array([s["ssim"] for s in simp])
-    rho_b = spearman(range(1, 6), b)
-    diff = float(np.mean(np.abs(a - b)))
-    spread = float(a.max() - a.min())
-    similar = diff < SIMILAR_ROWS * spread
-    results.append(ClaimResult("S4b", claim_text("S4b"), {
-        "ssim_simplified_conv1_to_conv5": [_r(v) for v in b],
-        "ssim_original_conv1_to_conv5": [_r(v) for v in a],
-        "spearman_simplified_vs_k": _r(rho_b),
-        "mean_abs_row_difference": _r(diff),
-        "row1_range_over_k": _r(spread),
-        "rule": f"similar: mean |row1 - row2| < {SIMILAR_ROWS} x row 1's "
-                f"range over K, and row 2 also falls with K (rho <= "
-                f"-{RANK_RISE})",
-        **note}, bool(similar and rho_b <= -RANK_RISE), status, figures))
-  return results
+    return ClaimResult("S4b", claim_text("S4b"), {
+        "by_layer": [s and {k: _r(v) if isinstance(v, float) else v
+                            for k, v in s.items()} for s in simp], **note},
+        None, status, figures, rule=S4B_RULE)
+  a = np.array([s["ssim"] for s in orig])
+  b = np.array([s["ssim"] for s in simp])
+  rho_b = spearman(range(1, 6), b)
+  diff = float(np.mean(np.abs(a - b)))
+  spread = float(a.max() - a.min())
+  similar = diff < SIMILAR_ROWS * spread
+  explanation = ""
+  if similar and rho_b > -RANK_RISE:
+    explanation = (
+        "Half of it holds: the rows are similar (width matters more than "
+        "depth), but row 2 does not fall with K. Not settled: the simplified"
+        " net is our reading of Fig. 7's second row (one conv, K - 1 pools; "
+        "docs/design.md §2), and no other reading was run.")
+  return ClaimResult("S4b", claim_text("S4b"), {
+      "ssim_simplified_conv1_to_conv5": [_r(v) for v in b],
+      "ssim_original_conv1_to_conv5": [_r(v) for v in a],
+      "spearman_simplified_vs_k": _r(rho_b),
+      "mean_abs_row_difference": _r(diff),
+      "row1_range_over_k": _r(spread), "rule": S4B_RULE, **note},
+      bool(similar and rho_b <= -RANK_RISE), status, figures,
+      summary=(f"row 2 SSIM {', '.join(f'{v:.3f}' for v in b)}; mean "
+               f"|row 1 - row 2| {diff:.3f} vs {SIMILAR_ROWS} x {spread:.3f};"
+               f" row 2's Spearman {rho_b:+.2f} (needs <= -{RANK_RISE})"),
+      rule=S4B_RULE,
+      deciding={"mean |row1 - row2|": _r(diff),
+                "row 1 range": _r(spread),
+                "Spearman(K, row 2 SSIM)": _r(rho_b)},
+      explanation=explanation)
 
 
 # --------------------------------------------------------------------------
@@ -388,7 +453,7 @@ def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
 def _width_stats(log: CellLog, variant: str, widths: list[int],
                  n_nets: int) -> dict:
   out = {"width": [], "ssim_mean": [], "ssim_std": [], "r_mean": [],
-         "r_std": [], "nets": []}
+         "r_std": [], "nets": [], "ssim_image_std": []}
   for w in widths:
     recs = [log.get(f"{variant}/w{w}/n{i}") for i in range(n_nets)
             if log.has(f"{variant}/w{w}/n{i}")]
@@ -402,6 +467,9 @@ def _width_stats(log: CellLog, variant: str, widths: list[int],
     out["r_mean"].append(float(r.mean()))
     out["r_std"].append(float(r.std()))
     out["nets"].append(len(recs))
+    # One image's spread over nets, averaged over the images.
+    out["ssim_image_std"].append(float(np.mean(np.std(
+        [rec["ssim"] for rec in recs], axis=0))))
   return out
 
 
@@ -434,22 +502,82 @@ def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
       done, total = done + d, total + t
 
   stats = {v: _width_stats(log, v, widths, n_nets) for v in variants}
+  theory = _t7_predictions(log, x)
   figures = []
   wd = Path(workdir)
   if any(stats[v]["width"] for v in variants):
     figures.append(str(section4_plots.width_curves(
         widths, stats, "ssim", "SSIM", "Fig. 8: SSIM vs number of random "
-        "channels (mean +- std over nets)", wd / "fig8_ssim.png")))
+        "channels (mean +- std over nets); dashed: T7's infinite-width "
+        "prediction", wd / "fig8_ssim.png", theory=theory)))
     figures.append(str(section4_plots.width_curves(
         widths, stats, "r", "|Pearson r|", "Fig. 9: |r| vs number of random "
-        "channels (mean +- std over nets)", wd / "fig9_pearson.png")))
+        "channels (mean +- std over nets); dashed: T7's prediction",
+        wd / "fig9_pearson.png", theory=theory)))
   fig10 = {v: _fig10(log, cfg, x, names, keys, wd, v) for v in variants} \
       if not log.out_of_time() else {v: None for v in variants}
   status = _status(done, total)
   note = _partial_note(log, done, total)
-  return [_claim_s4c(stats["conv"], note, status, figures),
-          _claim_s4d(stats, note, status, figures),
-          _claim_s4e(fig10, cfg, note, status)]
+  results = [_claim_s4c(stats["conv"], note, status, figures, theory),
+             _claim_s4d(stats, note, status, figures, theory),
+             _claim_s4e(fig10, cfg, note, status, theory)]
+  if status == "measured" and SENSITIVITY.get(preset):
+    from experiments import section4_sensitivity as sens
+    results[0].sensitivity = sens.s4c_rows(log, preset, keys, results[0])
+    sens.explain(results[0])
+  return results
+
+
+# --------------------------------------------------------------------------
+# Check T7's infinite-width predictions for Figs. 8-9 (theory_checks/README,
+# "T7"): per image, the conv output's SSIM and |r| over draws of its
+# Gaussian-process limit, and the channel mean's limit image's.
+
+T7_GP_SAMPLES = 200      # GP draws per image
+T7_POOL_SAMPLES = 8192   # joint max-pool samples per image (full kernel)
+
+
+def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict:
+  from theory_checks import gp, limits, t7
+  sp = t7.specs()
+  try:
+    if variant == "conv":
+      pred = gp.predict_conv(sp["conv"], x, n=T7_GP_SAMPLES,
+                             samples=T7_POOL_SAMPLES, seed=ROOT_SEED + j)
+      return {"gp_ssim": pred["ssim"].tolist(),
+              "gp_pearson_abs": pred["pearson_abs"].tolist()}
+    lim = limits.limit_image(sp["mean"], x, "max", seed=ROOT_SEED + j)
+    m = gp.metric_samples(x, lim[None].astype(np.float32))
+    return {"limit_ssim": float(m["ssim"][0]),
+            "limit_pearson_abs": float(m["pearson_abs"][0])}
+  except limits.TheoryError as e:  # the full kernel is too big here
+    return {"unavailable": str(e)}
+
+
+def _t7_predictions(log: CellLog, x: np.ndarray) -> dict | None:
+  """T7's predicted Fig. 8-9 values (mean over the images), as
+  :func:`theory_checks.t7.predictions` gives them; a variant whose law
+  could not be computed (the conv output's full kernel over 64x64) is
+  left out. None when the time budget ran out first."""
+  from theory_checks import t7
+  for j in range(len(x)):
+    for variant in ("conv", "mean"):
+      cell = f"t7/{variant}/i{j}"
+      if not log.has(cell):
+        if log.out_of_time():
+          return None
+        log.add([{"cell": cell, **_t7_cell(variant, x[j], j)}])
+  recs = [{**log.get(f"t7/conv/i{j}"), **log.get(f"t7/mean/i{j}")}
+          for j in range(len(x))]
+  conv_ok = "gp_ssim" in recs[0]
+  for r in recs:
+    r.setdefault("gp_ssim", [0.0, 0.0])
+    r.setdefault("gp_pearson_abs", [0.0, 0.0])
+  pred = t7.predictions(recs)
+  if not conv_ok:
+    pred.pop("conv")
+    pred["conv_unavailable"] = recs[0]["unavailable"]
+  return pred
 
 
 def _rise(s: dict, key: str = "ssim") -> dict:
@@ -470,20 +598,82 @@ def _table(s: dict) -> dict:
           "r_abs_std": [_r(v) for v in s["r_std"]]}
 
 
-def _claim_s4c(s, note, status, figures) -> ClaimResult:
+def _theory(theory: dict | None, variant: str, s: dict) -> dict:
+  """T7's prediction beside the measured plateau, as numbers and words."""
+  if not theory or variant not in theory:
+    why = (theory or {}).get("conv_unavailable", "not computed (time "
+                             "budget)")
+    return {"t7_prediction": None, "theory": f"T7: {why}"}
+  t = theory[variant]
+  if variant == "conv":
+    measured = (f"measured {s['ssim_mean'][-1]:.3f} +- "
+                f"{s['ssim_image_std'][-1]:.3f} at width {s['width'][-1]:,}"
+                if s["width"] else "")
+    text = (f"T7 predicts a plateau of {t['ssim_mean']:.3f} +- "
+            f"{t['ssim_std']:.3f} at infinite width (a Gaussian-process "
+            f"output; mean, and one image's std over draws); {measured} "
+            "(one image's std over nets)")
+  else:
+    measured = (f"measured {s['ssim_mean'][-1]:.3f} +- "
+                f"{s['ssim_std'][-1]:.3f} at width {s['width'][-1]:,}"
+                if s["width"] else "")
+    text = (f"T7 predicts {t['ssim_mean']:.3f} at infinite width (the "
+            f"max-pool limit image's SSIM); {measured}")
+  return {"t7_prediction": {k: _r(v) for k, v in t.items()}, "theory": text}
+
+
+def rise_summary(s: dict) -> str:
+  """The rise's deciding numbers in words."""
+  rs = _rise(s)
+  return (f"SSIM {s['ssim_mean'][0]:.3f} at width {s['width'][0]:,} and "
+          f"{s['ssim_mean'][-1]:.3f} at {s['width'][-1]:,}, Welch t = "
+          f"{rs['t']:.2f} ({'>=' if rs['t'] >= RISE_T else '<'} "
+          f"{RISE_T:g})")
+
+
+def _explain_s4c(theory: dict | None, holds: bool) -> str:
+  if holds or not theory or "conv" not in theory:
+    return ""
+  t = theory["conv"]
+  return (f"Effect absent, and predicted so. T7: the random conv output "
+          f"layer makes the output exactly Gaussian given the last hidden "
+          f"layer, and as the width grows its kernel converges, so the output"
+          f" converges in distribution to a Gaussian process, not to an "
+          f"image. Its SSIM with the input converges to a distribution, "
+          f"predicted here at {t['ssim_mean']:.3f} +- {t['ssim_std']:.3f} "
+          "(mean, one image's std); "
+          "the curve reaches that plateau within a few dozen channels and "
+          "more width cannot raise it. An independent re-implementation "
+          "(PyTorch, float64, written from the paper alone) found the same "
+          "flat curve at 64 px (mean SSIM 0.109 at width 4, 0.045 at "
+          "256).")
+
+
+def _claim_s4c(s, note, status, figures, theory=None) -> ClaimResult:
   if len(s["width"]) < 3:
     return ClaimResult("S4c", claim_text("S4c"), {**_table(s), **note}, None,
-                       status, figures)
+                       status, figures, rule=RISE_RULE)
   rs, rr = _rise(s), _rise(s, "r")
   holds = rs["t"] >= RISE_T
+  th = _theory(theory, "conv", s)
   return ClaimResult("S4c", claim_text("S4c"), {
-      **_table(s), "spearman_ssim_vs_width": _r(rs["spearman"]),
+      **_table(s), **th,
+      "spearman_ssim_vs_width": _r(rs["spearman"]),
       "spearman_r_vs_width": _r(rr["spearman"]),
       "ssim_gain_smallest_to_largest": _r(rs["gain"]),
       "welch_t_ssim_largest_vs_smallest": _r(rs["t"]),
       "welch_t_r_largest_vs_smallest": _r(rr["t"]),
       "rule": RISE_RULE, **note},
-      bool(holds), status, figures)
+      bool(holds), status, figures,
+      summary=f"{rise_summary(s)}; {th['theory']}", rule=RISE_RULE,
+      deciding={"widths": s["width"],
+                "mean SSIM": [_r(v) for v in s["ssim_mean"]],
+                "std over nets": [_r(v) for v in s["ssim_std"]],
+                "Welch t (largest vs smallest)": _r(rs["t"]),
+                "T7 prediction (N = inf)": th["t7_prediction"] and
+                f"{th['t7_prediction']['ssim_mean']} +- "
+                f"{th['t7_prediction']['ssim_std']}"},
+      explanation=_explain_s4c(theory, holds))
 
 
 def _converge(m: list[float]) -> float:
@@ -497,11 +687,11 @@ def _snr(s: dict) -> float:
       1e-12, float(np.mean(s["ssim_std"])))
 
 
-def _claim_s4d(stats, note, status, figures) -> ClaimResult:
+def _claim_s4d(stats, note, status, figures, theory=None) -> ClaimResult:
   s, c = stats["mean"], stats["conv"]
   if len(s["width"]) < 3 or len(c["width"]) < 3:
     return ClaimResult("S4d", claim_text("S4d"), {**_table(s), **note}, None,
-                       status, figures)
+                       status, figures, rule=RISE_RULE)
   rs = _rise(s)
   conv_mean, conv_conv = _converge(s["ssim_mean"]), _converge(c["ssim_mean"])
   snr_mean, snr_conv = _snr(s), _snr(c)
@@ -509,8 +699,31 @@ def _claim_s4d(stats, note, status, figures) -> ClaimResult:
   rises = rs["t"] >= RISE_T
   clearer = snr_mean > snr_conv
   converges = conv_mean < conv_conv or not conv_conv > 0
+  th = _theory(theory, "mean", s)
+  rule = (f"{RISE_RULE}; clearer: (rise / mean std) above the original's; "
+          "convergence clearer: the last doubling's share of the rise below "
+          "the original's; std at the largest width below the smallest's")
+  summary = (f"{rise_summary(s)}; rise/std {snr_mean:.1f} vs {snr_conv:.1f} "
+             f"for rrVGG; last doubling {conv_mean:.0%} of the rise vs "
+             f"rrVGG's {conv_conv:.0%}; std {s['ssim_std'][0]:.3f} -> "
+             f"{s['ssim_std'][-1]:.3f}; {th['theory']}")
+  extra = dict(summary=summary, rule=rule, deciding={
+      "widths": s["width"], "mean SSIM": [_r(v) for v in s["ssim_mean"]],
+      "std over nets": [_r(v) for v in s["ssim_std"]],
+      "Welch t": _r(rs["t"]), "rise / mean std (mean, conv)":
+      [_r(snr_mean), _r(snr_conv)],
+      "T7 prediction (N = inf)": th["t7_prediction"] and
+      th["t7_prediction"]["ssim_mean"]})
+  if theory and "mean" in theory:
+    extra["explanation"] = (
+        f"T7: the channel-mean output converges to a fixed image, the "
+        f"max-pool limit, whose SSIM with the input is "
+        f"{theory['mean']['ssim_mean']:.3f}: the curve rises towards it and "
+        "its spread over nets shrinks as the output nears the limit "
+        "(Section 5).")
   return ClaimResult("S4d", claim_text("S4d"), {
-      **_table(s), "spearman_ssim_vs_width": _r(rs["spearman"]),
+      **_table(s), **th,
+      "spearman_ssim_vs_width": _r(rs["spearman"]),
       "welch_t_ssim_largest_vs_smallest": _r(rs["t"]),
       "std_smallest_width": _r(s["ssim_std"][0]),
       "std_largest_width": _r(s["ssim_std"][-1]),
@@ -519,11 +732,9 @@ def _claim_s4d(stats, note, status, figures) -> ClaimResult:
                                       "conv": _r(conv_conv)},
       "rises": bool(rises), "clearer": bool(clearer),
       "converges_clearer": bool(converges), "std_shrinks": bool(std_shrinks),
-      "rule": f"{RISE_RULE}; clearer: (rise / mean std) "
-              "above the original's; convergence clearer: the last "
-              "doubling's share of the rise below the original's; std at "
-              "the largest width below the smallest's", **note},
-      bool(rises and clearer and converges and std_shrinks), status, figures)
+      "rule": rule, **note},
+      bool(rises and clearer and converges and std_shrinks), status, figures,
+      **extra)
 
 
 def _fig10(log: CellLog, cfg, x, names, keys, wd: Path,
@@ -591,7 +802,7 @@ def _sharpening(f: dict) -> dict:
           "mean_spearman_edge_r_vs_width": _r(np.mean(rho_e))}
 
 
-def _claim_s4e(fig10, cfg, note, status) -> ClaimResult:
+def _claim_s4e(fig10, cfg, note, status, theory=None) -> ClaimResult:
   """Decided on rrVGG (the paper's network of Section 4.2, as Fig. 10 does
   not name the variant); the channel-mean variant's numbers come along."""
   if fig10["conv"] is None:
@@ -600,17 +811,35 @@ def _claim_s4e(fig10, cfg, note, status) -> ClaimResult:
   conv = _sharpening(fig10["conv"])
   ms = conv["mean_spearman_ssim_vs_width"]
   me = conv["mean_spearman_edge_r_vs_width"]
-  measured = {"images": fig10["conv"]["images"], **conv,
-              "rule": f"sharpen (decided on rrVGG): over the shown pictures, "
-                      f"mean Spearman(width, SSIM) and mean Spearman(width, "
-                      f"edge r) both >= {RANK_RISE}", **note}
+  rule = (f"sharpen (decided on rrVGG): over the shown pictures, mean "
+          f"Spearman(width, SSIM) and mean Spearman(width, edge r) both >= "
+          f"{RANK_RISE}")
+  measured = {"images": fig10["conv"]["images"], **conv, "rule": rule,
+              **note}
+  explanation = ""
+  if theory and "conv" in theory:
+    t = theory["conv"]
+    measured["theory"] = (
+        f"T7: at infinite width rrVGG's output is a draw of a Gaussian "
+        f"process (SSIM {t['ssim_mean']:.3f} +- {t['ssim_std']:.3f}), not "
+        "an image, so its pictures need not sharpen; the channel mean's "
+        "converge to a fixed limit image")
+    if not (ms >= RANK_RISE and me >= RANK_RISE):
+      explanation = ("Effect absent, and predicted so: " + measured["theory"]
+                     + " (its Fig. 10 does sharpen).")
+  summary = (f"over the shown rrVGG pictures mean Spearman(width, SSIM) "
+             f"{ms:+.2f} and (width, edge r) {me:+.2f} (both need >= "
+             f"{RANK_RISE})")
   figures = [fig10["conv"]["figure"]]
   if fig10.get("mean") is not None:
     measured["channel_mean_variant"] = _sharpening(fig10["mean"])
     figures.append(fig10["mean"]["figure"])
   return ClaimResult("S4e", claim_text("S4e"), measured,
                      bool(ms >= RANK_RISE and me >= RANK_RISE), status,
-                     figures)
+                     figures, summary=summary, rule=rule,
+                     deciding={"mean Spearman(width, SSIM)": ms,
+                               "mean Spearman(width, edge r)": me},
+                     explanation=explanation)
 
 
 # --------------------------------------------------------------------------
@@ -663,12 +892,16 @@ def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
                         figures)]
   rho = spearman(ks, mean)
   holds = rho <= -RANK_RISE and mean[-1] < mean[0]
-  measured.update({"spearman_ssim_vs_kernel": _r(rho),
-                   "rule": f"falls: Spearman(kernel, mean SSIM) <= "
-                           f"-{RANK_RISE} and the largest kernel's SSIM "
-                           "below the smallest's"})
-  return [ClaimResult("S4f", claim_text("S4f"), measured, bool(holds),
-                      status, figures)]
+  rule = (f"falls: Spearman(kernel, mean SSIM) <= -{RANK_RISE} and the "
+          "largest kernel's SSIM below the smallest's")
+  measured.update({"spearman_ssim_vs_kernel": _r(rho), "rule": rule})
+  return [ClaimResult(
+      "S4f", claim_text("S4f"), measured, bool(holds), status, figures,
+      summary=(f"SSIM {mean[0]:.3f} at kernel {ks[0]} and {mean[-1]:.3f} at "
+               f"{ks[-1]}, Spearman {rho:+.2f} (needs <= -{RANK_RISE})"),
+      rule=rule, deciding={"kernels": ks,
+                           "mean SSIM": [_r(v) for v in mean],
+                           "Spearman(kernel, SSIM)": _r(rho)})]
 
 
 def cost_gflop(preset: str) -> dict[str, float]:

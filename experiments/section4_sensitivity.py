@@ -1,0 +1,112 @@
+"""Do S4a's and S4c's verdicts depend on our reading of the paper?
+
+Two choices the paper leaves open are flipped, and the deciding cells run
+once more with each alternative (at the presets of
+``section4.SENSITIVITY``):
+
+* the inputs: raw RGB in [0, 1] (as run) or minus their per-channel mean;
+* the size: S4c's width sweep runs at 64 px at the cpu preset, S4a's Fig. 7
+  at 227 px; the alternative is 128 px for both.
+
+S4c's deciding cells are the smallest and the largest width (its rule
+compares them), S4a's are row 1 of Fig. 7 (Conv1..Conv5). The cells go into
+the experiment's own log as ``sens/<reading>/...``, so they resume like the
+rest, and each row is decided by the claim's own rule.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from randconv import images
+from randconv.spec import make_spec
+
+from experiments import section4 as s4
+from experiments import section4_data
+
+
+def _readings(size: int, alt: int) -> list[tuple[str, str, int, bool]]:
+  return [("center", f"inputs minus their per-channel mean, {size} px",
+           size, True),
+          ("size", f"raw inputs, {alt} px", alt, False)]
+
+
+def _verdict(holds: bool | None) -> str:
+  return "partial" if holds is None else ("holds" if holds
+                                          else "does not hold")
+
+
+def s4c_rows(log, preset: str, keys, result) -> list[dict]:
+  """S4c under each reading: the rise from the smallest to the largest
+  width of the conv-output net, by S4c's rule (Welch t >= 3)."""
+  cfg = s4.WIDTHS[preset]
+  ends = [cfg["widths"][0], cfg["widths"][-1]]
+  main = s4._width_stats(log, "conv", cfg["widths"], len(keys))
+  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg['size']} px",
+           "summary": s4.rise_summary(main),
+           "status": _verdict(result.holds)}]
+  source = "auto" if preset == "paper" else "photos"
+  for tag, label, size, center in _readings(
+      cfg["size"], s4.SENSITIVITY[preset]["width_size"]):
+    x, _, _ = section4_data.sample_images(cfg["images"], size, source)
+    if center:
+      x = images.center_input(x)
+    for w in ends:
+      spec = make_spec("vgg16", "pool1", width=w, output="conv")
+      s4._run_cells(log, spec, keys, x, s4._sweep_post,
+                    lambda i, w=w, tag=tag: f"sens/{tag}/conv/w{w}/n{i}",
+                    lambda res, w=w: {"variant": "conv", "width": w,
+                                      **s4._scores(res)})
+    st = s4._width_stats(log, f"sens/{tag}/conv", ends, len(keys))
+    if len(st["width"]) < 2:
+      rows.append({"reading": label, "summary": "not run (time budget)",
+                   "status": "partial"})
+      continue
+    rows.append({"reading": label, "summary": s4.rise_summary(st),
+                 "status": _verdict(s4._rise(st)["t"] >= s4.RISE_T)})
+  return rows
+
+
+def s4a_rows(log, preset: str, keys, result) -> list[dict]:
+  """S4a under each reading: Fig. 7 row 1 (the cat through Conv1..Conv5)
+  decided by S4a's rule."""
+  cfg = s4.FIG7[preset]
+  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg['size']} px",
+           "summary": result.summary, "status": _verdict(result.holds)}]
+  for tag, label, size, center in _readings(
+      cfg["size"], s4.SENSITIVITY[preset]["fig7_size"]):
+    x, _ = section4_data.offline_images(1 + cfg["others"], size)
+    if center:
+      x = images.center_input(x).astype(np.float32)
+    prefix = f"sens/{tag}/"
+    done, total = s4._fig7_cells(log, x, cfg, keys, {"original": False},
+                                 prefix)
+    stats = s4._fig7_stats(log, prefix + "original", len(keys))
+    if done < total or any(s is None for s in stats):
+      rows.append({"reading": label, "summary": "not run (time budget)",
+                   "status": "partial"})
+      continue
+    d = s4.s4a_decision(stats)
+    rows.append({"reading": label, "summary": d["summary"],
+                 "status": _verdict(d["holds"])})
+  return rows
+
+
+def explain(result) -> None:
+  """Adds what the sensitivity rows say to a claim that does not hold: our
+  reading differs (another reading flips the verdict) or the effect is
+  absent under every reading tried."""
+  if result.holds is not False or not result.sensitivity:
+    return
+  flips = [r["reading"] for r in result.sensitivity[1:]
+           if r["status"] == "holds"]
+  if flips:
+    text = ("Our reading differs: the claim holds with "
+            + " and with ".join(flips) + ".")
+  else:
+    text = ("The verdict does not depend on our reading: it stays 'does not "
+            "hold' with " + " and with ".join(
+                r["reading"] for r in result.sensitivity[1:]) + ".")
+    if not result.explanation:
+      text = "Effect absent at this size. " + text
+  result.explanation = " ".join(t for t in (result.explanation, text) if t)
