@@ -1,5 +1,5 @@
 """Input images for Section 4: the paper's 50 ImageNet validation images
-where the user has them, the offline photos otherwise (SPEC 4).
+where the user has them, the offline photos otherwise (docs/design.md §7).
 
 Sources, in the order ``auto`` tries them:
 

@@ -285,7 +285,7 @@ def unpool_conv3x3(p: jax.Array, w: jax.Array, form: str = "phases"
   """A 3x3, stride-1, padding-1 conv of ``unpool2d(p, 2, (2h, 2w))``,
   computed on the pooled map ``p`` without the unpooled zeros.
 
-  Unpooling puts each value at the top-left of its 2x2 block (SPEC 1.2), so
+  Unpooling puts each value at the top-left of its 2x2 block (docs/design.md §2), so
   three quarters of the conv's input are zeros. Output pixel (2i + a, 2j + b)
   sees only the kernel taps that land on even rows and columns: one tap for
   phase (0, 0), two for (0, 1) and (1, 0), four for (1, 1), nine in all per

@@ -1,4 +1,4 @@
-"""Images: the offline photo set (SPEC 4) and user files, as RGB float32 in
+"""Images: the offline photo set (docs/design.md §7) and user files, as RGB float32 in
 [0, 1], resized and centre-cropped to the network's input size."""
 
 from __future__ import annotations
@@ -147,7 +147,7 @@ def load_batch(names: list[str], size: int, min_size: int = 1) -> np.ndarray:
 
 
 def center_input(x: np.ndarray) -> np.ndarray:
-  """SPEC 1.5's choice for a random encoder in Section 3: the input minus
+  """docs/design.md §5: choice for a random encoder in Section 3: the input minus
   its per-channel mean (per image)."""
   return x - x.mean(axis=(-3, -2), keepdims=True)
 
@@ -158,7 +158,7 @@ IMAGENET_STD = np.array([0.229, 0.224, 0.225], np.float32)
 
 
 def preprocess(x: np.ndarray, mode: str) -> np.ndarray:
-  """SPEC 1.5 preprocessing of [..., H, W, 3] RGB in [0, 1].
+  """docs/design.md §5 preprocessing of [..., H, W, 3] RGB in [0, 1].
 
   ``none`` (Sections 4 and 5: as is), ``center`` (random encoder of Section
   3), ``torchvision`` (ImageNet mean/std on RGB), ``caffe`` (BGR in 0..255

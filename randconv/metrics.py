@@ -1,4 +1,4 @@
-"""Reconstruction metrics of SPEC 1.6: grey, min-max, SSIM with the
+"""Reconstruction metrics of docs/design.md §6: grey, min-max, SSIM with the
 luminosity inversion, Pearson r. All batched over leading axes and jit-able.
 
 SSIM is dm-pix's (``pix.ssim``, DeepMind) with the settings of Wang et al.

@@ -1,7 +1,7 @@
 """Random weights and the forward pass: ``init`` and ``apply`` for a spec.
 
 Params are a dict ``{layer_name: {"w": HWIO array[, "b": bias]}}``. Random
-layers have zero biases (SPEC 1.4), so no ``"b"`` is stored for them;
+layers have zero biases (docs/design.md §4), so no ``"b"`` is stored for them;
 pre-trained and trained layers carry one.
 """
 
@@ -24,7 +24,7 @@ Params = dict[str, dict[str, jax.Array]]
 
 @dataclass(frozen=True)
 class Distribution:
-  """A weight distribution of SPEC 1.4.
+  """A weight distribution of docs/design.md §4.
 
   ``name`` is gaussian (``scale`` = sigma), uniform (``scale`` = a, on
   [-a, a)), logistic (``scale`` = s), laplace (``scale`` = b) or msra
@@ -210,7 +210,7 @@ def apply(params: Params, spec: NetSpec, x: jax.Array, *,
     spec: the network.
     x: images, [B, H, W, C].
     rescale: divide every conv's output by its per-image RMS. A network
-      without LRN is positively homogeneous (SPEC 1.4), so the rescaled output
+      without LRN is positively homogeneous (docs/design.md §4), so the rescaled output
       equals the exact one times a positive factor per image, and float32
       stays finite for any width, depth and weight scale. Leave it off to get
       the exact values (pre-trained encoders, comparisons).

@@ -1,5 +1,5 @@
 """Layer operations on NHWC arrays: conv, transposed conv, pooling, LRN,
-unpooling and crop (SPEC 1.1-1.2)."""
+unpooling and crop (docs/design.md §1-2)."""
 
 from __future__ import annotations
 
@@ -236,7 +236,7 @@ def lrn(x: jax.Array, size: int, alpha: float, beta: float,
 
 
 def unpool2d(x: jax.Array, stride: int, out_hw: tuple[int, int]) -> jax.Array:
-  """Each value to the top-left of its ``stride x stride`` block (SPEC 1.2),
+  """Each value to the top-left of its ``stride x stride`` block (docs/design.md §2),
   then zeros at the bottom/right up to ``out_hw``."""
   n, h, w, c = x.shape
   y = jnp.zeros((n, h, stride, w, stride, c), x.dtype)

@@ -1,4 +1,4 @@
-"""Architecture specs: a network is a tuple of layer records (SPEC 1.1-1.3).
+"""Architecture specs: a network is a tuple of layer records (docs/design.md §1-3).
 
 A :class:`NetSpec` holds an encoder (the CNN truncated at some layer) and its
 mirrored decoder (the DCN). Specs are plain frozen data; :mod:`randconv.nets`
@@ -349,7 +349,7 @@ def resolve_layer(arch: str, layer: str) -> str:
 
 def _decoder_for(encoder: list[Layer], output: str,
                  decoder_activation: str) -> list[Layer]:
-  """Walks the encoder backwards (SPEC 1.2)."""
+  """Walks the encoder backwards (docs/design.md §2)."""
   decoder: list[Layer] = []
   for layer in reversed(encoder):
     if isinstance(layer, Conv):
@@ -387,7 +387,7 @@ def make_spec(arch: str = "vgg16", layer: str = "conv1", *,
       encoder (``conv1_1``, ``pool1``, ``norm2``...).
     width: replaces every hidden channel count, encoder and decoder.
     output: ``conv`` (a 3-channel output conv) or ``mean`` (the channel mean,
-      one grey channel; SPEC 1.2).
+      one grey channel; docs/design.md §2).
     pooling: ``max``, ``l2`` or ``avg`` for every pool (default: the arch's).
     simplified: Fig. 7's second row: one conv 3 -> C_K, K-1 pools, K-1
       unpools and one deconv (only for ``convK`` layers).

@@ -224,7 +224,7 @@ def sweep_outputs(spec: NetSpec, distribution, keys: jax.Array, images, *,
     conv_impl: ``auto``, ``winograd`` or ``direct`` (the reference).
     strategy: ``loop``, ``vmap`` or ``auto`` (:func:`pick_strategy`).
     budget: memory budget in bytes for the chunks (default: the backend's).
-    rescale: RMS-normalise after every conv (SPEC 1.4).
+    rescale: RMS-normalise after every conv (docs/design.md §4).
     chunks: explicit chunk sizes (default: :func:`plan`, then
       :func:`fit_chunks` where ``check_memory``).
     check_memory: shrink the planned chunks until XLA's memory analysis of

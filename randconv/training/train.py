@@ -8,7 +8,7 @@ paper is silent:
 
 * the loss is Caffe's EuclideanLoss, ``0.5 * sum over pixels and channels of
   (output - input)^2``, averaged over the batch; the target is the [0, 1]
-  RGB crop (SPEC 1.5);
+  RGB crop (docs/design.md §5);
 * weight decay is added to the gradient before Adam, as Caffe's solver does,
   on kernels only (not biases);
 * multistep: the rate is multiplied by ``gamma`` (0.1) at 50% and 75% of the
@@ -75,11 +75,11 @@ class TrainConfig:
   """One decoder training run (the paper's settings are the defaults).
 
   Attributes:
-    arch, layer, width: the network (SPEC 1.1-1.2); ``width`` only with a
+    arch, layer, width: the network (docs/design.md §1-2); ``width`` only with a
       random encoder.
     encoder: ``random``, ``hed`` or a weights file (torchvision or Keras).
     weights_format: ``hed``, ``keras`` or ``torchvision`` (None: detected).
-    dist: the random encoder's distribution (SPEC 1.4).
+    dist: the random encoder's distribution (docs/design.md §4).
     steps, batch, lr, gamma, milestones: the schedule; ``milestones`` are
       steps (None: 50% and 75% of ``steps``).
     weight_decay: added to the kernels' gradient (Caffe).

