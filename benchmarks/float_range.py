@@ -1,4 +1,4 @@
-"""Float32 range check (SPEC 1.4): every arch without LRN, every ConvK, width
+"""Float32 range check (docs/design.md §4): every arch without LRN, every ConvK, width
 2048, sigma 1e-3 and 1, with ``rescale=True``: every layer's output finite
 and not all zero. Prints one line per net and ``all finite: True/False``.
 

@@ -1,5 +1,5 @@
 """Seed-batching benchmark: images x nets per second of each strategy on
-rrVGG Conv1-DeConv1 (VGG16 truncated at pool1, SPEC 1.1) at 64x64, widths
+rrVGG Conv1-DeConv1 (VGG16 truncated at pool1, docs/design.md §1) at 64x64, widths
 16, 64 and 256, 8 seeds x 8 images. The fastest strategy per backend is
 randconv.seeds.DEFAULT_STRATEGY; the README records the figures.
 

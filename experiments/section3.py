@@ -471,7 +471,8 @@ def run_s3a(preset: str, workdir: Path) -> list[ClaimResult]:
                     f"Conv2-DeConv2 ({preset}); pre-trained VGG: "
                     f"{'HED' if w.vgg == 'hed' else w.vgg}")
   m: dict = {"runs": num, "pretrained_vgg": w.vgg_note,
-             "pretrained_alexnet": w.alexnet or "none given"}
+             "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
+             else "none given"}
   checks = {"vgg_random_below_alexnet_random":
             num["VGG random"]["final_loss"] <
             num["AlexNet random"]["final_loss"]}
@@ -617,7 +618,8 @@ def run_s3e(preset: str, workdir: Path) -> list[ClaimResult]:
   fig = plot_bars(list(runs), series, workdir / "s3e_bars.png",
                   f"{layer} train vs validation loss ({preset})")
   m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
-             "pretrained_alexnet": w.alexnet or "none given",
+             "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
+             else "none given",
              "alexnet_random_train_val_gap": _close(num["AlexNet random"])}
   by = {k: res[r] for k, r in runs.items()}
   gap = m["alexnet_random_train_val_gap"]

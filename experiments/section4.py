@@ -537,7 +537,9 @@ T7_GP_SAMPLES = 200      # GP draws per image
 T7_POOL_SAMPLES = 8192   # joint max-pool samples per image (full kernel)
 
 
-def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict:
+def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict | str:
+  """One image's T7 prediction, or why it cannot be computed here (the
+  conv output's full kernel over the size cap)."""
   from theory_checks import gp, limits, t7
   sp = t7.specs()
   try:
@@ -550,33 +552,40 @@ def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict:
     m = gp.metric_samples(x, lim[None].astype(np.float32))
     return {"limit_ssim": float(m["ssim"][0]),
             "limit_pearson_abs": float(m["pearson_abs"][0])}
-  except limits.TheoryError as e:  # the full kernel is too big here
-    return {"unavailable": str(e)}
+  except limits.TheoryError as e:
+    return str(e)
 
 
 def _t7_predictions(log: CellLog, x: np.ndarray) -> dict | None:
   """T7's predicted Fig. 8-9 values (mean over the images), as
-  :func:`theory_checks.t7.predictions` gives them; a variant whose law
-  could not be computed (the conv output's full kernel over 64x64) is
-  left out. None when the time budget ran out first."""
-  from theory_checks import t7
+  :func:`theory_checks.t7.predictions` gives them. A variant whose law
+  cannot be computed here is left out, with the reason (it is not logged,
+  so a larger cap on another machine computes it). The cell names carry
+  the sample counts. None when the time budget ran out first."""
+  from theory_checks import gp, t7
+  names = {"conv": f"t7/conv-n{T7_GP_SAMPLES}-p{T7_POOL_SAMPLES}",
+           "mean": f"t7/mean-w{gp.WINDOW_SAMPLES}"}
+  recs = [{} for _ in x]
+  missing = {}
   for j in range(len(x)):
-    for variant in ("conv", "mean"):
-      cell = f"t7/{variant}/i{j}"
+    for variant, name in names.items():
+      cell = f"{name}/i{j}"
       if not log.has(cell):
         if log.out_of_time():
           return None
-        log.add([{"cell": cell, **_t7_cell(variant, x[j], j)}])
-  recs = [{**log.get(f"t7/conv/i{j}"), **log.get(f"t7/mean/i{j}")}
-          for j in range(len(x))]
-  conv_ok = "gp_ssim" in recs[0]
-  for r in recs:
-    r.setdefault("gp_ssim", [0.0, 0.0])
-    r.setdefault("gp_pearson_abs", [0.0, 0.0])
-  pred = t7.predictions(recs)
-  if not conv_ok:
-    pred.pop("conv")
-    pred["conv_unavailable"] = recs[0]["unavailable"]
+        rec = _t7_cell(variant, x[j], j)
+        if isinstance(rec, str):
+          missing[variant] = rec
+          continue
+        log.add([{"cell": cell, **rec}])
+      recs[j].update(log.get(cell))
+  pred = {}
+  if "conv" not in missing:
+    pred["conv"] = t7.predictions(recs, "conv")
+  if "mean" not in missing:
+    pred["mean"] = t7.predictions(recs, "mean")
+  for variant, why in missing.items():
+    pred[f"{variant}_unavailable"] = why
   return pred
 
 
@@ -601,8 +610,8 @@ def _table(s: dict) -> dict:
 def _theory(theory: dict | None, variant: str, s: dict) -> dict:
   """T7's prediction beside the measured plateau, as numbers and words."""
   if not theory or variant not in theory:
-    why = (theory or {}).get("conv_unavailable", "not computed (time "
-                             "budget)")
+    why = (theory or {}).get(f"{variant}_unavailable",
+                             "not computed (time budget)")
     return {"t7_prediction": None, "theory": f"T7: {why}"}
   t = theory[variant]
   if variant == "conv":
@@ -631,22 +640,37 @@ def rise_summary(s: dict) -> str:
           f"{RISE_T:g})")
 
 
-def _explain_s4c(theory: dict | None, holds: bool) -> str:
+def plateau_z(s: dict, t: dict, from_width: int = 64) -> list[float]:
+  """z of the measured mean SSIM against T7's prediction at each width >=
+  ``from_width`` (SE: std over nets / sqrt(nets), and the prediction's)."""
+  zs = []
+  for w, m, sd, n in zip(s["width"], s["ssim_mean"], s["ssim_std"],
+                         s["nets"]):
+    if w >= from_width:
+      se = math.sqrt(sd * sd / max(n - 1, 1) + t.get("ssim_se", 0.0) ** 2)
+      zs.append((m - t["ssim_mean"]) / se if se > 0 else float("inf"))
+  return zs
+
+
+def _explain_s4c(theory: dict | None, holds: bool, s: dict) -> str:
   if holds or not theory or "conv" not in theory:
     return ""
   t = theory["conv"]
-  return (f"Effect absent, and predicted so. T7: the random conv output "
-          f"layer makes the output exactly Gaussian given the last hidden "
-          f"layer, and as the width grows its kernel converges, so the output"
-          f" converges in distribution to a Gaussian process, not to an "
-          f"image. Its SSIM with the input converges to a distribution, "
-          f"predicted here at {t['ssim_mean']:.3f} +- {t['ssim_std']:.3f} "
-          "(mean, one image's std); "
-          "the curve reaches that plateau within a few dozen channels and "
-          "more width cannot raise it. An independent re-implementation "
-          "(PyTorch, float64, written from the paper alone) found the same "
-          "flat curve at 64 px (mean SSIM 0.109 at width 4, 0.045 at "
-          "256).")
+  zs = plateau_z(s, t)
+  law = (f"T7: the random conv output layer makes the output exactly "
+         f"Gaussian given the last hidden layer, and as the width grows its "
+         f"kernel converges, so the output converges in distribution to a "
+         f"Gaussian process, not to an image; its SSIM with the input "
+         f"converges to a distribution, predicted at {t['ssim_mean']:.3f} "
+         f"+- {t['ssim_std']:.3f} (mean, one image's std).")
+  if zs and max(abs(z) for z in zs) <= 3:
+    return (f"Effect absent, as predicted. {law} The measured mean SSIM "
+            f"at every width >= 64 is within {max(abs(z) for z in zs):.1f} "
+            "standard errors of that plateau, so more width cannot raise it.")
+  return (f"{law} This run's curve is "
+          f"{max((abs(z) for z in zs), default=float('nan')):.1f} standard "
+          "errors from that plateau at some width >= 64: it has not "
+          "settled on it.")
 
 
 def _claim_s4c(s, note, status, figures, theory=None) -> ClaimResult:
@@ -673,7 +697,7 @@ def _claim_s4c(s, note, status, figures, theory=None) -> ClaimResult:
                 "T7 prediction (N = inf)": th["t7_prediction"] and
                 f"{th['t7_prediction']['ssim_mean']} +- "
                 f"{th['t7_prediction']['ssim_std']}"},
-      explanation=_explain_s4c(theory, holds))
+      explanation=_explain_s4c(theory, holds, s))
 
 
 def _converge(m: list[float]) -> float:
@@ -715,12 +739,13 @@ def _claim_s4d(stats, note, status, figures, theory=None) -> ClaimResult:
       "T7 prediction (N = inf)": th["t7_prediction"] and
       th["t7_prediction"]["ssim_mean"]})
   if theory and "mean" in theory:
+    z = plateau_z(s, theory["mean"], from_width=s["width"][-1])[0]
     extra["explanation"] = (
         f"T7: the channel-mean output converges to a fixed image, the "
         f"max-pool limit, whose SSIM with the input is "
-        f"{theory['mean']['ssim_mean']:.3f}: the curve rises towards it and "
-        "its spread over nets shrinks as the output nears the limit "
-        "(Section 5).")
+        f"{theory['mean']['ssim_mean']:.3f}; at width {s['width'][-1]:,} the"
+        f" measured mean is {s['ssim_mean'][-1]:.3f}, {z:+.1f} standard "
+        "errors from it.")
   return ClaimResult("S4d", claim_text("S4d"), {
       **_table(s), **th,
       "spearman_ssim_vs_width": _r(rs["spearman"]),
@@ -816,6 +841,10 @@ def _claim_s4e(fig10, cfg, note, status, theory=None) -> ClaimResult:
           f"{RANK_RISE}")
   measured = {"images": fig10["conv"]["images"], **conv, "rule": rule,
               **note}
+  figures = [fig10["conv"]["figure"]]
+  if fig10.get("mean") is not None:
+    measured["channel_mean_variant"] = _sharpening(fig10["mean"])
+    figures.append(fig10["mean"]["figure"])
   explanation = ""
   if theory and "conv" in theory:
     t = theory["conv"]
@@ -825,15 +854,16 @@ def _claim_s4e(fig10, cfg, note, status, theory=None) -> ClaimResult:
         "an image, so its pictures need not sharpen; the channel mean's "
         "converge to a fixed limit image")
     if not (ms >= RANK_RISE and me >= RANK_RISE):
-      explanation = ("Effect absent, and predicted so: " + measured["theory"]
-                     + " (its Fig. 10 does sharpen).")
+      explanation = "Effect absent, as predicted. " + measured["theory"]
+      mean = measured.get("channel_mean_variant")
+      if mean and mean["mean_spearman_ssim_vs_width"] >= RANK_RISE:
+        explanation += (" (the channel mean's own Fig. 10 sharpens: mean "
+                        "Spearman(width, SSIM) "
+                        f"{mean['mean_spearman_ssim_vs_width']:+.2f})")
+      explanation += "."
   summary = (f"over the shown rrVGG pictures mean Spearman(width, SSIM) "
              f"{ms:+.2f} and (width, edge r) {me:+.2f} (both need >= "
              f"{RANK_RISE})")
-  figures = [fig10["conv"]["figure"]]
-  if fig10.get("mean") is not None:
-    measured["channel_mean_variant"] = _sharpening(fig10["mean"])
-    figures.append(fig10["mean"]["figure"])
   return ClaimResult("S4e", claim_text("S4e"), measured,
                      bool(ms >= RANK_RISE and me >= RANK_RISE), status,
                      figures, summary=summary, rule=rule,

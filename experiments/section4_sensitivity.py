@@ -26,9 +26,11 @@ from experiments import section4_data
 
 
 def _readings(size: int, alt: int) -> list[tuple[str, str, int, bool]]:
-  return [("center", f"inputs minus their per-channel mean, {size} px",
-           size, True),
-          ("size", f"raw inputs, {alt} px", alt, False)]
+  """(cell tag, label, size, centred): the tag names the size, so a
+  changed preset never reuses another size's cells."""
+  return [(f"center{size}", f"inputs minus their per-channel mean, "
+           f"{size} px", size, True),
+          (f"size{alt}", f"raw inputs, {alt} px", alt, False)]
 
 
 def _verdict(holds: bool | None) -> str:
@@ -94,19 +96,22 @@ def s4a_rows(log, preset: str, keys, result) -> list[dict]:
 
 def explain(result) -> None:
   """Adds what the sensitivity rows say to a claim that does not hold: our
-  reading differs (another reading flips the verdict) or the effect is
-  absent under every reading tried."""
+  reading differs (another reading flips the verdict) or the verdict stands
+  under every reading that ran."""
   if result.holds is not False or not result.sensitivity:
     return
-  flips = [r["reading"] for r in result.sensitivity[1:]
-           if r["status"] == "holds"]
+  rows = result.sensitivity[1:]
+  flips = [r["reading"] for r in rows if r["status"] == "holds"]
+  stays = [r["reading"] for r in rows if r["status"] == "does not hold"]
+  cut = [r["reading"] for r in rows if r["status"] == "partial"]
+  parts = []
   if flips:
-    text = ("Our reading differs: the claim holds with "
-            + " and with ".join(flips) + ".")
-  else:
-    text = ("The verdict does not depend on our reading: it stays 'does not "
-            "hold' with " + " and with ".join(
-                r["reading"] for r in result.sensitivity[1:]) + ".")
-    if not result.explanation:
-      text = "Effect absent at this size. " + text
-  result.explanation = " ".join(t for t in (result.explanation, text) if t)
+    parts.append("Our reading differs: the claim holds with "
+                 + " and with ".join(flips) + ".")
+  elif stays:
+    parts.append(("" if result.explanation else "Effect absent at this "
+                  "size. ") + "The verdict does not depend on our reading: "
+                 "it does not hold with " + " nor with ".join(stays) + " either.")
+  if cut:
+    parts.append("Not run within the time budget: " + "; ".join(cut) + ".")
+  result.explanation = " ".join(t for t in [result.explanation] + parts if t)

@@ -142,11 +142,11 @@ class ClaimResult:
 
 def final_status(r: ClaimResult, preset: str) -> str:
   """The report's status of an experiment's result at ``preset``."""
-  if r.status == "not implemented":
+  if r.status in ("not implemented", "partial"):
     return r.status
   if preset in SMOKE_PRESETS and r.id.startswith("S"):
     return "smoke"
-  if r.status in ("partial", "needs weights", "inconclusive"):
+  if r.status in ("needs weights", "inconclusive"):
     return r.status
   if r.holds is None:
     return "partial"
@@ -162,8 +162,6 @@ def finalise(r: ClaimResult, preset: str, run_dir: Path) -> dict:
   if d["status"] == "smoke":
     d["explanation"] = ""  # not evidence: nothing to explain
   d["figures"] = report.relative_figures(r.figures, run_dir)
-  for row in d["sensitivity"]:
-    row.setdefault("status", "does not hold")
   return d
 
 

@@ -72,6 +72,11 @@ def _group(c: dict) -> str:
   return f"Section {c['id'][1]}: experiments"
 
 
+def _cell(v) -> str:
+  """A markdown table cell: pipes escaped."""
+  return (v if isinstance(v, str) else _fmt(v)).replace("|", "\\|")
+
+
 def _fmt(v) -> str:
   if isinstance(v, float):
     return f"{v:.4g}"
@@ -222,10 +227,9 @@ def results_table(claims: list[dict]) -> str:
            "|---|---|---|---|---|"]
   for c in claims:
     label = f"{c['id']} (ext.)" if c.get("extension") else c["id"]
-    summary = c.get("summary", "").replace("|", "\\|")
     lines.append(f"| {label} | {c.get('paper_ref', '')} | "
-                 f"{c['claim'].replace('|', chr(92) + '|')} | "
-                 f"**{c['status']}** | {summary} |")
+                 f"{_cell(c['claim'])} | **{c['status']}** | "
+                 f"{_cell(c.get('summary', ''))} |")
   return "\n".join(lines)
 
 
@@ -251,12 +255,13 @@ def render_markdown(claims: list[dict], meta: dict) -> str:
         lines += [f"**{label}:** {c[key]}", ""]
     if c.get("deciding"):
       lines += ["| deciding number | value |", "|---|---|"]
-      lines += [f"| {k} | {_fmt(v)} |" for k, v in c["deciding"].items()]
+      lines += [f"| {_cell(k)} | {_cell(v)} |"
+                for k, v in c["deciding"].items()]
       lines.append("")
     if c.get("sensitivity"):
       lines += ["| reading | deciding numbers | verdict |", "|---|---|---|"]
-      lines += [f"| {r['reading']} | {r.get('summary', '')} | {r['status']} |"
-                for r in c["sensitivity"]]
+      lines += [f"| {_cell(r['reading'])} | {_cell(r.get('summary', ''))} | "
+                f"{r['status']} |" for r in c["sensitivity"]]
       lines.append("")
     lines += [f"![{c['id']}]({f})" for f in c.get("figures", [])]
     lines.append("")
@@ -268,10 +273,19 @@ def write(out: Path, claims: list[dict], meta: dict) -> None:
   report.html into the run folder ``out``."""
   out = Path(out)
   (out / "claims.json").write_text(json.dumps(claims, indent=1,
-                                              default=float) + "\n")
+                                              default=_json) + "\n")
   (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
   (out / "report.md").write_text(render_markdown(claims, meta))
   (out / "report.html").write_text(render_html(claims, meta, out))
+
+
+def _json(v):
+  """numpy scalars as Python ones (a numpy bool stays a bool)."""
+  if hasattr(v, "item"):
+    return v.item()
+  if hasattr(v, "tolist"):
+    return v.tolist()
+  raise TypeError(f"{type(v).__name__} is not JSON serialisable")
 
 
 def load(run_dir: Path) -> tuple[list[dict], dict]:

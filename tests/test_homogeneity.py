@@ -1,4 +1,4 @@
-"""SPEC 1.4: the rescaled float32 forward pass equals the exact (float64,
+"""docs/design.md §4: the rescaled float32 forward pass equals the exact (float64,
 unscaled, PyTorch) one up to a positive factor per image, and stays finite
 where the unscaled float32 one does not."""
 

@@ -1,4 +1,4 @@
-"""Metrics of SPEC 1.6 against scikit-image's SSIM and numpy's corrcoef."""
+"""Metrics (docs/design.md §6) against scikit-image's SSIM and numpy's corrcoef."""
 
 import jax.numpy as jnp
 import numpy as np

@@ -45,7 +45,7 @@ def _check_workdir(workdir: Path, figures: list[str]):
 
 
 def _check_claims(out: Path, results, ids):
-  registry.write_report(out, "tiny", results, {})
+  registry.write_report(out, "tiny", results)
   claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
   assert set(ids) <= set(claims)
   for i in ids:
@@ -67,8 +67,10 @@ def test_fig7_and_kernel_sweep_end_to_end(tmp_path):
   _check_claims(tmp_path, results, ["S4a", "S4b", "S4f"])
   assert len(results[0].sensitivity) == 3
   cfg = section4.FIG7["tiny"]
-  lines = (tmp_path / "fig7" / "metrics.jsonl").read_text().splitlines()
-  assert len(lines) == 2 * 5 * cfg["nets"]
+  cells = _cells(tmp_path / "fig7" / "metrics.jsonl")
+  main = [c for c in cells if not c.startswith("sens/")]
+  assert len(main) == 2 * 5 * cfg["nets"]            # both rows of Fig. 7
+  assert len(cells) - len(main) == 2 * 5 * cfg["nets"]  # row 1, 2 readings
   # A second run in the same workdir computes no cell again.
   before = (tmp_path / "fig7" / "metrics.jsonl").read_bytes()
   section4.run_fig7("tiny", tmp_path / "fig7")
@@ -92,8 +94,9 @@ def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):
       "raw inputs"]
   assert all(r["status"] in ("holds", "does not hold") for r in rows)
   cells = _cells(wd / "metrics.jsonl")
-  assert any(c.startswith("sens/center/conv/w4/") for c in cells)
-  assert any(c.startswith("t7/conv/i") for c in cells)
+  assert any(c.startswith("sens/center16/conv/w4/") for c in cells)
+  assert any(c.startswith("sens/size24/conv/w16/") for c in cells)
+  assert any(c.startswith("t7/conv-n200-p8192/i") for c in cells)
   before = (wd / "metrics.jsonl").read_bytes()
   again = section4.run_width_sweep("tiny", wd)   # resumes: nothing new
   assert (wd / "metrics.jsonl").read_bytes() == before
@@ -190,3 +193,27 @@ def test_killed_quick_s4c_resumes_to_the_same_numbers(tmp_path):
   assert nums and all(math.isfinite(v) for v in nums)
   assert claims["S4c"]["holds"] == json.loads(
       (tmp_path / "full" / "claims.json").read_text())[0]["holds"]
+
+
+def test_sensitivity_explanations():
+  """A row that holds means our reading differs; rows that do not hold
+  leave the verdict standing; rows cut by the budget are named apart."""
+  from experiments import section4_sensitivity as sens
+  from randconv.registry import ClaimResult
+
+  def result(*statuses):
+    rows = [{"reading": f"r{i}", "summary": "", "status": st}
+            for i, st in enumerate(statuses)]
+    return ClaimResult("S4a", "c", {}, False, sensitivity=rows)
+
+  r = result("does not hold", "holds", "does not hold")
+  sens.explain(r)
+  assert r.explanation.startswith("Our reading differs") and "r1" in r.explanation
+  r = result("does not hold", "does not hold", "partial")
+  sens.explain(r)
+  assert "does not hold with r1" in r.explanation
+  assert "time budget: r2" in r.explanation and "r2 either" not in r.explanation
+  r = result("holds", "does not hold")
+  r.holds = True
+  sens.explain(r)
+  assert r.explanation == ""

@@ -40,17 +40,22 @@ def test_sampled_average_pool_agrees_with_exact_within_its_error():
   assert rel < 4 * se and se < 0.05
 
 
-def test_conv_and_mean_outputs_share_the_last_pre_activation():
-  """The conv output's hidden kernel is relu(S) with diag S / 2 on the
-  diagonal; the channel mean's limit is c1 sqrt(diag S): the two laws must
-  agree (same pool samples)."""
-  x = photo(12)
-  conv = gp.full_law(make_spec("vgg16", "pool1", output="conv",
-                               pooling="max"), x, seed=3)
-  mean = gp.full_law(make_spec("vgg16", "pool1", output="mean",
-                               pooling="max"), x, seed=3)
-  from_conv = limits.C1 * np.sqrt(2 * np.diag(conv.hidden)).reshape(12, 12)
-  np.testing.assert_allclose(from_conv, mean.limit, rtol=1e-9)
+def test_ceil_mode_windows_at_an_odd_size():
+  """15x15 gives pool1 a last row and column of half windows (ceil mode, as
+  at 227): the banded and the full max-pool limits agree, and the sampled
+  average pool agrees with the exact one."""
+  x = photo(15)
+  spec = make_spec("vgg16", "pool1", output="mean", pooling="max")
+  info = {}
+  banded = limits.limit_image(spec, x, "max", info=info)
+  full = gp.full_law(spec, x)
+  rel = np.linalg.norm(banded - full.limit) / np.linalg.norm(full.limit)
+  assert rel < 4 * (info["pool_rel_se"][0] + full.pool_rel_se[0])
+  avg = make_spec("vgg16", "pool1", output="mean", pooling="avg")
+  exact = limits.covariance_limit(avg, x)
+  law = gp.full_law(avg, x, sample_avg=True, samples=1 << 14)
+  rel = np.linalg.norm(law.limit - exact) / np.linalg.norm(exact)
+  assert rel < 4 * law.pool_rel_se[0]
 
 
 def test_banded_max_pool_limit_matches_full_recursion():

@@ -1,5 +1,5 @@
 """randconv's forward pass against an independent PyTorch forward pass with the
-same weights (SPEC 1.1-1.2): VGG16 ConvK, both AlexNets, and the decoders."""
+same weights (docs/design.md §1-2): VGG16 ConvK, both AlexNets, and the decoders."""
 
 import jax
 import numpy as np

@@ -49,12 +49,14 @@ def summary_of(measured: dict) -> str:
     tests = [t for v in m["b_tests"].values() for t in v.values()]
     conv, mean = m["c_prediction"]["conv"], m["c_prediction"]["mean"]
     zs = [abs(r["z"]) for c in ("c_conv", "c_mean")
-          for n, r in m[c]["by_width"].items() if int(n) >= 64]
+          for n, r in m[c]["by_width"].items()
+          if int(n) >= m.get("c_fit_min", 64)]
     return (f"(a) kernel error slopes {min(s):+.2f}..{max(s):+.2f}; (b) at "
             f"N = {m['b_width']} min KS p {min(t['ks_p'] for t in tests):.2f}"
             f", max |z| {max(abs(t['z']) for t in tests):.1f}; (c) predicted "
             f"SSIM {conv['ssim_mean']:.3f} (conv) and {mean['ssim_mean']:.3f}"
-            f" (mean), measured within {max(zs, default=0):.1f} SE at N >= 64")
+            f" (mean), measured within {max(zs, default=0):.1f} SE at N >= "
+            f"{m.get('c_fit_min', 64)}")
   return ", ".join(f"{k} {v}" for k, v in m.items()
                    if isinstance(v, (int, float)))[:200]
 

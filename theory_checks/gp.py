@@ -192,7 +192,8 @@ def sampled_pool_kernel(pre: np.ndarray, layer: Pool, in_hw, out_hw, *,
 
   @jax.jit
   def batch(key):
-    z = root @ jax.random.normal(key, (root.shape[1], chunk))
+    z = jnp.dot(root, jax.random.normal(key, (root.shape[1], chunk)),
+                precision=jax.lax.Precision.HIGHEST)
     a = jax.nn.relu(z).T.reshape(chunk, h, w, 1)
     v = ops.pool2d(a, layer.pooling, layer.window, layer.stride,
                    layer.ceil_mode).reshape(chunk, p_out)
@@ -238,7 +239,8 @@ def full_law(spec: NetSpec, x: np.ndarray, *, samples: int = POOL_SAMPLES,
     seed: the pools' sampling seed (pool i uses ``seed + i``).
     wrong: a deliberately wrong recursion, for controls: ``avg_for_max``
       (average pooling's exact map in place of the max pool) or
-      ``no_relu`` (the ReLU's arc-cosine map dropped).
+      ``no_relu`` (the ReLU's arc-cosine map dropped where no pool follows;
+      a sampled pool still applies its ReLU).
     sample_avg: sample average pools too (tests the sampler against the
       exact map).
 
@@ -383,7 +385,8 @@ def _window_batches(root, inside, pooling: str, chunk: int, n: int,
   @jax.jit
   def batch(key):
     g = jax.random.normal(key, root.shape[:-1] + (chunk,))
-    z = jnp.einsum("abij,abjc->abic", root, g)
+    z = jnp.einsum("abij,abjc->abic", root, g,
+                   precision=jax.lax.Precision.HIGHEST)
     sq = [reduce(jnp.maximum(sign * z, 0.0) * inside) ** 2
           for sign in (1.0, -1.0)]
     return 0.5 * (sq[0] + sq[1]).mean(-1)

@@ -397,6 +397,9 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
             f"{layer.name}: the banded recursion samples a {layer.pooling} "
             "pool only where the layers after it need its diagonal alone; "
             "use theory_checks.gp.full_law (maps up to 64x64)")
+      if pre is None:
+        raise TheoryError(f"{layer.name}: a sampled pool must follow a ReLU "
+                          "conv")
       from theory_checks.gp import window_pool_diag
       diag, se = window_pool_diag(pre, layer, step.out_hw, samples=samples,
                                   seed=seed + i)
