@@ -727,9 +727,11 @@ def _claim_s4d(stats, note, status, figures, theory=None) -> ClaimResult:
   rule = (f"{RISE_RULE}; clearer: (rise / mean std) above the original's; "
           "convergence clearer: the last doubling's share of the rise below "
           "the original's; std at the largest width below the smallest's")
+  conv_share = (f"rrVGG's {conv_conv:.0%}" if conv_conv == conv_conv
+                else "rrVGG's none (it does not rise)")
   summary = (f"{rise_summary(s)}; rise/std {snr_mean:.1f} vs {snr_conv:.1f} "
              f"for rrVGG; last doubling {conv_mean:.0%} of the rise vs "
-             f"rrVGG's {conv_conv:.0%}; std {s['ssim_std'][0]:.3f} -> "
+             f"{conv_share}; std {s['ssim_std'][0]:.3f} -> "
              f"{s['ssim_std'][-1]:.3f}; {th['theory']}")
   extra = dict(summary=summary, rule=rule, deciding={
       "widths": s["width"], "mean SSIM": [_r(v) for v in s["ssim_mean"]],

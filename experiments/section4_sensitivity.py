@@ -73,8 +73,12 @@ def s4a_rows(log, preset: str, keys, result) -> list[dict]:
   """S4a under each reading: Fig. 7 row 1 (the cat through Conv1..Conv5)
   decided by S4a's rule."""
   cfg = s4.FIG7[preset]
+  m = result.measured
   rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg['size']} px",
-           "summary": result.summary, "status": _verdict(result.holds)}]
+           "summary": result.summary, "status": _verdict(result.holds),
+           "fails": _s4a_fails({"decays": m["decays"],
+                                "contours": m["contours_conv1_3"],
+                                "rough": m["rough_contour_conv4"]})}]
   for tag, label, size, center in _readings(
       cfg["size"], s4.SENSITIVITY[preset]["fig7_size"]):
     x, _ = section4_data.offline_images(1 + cfg["others"], size)
@@ -90,8 +94,16 @@ def s4a_rows(log, preset: str, keys, result) -> list[dict]:
       continue
     d = s4.s4a_decision(stats)
     rows.append({"reading": label, "summary": d["summary"],
-                 "status": _verdict(d["holds"])})
+                 "status": _verdict(d["holds"]), "fails": _s4a_fails(d)})
   return rows
+
+
+def _s4a_fails(d: dict) -> list[str]:
+  """The parts of S4a's rule that fail."""
+  return [name for name, ok in (("decay with depth", d["decays"]),
+                                ("contours at Conv1-3", d["contours"]),
+                                ("rough contour at Conv4", d["rough"]))
+          if not ok]
 
 
 def explain(result) -> None:
@@ -109,9 +121,15 @@ def explain(result) -> None:
     parts.append("Our reading differs: the claim holds with "
                  + " and with ".join(flips) + ".")
   elif stays:
-    parts.append(("" if result.explanation else "Effect absent at this "
-                  "size. ") + "The verdict does not depend on our reading: "
-                 "it does not hold with " + " nor with ".join(stays) + " either.")
+    parts.append("The verdict does not depend on our reading: it does not "
+                 "hold with " + " nor with ".join(stays) + " either.")
+    failing = [f"{r['reading']}: {', '.join(r['fails'])}"
+               for r in result.sensitivity if r.get("fails")]
+    if failing:
+      parts.append("What fails, by reading: " + "; ".join(failing) + ".")
+    if not result.explanation:
+      parts.append("No theory or independent check covers this claim yet: "
+                   "in these runs the effect is absent, at least in part.")
   if cut:
     parts.append("Not run within the time budget: " + "; ".join(cut) + ".")
   result.explanation = " ".join(t for t in [result.explanation] + parts if t)

@@ -14,6 +14,13 @@ def _plt():
   return plt
 
 
+def unit(a) -> np.ndarray:
+  """Min-max scaled to [0, 1] (a constant image becomes 0), float64."""
+  a = np.asarray(a, np.float64)
+  lo, hi = a.min(), a.max()
+  return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+
+
 def to_uint8(img: np.ndarray) -> np.ndarray:
   img = np.asarray(img, np.float32)
   if img.ndim == 3 and img.shape[-1] == 1:

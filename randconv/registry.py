@@ -239,8 +239,20 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None,
 
 
 def _all(results: dict[str, ClaimResult], wanted) -> list[ClaimResult]:
-  return [results.get(i) or not_implemented(i) for i in CATALOG
-          if wanted is None or i in wanted]
+  covered = {i for e in REGISTRY.values() for i in e.ids}
+  out = []
+  for i in CATALOG:
+    if wanted is not None and i not in wanted:
+      continue
+    if i in results:
+      out.append(results[i])
+    elif i in covered:  # its experiment has not run (yet) in this invocation
+      out.append(ClaimResult(i, claim_text(i), None, None, status="partial",
+                             reason="not run yet: run the same command "
+                                    "again to finish"))
+    else:
+      out.append(not_implemented(i))
+  return out
 
 
 def write_report(out: Path, preset: str, results: list[ClaimResult],

@@ -41,8 +41,11 @@ def run_metadata(preset: str, seconds: float) -> dict:
     commit = "unknown"
   try:
     import jax
-    dev = jax.devices()[0]
-    device = f"{jax.default_backend()}: {dev.device_kind}"
+    devs = jax.devices()
+    kind = devs[0].device_kind
+    if jax.default_backend() == "cpu":
+      kind = f"{os.cpu_count()} cores"
+    device = f"{jax.default_backend()}: {len(devs)} x {kind}"
   except Exception:  # noqa: BLE001 - the report must still be written
     device = "unknown"
   return {"preset": preset,
@@ -148,20 +151,16 @@ def _section(c: dict, run_dir: Path) -> str:
            f"<p><span class='label'>{kind}:</span> "
            f"{html.escape(c.get('title', ''))}: "
            f"{html.escape(c['claim'])}</p>"]
-  if c.get("rule"):
-    parts.append(f"<p><span class='label'>Decision rule:</span> "
-                 f"{html.escape(c['rule'])}</p>")
-  if c.get("summary"):
-    parts.append(f"<p><span class='label'>Measured:</span> "
-                 f"{html.escape(c['summary'])}</p>")
-  if c.get("reason"):
-    label = (f"Why {c['status']}" if c["status"] in (
-        "inconclusive", "partial", "needs weights") else "Note")
-    parts.append(f"<p><span class='label'>{html.escape(label)}:</span> "
-                 f"{html.escape(c['reason'])}</p>")
-  if c.get("explanation"):
-    parts.append(f"<p class='note'><span class='label'>Explanation:</span> "
-                 f"{html.escape(c['explanation'])}</p>")
+  why = (f"Why {c['status']}" if c["status"] in (
+      "inconclusive", "partial", "needs weights") else "Note")
+  for key, label, cls in (("rule", "Decision rule", ""),
+                          ("summary", "Measured", ""),
+                          ("reason", why, ""),
+                          ("explanation", "Explanation", "note")):
+    if c.get(key):
+      parts.append(f"<p class='{cls}'><span class='label'>"
+                   f"{html.escape(label)}:</span> "
+                   f"{html.escape(c[key])}</p>")
   if c.get("deciding"):
     parts.append(_kv_table(c["deciding"], ("deciding number", "value")))
   if c.get("sensitivity"):

@@ -125,3 +125,13 @@ def test_reproduce_refuses_unknown_claim_ids(tmp_path, capsys):
   err = capsys.readouterr().err
   assert "S9z" in err and "S4c" in err
   assert not (tmp_path / "report.html").exists()
+
+
+def test_claims_not_run_yet_are_partial_not_missing():
+  """While reproduce runs (or after a kill), a claim whose experiment has
+  not run is `partial`; only a claim no experiment covers is `not
+  implemented`."""
+  registry.load_experiments()
+  [r] = registry._all({}, {"S4c"})
+  assert r.status == "partial" and "not run yet" in r.reason
+  assert registry.final_status(r, "cpu") == "partial"

@@ -227,13 +227,7 @@ def plot_images(path: Path, x: np.ndarray, names: list[str],
                 lim: np.ndarray, samples: dict[int, np.ndarray],
                 title: str) -> Path:
   """Rows: images. Columns: input, limit, one finite-width output per N."""
-  from randconv.plotting import image_grid
-
-  def unit(a):
-    a = np.asarray(a, np.float64)
-    lo, hi = a.min(), a.max()
-    return (a - lo) / (hi - lo) if hi > lo else a * 0
-
+  from randconv.plotting import image_grid, unit
   from theory_checks.limits import angle
   rows, titles = [], []
   for b, name in enumerate(names):

@@ -41,12 +41,6 @@ def cmd_theory(a) -> None:
   emit(a, payload, "\n".join(lines))
 
 
-def _unit(a):
-  import numpy as np
-  lo, hi = float(np.min(a)), float(np.max(a))
-  return (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-
-
 def cmd_limit(a) -> None:
   import numpy as np
 
@@ -67,7 +61,7 @@ def cmd_limit(a) -> None:
     seconds = time.time() - start
     np.save(out / "kernel.npy", pred["law"].kernel.astype(np.float32))
     n_show = min(7, a.samples)
-    grid = [[x] + [_unit(d) for d in pred["samples"][:n_show]]]
+    grid = [[x] + [plotting.unit(d) for d in pred["samples"][:n_show]]]
     titles = [[a.image[:18]] + [f"GP sample {i + 1}" for i in range(n_show)]]
     plotting.image_grid(grid, out / "samples.png", titles=titles, cell=1.6,
                         suptitle=f"{spec.arch} {spec.layer}, conv output, "
@@ -94,7 +88,7 @@ def cmd_limit(a) -> None:
     grey = x @ np.array([0.299, 0.587, 0.114])
     ang = float(limits.angle(grey, y))
     np.save(out / "limit.npy", y.astype(np.float32))
-    plotting.save_png(out / "limit.png", _unit(y))
+    plotting.save_png(out / "limit.png", plotting.unit(y))
     m = gp.metric_samples(x, y[None].astype(np.float32))
     payload.update({
         "ssim_mean": float(m["ssim"][0]), "ssim_std": 0.0,

@@ -444,13 +444,7 @@ def plot_fig8(path, sweep, pred):
 
 
 def plot_samples(path, x, names, samples_dir: Path):
-  from randconv.plotting import image_grid
-
-  def unit(a):
-    a = np.asarray(a, np.float64)
-    lo, hi = a.min(), a.max()
-    return (a - lo) / (hi - lo) if hi > lo else a * 0
-
+  from randconv.plotting import image_grid, unit
   rows, titles = [], []
   for b, nm in enumerate(names):
     draws = np.load(samples_dir / f"gp_{b}.npy")[:4]
