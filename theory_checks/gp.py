@@ -185,32 +185,42 @@ def sampled_pool_kernel(pre: np.ndarray, layer: Pool, in_hw, out_hw, *,
   """
   import jax
   import jax.numpy as jnp
-
-  from randconv import ops
   root = jnp.asarray(_root(pre), jnp.float32)
-  (h, w), p_out = in_hw, out_hw[0] * out_hw[1]
-
-  @jax.jit
-  def batch(key):
-    z = jnp.dot(root, jax.random.normal(key, (root.shape[1], chunk)),
-                precision=jax.lax.Precision.HIGHEST)
-    a = jax.nn.relu(z).T.reshape(chunk, h, w, 1)
-    v = ops.pool2d(a, layer.pooling, layer.window, layer.stride,
-                   layer.ceil_mode).reshape(chunk, p_out)
-    return jnp.dot(v.T, v, precision=jax.lax.Precision.HIGHEST) / chunk
-
+  p_out = out_hw[0] * out_hw[1]
+  pool = (layer.pooling, layer.window, layer.stride, layer.ceil_mode)
   key = jax.random.PRNGKey(seed)
   n = max(2, -(-samples // chunk))
   total = np.zeros((p_out, p_out))
   sq = np.zeros((p_out, p_out))
   for i in range(n):
-    est = np.asarray(batch(jax.random.fold_in(key, i)), np.float64)
+    est = np.asarray(_pool_batch()(root, jax.random.fold_in(key, i),
+                                   chunk=chunk, hw=tuple(in_hw), pool=pool),
+                     np.float64)
     total += est
     sq += est * est
   mean = total / n
   var = np.clip(sq / n - mean * mean, 0, None) * n / (n - 1)
   rel_se = math.sqrt(float(np.sum(var)) / n) / float(np.linalg.norm(mean))
   return mean, rel_se
+
+
+@functools.cache
+def _pool_batch():
+  """One batch's kernel estimate, compiled once per shape (the root is an
+  argument, not a constant baked into the program)."""
+  import jax
+  import jax.numpy as jnp
+
+  from randconv import ops
+
+  def batch(root, key, *, chunk, hw, pool):
+    z = jnp.dot(root, jax.random.normal(key, (root.shape[1], chunk)),
+                precision=jax.lax.Precision.HIGHEST)
+    a = jax.nn.relu(z).T.reshape(chunk, hw[0], hw[1], 1)
+    v = ops.pool2d(a, *pool).reshape(chunk, -1)
+    return jnp.dot(v.T, v, precision=jax.lax.Precision.HIGHEST) / chunk
+
+  return jax.jit(batch, static_argnames=("chunk", "hw", "pool"))
 
 
 def pool_kernel(k: np.ndarray, pre: np.ndarray, layer: Pool, in_hw, out_hw,
@@ -378,12 +388,21 @@ def _window_batches(root, inside, pooling: str, chunk: int, n: int,
   import jax
   import jax.numpy as jnp
   inside = jnp.asarray(inside, jnp.float32)[..., None]    # [H', W', m, 1]
-  count = jnp.maximum(inside.sum(-2), 1.0)                # [H', W', 1]
-  reduce = {"max": lambda a: a.max(-2), "avg": lambda a: a.sum(-2) / count,
-            "l2": lambda a: jnp.sqrt((a * a).sum(-2))}[pooling]
+  key = jax.random.PRNGKey(seed)
+  return [_window_batch()(root, inside, jax.random.fold_in(key, i),
+                          chunk=chunk, pooling=pooling) for i in range(n)]
 
-  @jax.jit
-  def batch(key):
+
+@functools.cache
+def _window_batch():
+  import jax
+  import jax.numpy as jnp
+
+  def batch(root, inside, key, *, chunk, pooling):
+    count = jnp.maximum(inside.sum(-2), 1.0)                # [H', W', 1]
+    reduce = {"max": lambda a: a.max(-2),
+              "avg": lambda a: a.sum(-2) / count,
+              "l2": lambda a: jnp.sqrt((a * a).sum(-2))}[pooling]
     g = jax.random.normal(key, root.shape[:-1] + (chunk,))
     z = jnp.einsum("abij,abjc->abic", root, g,
                    precision=jax.lax.Precision.HIGHEST)
@@ -391,8 +410,7 @@ def _window_batches(root, inside, pooling: str, chunk: int, n: int,
           for sign in (1.0, -1.0)]
     return 0.5 * (sq[0] + sq[1]).mean(-1)
 
-  key = jax.random.PRNGKey(seed)
-  return [batch(jax.random.fold_in(key, i)) for i in range(n)]
+  return jax.jit(batch, static_argnames=("chunk", "pooling"))
 
 
 # --------------------------------------------------------------------------
@@ -411,14 +429,25 @@ def metric_samples(x: np.ndarray, outputs: np.ndarray) -> dict[str, np.ndarray]:
   """SSIM and |r| (the library's metrics) of grey outputs [n, H, W] against
   one input [H, W, C]: ``{"ssim": [n], "pearson_abs": [n]}``."""
   import jax.numpy as jnp
+  out = _metrics()(jnp.asarray(x, jnp.float32),
+                   jnp.asarray(outputs, jnp.float32))
+  return {"ssim": np.asarray(out["ssim"], np.float64),
+          "pearson_abs": np.abs(np.asarray(out["pearson"], np.float64))}
+
+
+@functools.cache
+def _metrics():
+  import jax
+  import jax.numpy as jnp
 
   from randconv import metrics
-  y = jnp.asarray(outputs)[..., None]
-  xb = jnp.broadcast_to(jnp.asarray(x, jnp.float32),
-                        (len(outputs),) + tuple(np.shape(x)))
-  return {"ssim": np.asarray(metrics.ssim(xb, y), np.float64),
-          "pearson_abs": np.abs(np.asarray(metrics.pearson(xb, y),
-                                           np.float64))}
+
+  def both(x, outputs):
+    y = outputs[..., None]
+    xb = jnp.broadcast_to(x, (outputs.shape[0],) + x.shape)
+    return metrics.reconstruction_metrics(xb, y)
+
+  return jax.jit(both)
 
 
 def predict_conv(spec: NetSpec, x: np.ndarray, *, n: int = 500,
