@@ -1,11 +1,11 @@
 """Section 4 of the paper: fully random CNN-DCN ("rrVGG") experiments S4a-S4f.
 
-Commands (runtimes on the 2-core dev machine, shared with other work):
+Commands (runtimes on the 2-core dev machine, docs/performance.md):
 
   randconv reproduce --preset quick --only S4a S4b S4c S4d S4e S4f --out DIR
-      # 1 min
+      # about 2 min
   randconv reproduce --preset cpu   --only S4a S4b S4c S4d S4e S4f --out DIR
-      # 7-14 min, peak RSS 2.1 GiB
+      # about 20 min with T7's predictions and the sensitivity rows
   RANDCONV_TIME_BUDGET_S=480 randconv reproduce --preset paper \\
       --only S4c S4d --out DIR        # one GPU; stops cleanly between cells
 

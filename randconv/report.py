@@ -184,8 +184,8 @@ def render_html(claims: list[dict], meta: dict, run_dir: Path) -> str:
   head = "".join(f"{badge(s)} {k} &nbsp; " for s, k in n.items())
   meta_rows = {"preset": meta.get("preset"), "date": meta.get("date"),
                "commit": meta.get("commit"), "backend, device":
-               meta.get("device"), "run time": _duration(
-                   meta.get("seconds", 0.0))}
+               meta.get("device"), "time of this invocation (earlier invocations' "
+               "cells are reused)": _duration(meta.get("seconds", 0.0))}
   rows = "".join(
       f"<tr><td><a href='#{c['id']}'>{c['id']}</a>"
       f"{'<br><small>extension</small>' if c.get('extension') else ''}</td><td>"
@@ -236,7 +236,8 @@ def render_markdown(claims: list[dict], meta: dict) -> str:
   n = counts(claims)
   lines = [f"# randconv reproduce, preset `{meta.get('preset')}`", "",
            f"{meta.get('date')}, commit {meta.get('commit')}, "
-           f"{meta.get('device')}, {_duration(meta.get('seconds', 0.0))}. "
+           f"{meta.get('device')}, {_duration(meta.get('seconds', 0.0))} "
+           "for this invocation. "
            + ", ".join(f"{k} {s}" for s, k in n.items()) + ".", ""]
   if n.get("smoke"):
     lines += ["The verdicts at this preset are **smoke**: the machinery "
@@ -306,8 +307,7 @@ def update_readme(readme: Path, claims: list[dict], meta: dict) -> None:
   _, tail = rest.split(README_END, 1)
   n = counts(claims)
   table = (f"\n*Preset `{meta.get('preset')}`, {meta.get('date', '')[:10]}, "
-           f"commit {meta.get('commit')}, {meta.get('device')}, "
-           f"{_duration(meta.get('seconds', 0.0))}: "
+           f"commit {meta.get('commit')}, {meta.get('device')}: "
            + ", ".join(f"{k} {s}" for s, k in n.items())
            + ". Regenerate with `randconv report RUN_DIR --readme "
            "README.md`.*\n\n" + results_table(claims) + "\n")
