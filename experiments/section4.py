@@ -538,20 +538,14 @@ T7_POOL_SAMPLES = 8192   # joint max-pool samples per image (full kernel)
 
 
 def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict | str:
-  """One image's T7 prediction, or why it cannot be computed here (the
-  conv output's full kernel over the size cap)."""
-  from theory_checks import gp, limits, t7
-  sp = t7.specs()
+  """One image's T7 prediction record, or why it cannot be computed here
+  (the conv output's full kernel over the size cap)."""
+  from theory_checks import limits, t7
   try:
     if variant == "conv":
-      pred = gp.predict_conv(sp["conv"], x, n=T7_GP_SAMPLES,
-                             samples=T7_POOL_SAMPLES, seed=ROOT_SEED + j)
-      return {"gp_ssim": pred["ssim"].tolist(),
-              "gp_pearson_abs": pred["pearson_abs"].tolist()}
-    lim = limits.limit_image(sp["mean"], x, "max", seed=ROOT_SEED + j)
-    m = gp.metric_samples(x, lim[None].astype(np.float32))
-    return {"limit_ssim": float(m["ssim"][0]),
-            "limit_pearson_abs": float(m["pearson_abs"][0])}
+      return t7.conv_law(x, n=T7_GP_SAMPLES, samples=T7_POOL_SAMPLES,
+                         seed=ROOT_SEED + j)[0]
+    return t7.mean_law(x, seed=ROOT_SEED + j)[0]
   except limits.TheoryError as e:
     return str(e)
 

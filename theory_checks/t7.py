@@ -129,66 +129,82 @@ def library_metrics(variant: str, width: int, x: np.ndarray, n_nets: int,
   return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 
-def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path) -> list[dict]:
-  """Per photo: the GP's SSIM and |r| samples (conv output), the max-pool
-  limit image's SSIM and |r| (channel mean), their sampling errors."""
+def conv_law(x: np.ndarray, *, n: int, samples: int, seed: int
+             ) -> tuple[dict, dict]:
+  """One image's conv-output prediction: its record (SSIM and |r| of
+  ``n`` GP draws, the pool's sampling error) and :func:`gp.predict_conv`'s
+  result (the law and the draws)."""
+  pred = gp.predict_conv(specs()["conv"], x, n=n, samples=samples,
+                         seed=seed)
+  return ({"gp_ssim": pred["ssim"].tolist(),
+           "gp_pearson_abs": pred["pearson_abs"].tolist(),
+           "kernel_pool_rel_se": pred["law"].pool_rel_se}, pred)
+
+
+def mean_law(x: np.ndarray, *, seed: int) -> tuple[dict, np.ndarray]:
+  """One image's channel-mean prediction: its record (SSIM and |r| of the
+  max-pool limit image, its sampling error) and the limit image."""
   from theory_checks import limits
-  sp = specs()
+  info = {}
+  lim = limits.limit_image(specs()["mean"], x, "max", seed=seed, info=info)
+  m = gp.metric_samples(x, lim[None].astype(np.float32))
+  return ({"limit_ssim": float(m["ssim"][0]),
+           "limit_pearson_abs": float(m["pearson_abs"][0]),
+           "limit_pool_rel_se": info.get("pool_rel_se", [])}, lim)
+
+
+def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path,
+         kernels: dict[int, np.ndarray]) -> list[dict]:
+  """Per photo the :func:`conv_law` and :func:`mean_law` records; the
+  limit kernels computed on the way go into ``kernels`` (for (a))."""
   out = []
   for b, xb in enumerate(x):
     rec = log.find(tag="law", photo=b)
     if rec is None:
       t0 = time.time()
-      pred = gp.predict_conv(sp["conv"], xb, n=p.gp_samples,
-                             samples=p.pool_samples, seed=ROOT_SEED + 10 * b)
-      info = {}
-      lim = limits.limit_image(sp["mean"], xb, "max", seed=ROOT_SEED + b,
-                               info=info)
-      lm = gp.metric_samples(xb, lim[None].astype(np.float32))
+      conv, pred = conv_law(xb, n=p.gp_samples, samples=p.pool_samples,
+                            seed=ROOT_SEED + 10 * b)
+      kernels[b] = pred["law"].kernel
+      mean, lim = mean_law(xb, seed=ROOT_SEED + b)
       samples_dir.mkdir(parents=True, exist_ok=True)
       np.save(samples_dir / f"gp_{b}.npy", pred["samples"][:8])
       np.save(samples_dir / f"limit_{b}.npy", lim.astype(np.float32))
-      rec = log.add({
-          "tag": "law", "photo": b,
-          "gp_ssim": pred["ssim"].tolist(),
-          "gp_pearson_abs": pred["pearson_abs"].tolist(),
-          "kernel_pool_rel_se": pred["law"].pool_rel_se,
-          "limit_ssim": float(lm["ssim"][0]),
-          "limit_pearson_abs": float(lm["pearson_abs"][0]),
-          "limit_pool_rel_se": info.get("pool_rel_se", []),
-          "seconds": round(time.time() - t0, 1)})
+      rec = log.add({"tag": "law", "photo": b, **conv, **mean,
+                     "seconds": round(time.time() - t0, 1)})
     out.append(rec)
   return out
 
 
-def _limit_kernels(p, x, seed_shift: int = 0):
-  return [gp.full_law(specs()["conv"], xb, samples=p.pool_samples,
-                      seed=ROOT_SEED + 10 * b + seed_shift).kernel
-          for b, xb in enumerate(x)]
+def _limit_kernel(p, x, b: int, seed_shift: int = 0) -> np.ndarray:
+  return gp.full_law(specs()["conv"], x[b], samples=p.pool_samples,
+                     seed=ROOT_SEED + 10 * b + seed_shift).kernel
 
 
-def _kernel_errors(p, x, log):
+def _kernel_errors(p, x, log, kernels: dict[int, np.ndarray]):
   """(a): {N: [S, B]} best-scale relative errors of Sigma against K (the
-  kernel of :func:`laws`: the same pool samples), and the error of K itself
-  from its max-pool sampling: the best-scale error between two estimates
-  with independent samples, over sqrt(2)."""
-  errs, kernels = {}, None
+  kernel of :func:`laws`: the same pool samples; ``kernels`` holds those
+  already computed), and the error of K itself from its max-pool sampling:
+  the best-scale error between two estimates with independent samples,
+  over sqrt(2)."""
+  def kernel(b):
+    if b not in kernels:
+      kernels[b] = _limit_kernel(p, x, b)
+    return kernels[b]
+
+  errs = {}
   rec = log.find(tag="kernel_noise")
   if rec is None:
-    kernels = _limit_kernels(p, x)
-    other = _limit_kernels(p, x, seed_shift=5)
     rec = log.add({"tag": "kernel_noise", "error": [
-        gp.best_scale_error(a, b) / math.sqrt(2)
-        for a, b in zip(other, kernels)]})
+        gp.best_scale_error(_limit_kernel(p, x, b, seed_shift=5),
+                            kernel(b)) / math.sqrt(2)
+        for b in range(len(x))]})
   noise = float(max(rec["error"]))
   for n in p.kernel_widths:
     rec = log.find(tag="kernel", width=n)
     if rec is None:
-      if kernels is None:
-        kernels = _limit_kernels(p, x)
       t0 = time.time()
       sig = empirical_kernels(n, x, p.kernel_nets, ROOT_SEED + 1)
-      e = [[gp.best_scale_error(sig[s, b], kernels[b])
+      e = [[gp.best_scale_error(sig[s, b], kernel(b))
             for b in range(len(x))] for s in range(len(sig))]
       rec = log.add({"tag": "kernel", "width": n, "error": e,
                      "seconds": round(time.time() - t0, 1)})
@@ -303,8 +319,9 @@ def t7(preset, workdir: Path) -> checks.CheckResult:
   log = mc.Log(workdir / "metrics.jsonl",
                {"check": "T7", "preset": name, **p.__dict__,
                 "root_seed": ROOT_SEED})
-  law_recs = laws(p, x, log, workdir / "samples")
-  errs, noise = _kernel_errors(p, x, log)
+  kernels: dict[int, np.ndarray] = {}   # K per photo, computed once
+  law_recs = laws(p, x, log, workdir / "samples", kernels)
+  errs, noise = _kernel_errors(p, x, log, kernels)
   slopes = checks.fit_slopes(errs, p.fit_min)                # [B]
   top = float(errs[max(errs)].mean())
   sweep = _sweep(p, x, log)
