@@ -38,7 +38,7 @@ for stage in "${stages[@]}"; do
   start=$(date +%s)
   case $stage in
     seeds)
-      timeout 200 python3 benchmarks/seeds.py --widths 16 64 256 --repeats 3 \
+      timeout 200 python3 benchmarks/many_nets.py --widths 16 64 256 --repeats 3 \
         --json "$OUT/seeds_gpu.json" 2>&1 | tee "$OUT/seeds_gpu.txt" ;;
     memory)
       timeout 200 python3 benchmarks/memory_plan.py $MEMORY_ARGS 2>&1 \

@@ -1,9 +1,9 @@
 """Does the Section 4 width sweep fit its memory budget? Prints, per width,
 the chunk plan of the paper's Conv1 width sweep (``vgg16`` up to ``pool1``,
 both output variants) as the estimate gives it and as XLA's memory analysis
-of the compiled chunk corrects it (:func:`randconv.sweep.fit_chunks`), then
+of the compiled chunk corrects it (:func:`randconv.engine.fit_chunks`), then
 runs one net on all the images at ``--run-widths`` through
-:func:`randconv.sweep.sweep_outputs` with the fit on (the backend's default
+:func:`randconv.engine.run_nets` with the fit on (the backend's default
 strategy: ``vmap`` of the one net on a GPU, where Section 4's one-net groups
 use ``loop``) and reports the device's peak memory.
 
@@ -23,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from randconv import seeds, sweep
+from randconv import engine
 from randconv.spec import make_spec
 
 
@@ -46,7 +46,7 @@ def main() -> None:
   ap.add_argument("--run-widths", type=int, nargs="*", default=[2048])
   ap.add_argument("--budget-gb", type=float, default=None)
   a = ap.parse_args()
-  budget = int(a.budget_gb * 2**30) if a.budget_gb else seeds.default_budget()
+  budget = int(a.budget_gb * 2**30) if a.budget_gb else engine.default_budget()
   backend = jax.default_backend()
   print(f"device {jax.devices()[0].device_kind}, backend {backend}, "
         f"budget {gib(budget)} GiB, {a.size}x{a.size}, {a.nets} nets x "
@@ -57,20 +57,19 @@ def main() -> None:
   for w in a.widths:
     for variant in ("conv", "mean"):
       spec = make_spec("vgg16", "pool1", width=w, output=variant)
-      strategy = sweep.pick_strategy(spec, a.size, a.size)
-      many = strategy == "vmap"
-      guess = sweep.plan(spec, a.nets, a.images, a.size, a.size, strategy,
+      strategy = engine.pick_strategy(spec, a.size, a.size)
+      guess = engine.plan(spec, a.nets, a.images, a.size, a.size, strategy,
                          budget=budget)
       measured = []  # every try's bytes: the first is the estimate's
 
       def measure(*args):
-        measured.append(sweep.program_bytes(*args))
+        measured.append(engine.program_bytes(*args))
         return measured[-1]
 
       t0 = time.perf_counter()
       try:
-        fitted, need = sweep.fit_chunks(spec, None, "auto", True, many, shape,
-                                        guess, budget, measure)
+        fitted, need = engine.fit_chunks(spec, None, "auto", True, strategy,
+                                         shape, guess, budget, measure)
         fit = f"{fitted.seed_chunk:>4} x {fitted.image_chunk:<4}"
       except MemoryError as e:
         need, fit = None, f"none: {e}"
@@ -83,10 +82,10 @@ def main() -> None:
   x = rng.uniform(size=(a.images,) + shape).astype(np.float32)
   for w in a.run_widths:
     spec = make_spec("vgg16", "pool1", width=w, output="conv")
-    keys = np.asarray(seeds.seed_keys(0, 1))
+    keys = np.asarray(engine.seed_keys(0, 1))
     t0 = time.perf_counter()
-    out = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                              budget=budget, check_memory=True)
+    out = engine.run_nets(spec, "gaussian:0.015", keys, x, budget=budget,
+                          check_memory=True)
     dt = time.perf_counter() - t0
     flop = sum(2.0 * np.prod(c.weight_shape) for c in spec.convs) * \
         a.size * a.size * a.images

@@ -4,8 +4,8 @@ Same work on both sides: rrVGG truncated at pool1 (conv1_1, conv1_2, pool1,
 unpool1, deconv1_2, deconv1_1, crop), 64x64 images, 8 nets x 8 images per
 width, widths 4, 16, 64, 256, 1024, the same Gaussian(0, 0.015) weights
 (randconv draws them; PyTorch gets copies). randconv runs its experiment path
-(:func:`randconv.sweep.sweep_outputs`: Winograd for 3x3 convs on a CPU, the
-seed strategy per width, RMS rescaling after each conv); PyTorch runs what a
+(:func:`randconv.engine.run_nets`: the CPU's conv policy, the engine's
+strategy per width, RMS rescaling after each conv); PyTorch runs what a
 good PyTorch user would write: a loop over nets, channels_last tensors,
 ``torch.inference_mode``, 2 threads, oneDNN convs, no rescaling.
 
@@ -18,7 +18,7 @@ scaling each to unit RMS, since randconv rescales).
 
 Usage (about 4 minutes on the 2-core dev machine when idle):
   python benchmarks/sweep_vs_torch.py [--reps 3] [--impl auto|direct|winograd]
-      [--strategy auto|loop|vmap] [--widths 4 16 64 256 1024]
+      [--strategy auto|loop|group|vmap] [--widths 4 16 64 256 1024]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _args(argv=None):
   p.add_argument("--impl", default="auto",
                  choices=("auto", "direct", "winograd"))
   p.add_argument("--strategy", default="auto",
-                 choices=("auto", "loop", "vmap"))
+                 choices=("auto", "loop", "group", "vmap"))
   p.add_argument("--no-keep-heap", action="store_true",
                  help="leave glibc's malloc defaults (mmap per big buffer)")
   return p.parse_args(argv)
@@ -76,19 +76,20 @@ def main(argv=None) -> None:
   import jax.numpy as jnp
   import torch
 
-  from randconv import images, nets, seeds, sweep
+  from randconv import engine, images
+  from randconv.distributions import parse_distribution
   from randconv.spec import make_spec, conv_flops
 
   if not a.no_keep_heap:
-    sweep.keep_freed_memory()  # for both sides: they share the process
+    engine.keep_freed_memory()  # for both sides: they share the process
   torch.set_num_threads(a.threads)
   names = images.photo_names()
   x = images.load_batch([names[i % len(names)] for i in range(a.images)],
                         a.size)
   xt = torch.from_numpy(x.transpose(0, 3, 1, 2).copy()).contiguous(
       memory_format=torch.channels_last)
-  keys = seeds.seed_keys(0, a.nets)
-  dist = nets.parse_distribution("gaussian:0.015")
+  keys = engine.seed_keys(0, a.nets)
+  dist = parse_distribution("gaussian:0.015")
 
   def best(f, reps=3):
     f()
@@ -118,17 +119,16 @@ def main(argv=None) -> None:
     conv_names = [c.name for c in spec.convs]
     tw = []
     for i in range(a.nets):
-      p = nets.init(keys[i], spec, dist)
-      tw.append([torch.from_numpy(np.asarray(p[n]["w"]).transpose(3, 2, 0, 1)
-                                  .copy()).contiguous(
-                                      memory_format=torch.channels_last)
-                 for n in conv_names])
-    strategy = (sweep.pick_strategy(spec, a.size, a.size)
+      p = engine.draw(spec, dist, keys[i:i + 1])
+      tw.append([torch.from_numpy(
+          np.asarray(p[n]["kernel"]).transpose(3, 2, 0, 1).copy()).contiguous(
+              memory_format=torch.channels_last) for n in conv_names])
+    strategy = (engine.pick_strategy(spec, a.size, a.size)
                 if a.strategy == "auto" else a.strategy)
 
     def run_rc(spec=spec, strategy=strategy):
-      return sweep.sweep_outputs(spec, dist, keys, x, conv_impl=a.impl,
-                                 strategy=strategy)
+      return engine.run_nets(spec, dist, keys, x, policy=a.impl,
+                             strategy=strategy)
 
     def run_torch(tw=tw):
       return torch_sweep(torch, tw, xt, (a.size, a.size))

@@ -78,12 +78,12 @@ def torch_side(args, spec, enc, dec):
   def t(w):  # HWIO -> OIHW (stride-1 deconvs here are plain convs)
     return torch.from_numpy(np.asarray(w).transpose(3, 2, 0, 1).copy())
 
-  enc_w = [t(enc.params[n]["w"]).to(memory_format=cl)
+  enc_w = [t(enc.params[n]["kernel"]).to(memory_format=cl)
            for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2")]
   names = ("deconv2_2", "deconv2_1", "deconv1_2", "deconv1_1")
-  kernels = [torch.nn.Parameter(t(dec[n]["w"]).to(memory_format=cl))
+  kernels = [torch.nn.Parameter(t(dec[n]["kernel"]).to(memory_format=cl))
              for n in names]
-  biases = [torch.nn.Parameter(torch.zeros(dec[n]["b"].shape[0]))
+  biases = [torch.nn.Parameter(torch.zeros(dec[n]["bias"].shape[0]))
             for n in names]
   opt = torch.optim.Adam([{"params": kernels, "weight_decay": 4e-4},
                           {"params": biases, "weight_decay": 0.0}],

@@ -53,7 +53,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from randconv import metrics, seeds, sweep
+from randconv import engine, metrics
 from randconv.cells import CellLog, time_budget_s
 from randconv.registry import ClaimResult, claim_text, register
 from randconv.spec import conv_flops, make_spec
@@ -94,6 +94,10 @@ KERNELS = {
 # per net here, the direct convs in ~1 s, and Fig. 7 is cheap (4.8 TFLOP at
 # the cpu preset), so it runs the direct reference.
 FIG7_IMPL = "direct"
+# How a net's weights are drawn from its key, recorded in every config so
+# that a run folder of older draws is refused rather than mixed: since
+# 2026-12-01, ``CNNDCN(spec).init(key, method="draw")`` (randconv.engine.draw).
+WEIGHTS = "flax-init"
 # Most conv FLOP in one group of nets computed together (about 5 s of an
 # H100 in float32), so RANDCONV_TIME_BUDGET_S is overrun by at most that.
 GROUP_FLOP = 2e14
@@ -185,23 +189,22 @@ def _net_group_size(spec, size: int, n_nets: int, n_images: int) -> int:
   """Nets per cell group: all of them when the strategy vmaps them (cheap
   nets), else one. Fixed by the preset, so a resumed run computes the same
   groups and the same numbers."""
-  strategy = sweep.pick_strategy(spec, size, size)
-  if strategy != "vmap":
+  strategy = engine.pick_strategy(spec, size, size)
+  if strategy == "loop":
     return 1
-  p = sweep.plan(spec, n_nets, n_images, size, size, "vmap")
+  p = engine.plan(spec, n_nets, n_images, size, size, strategy)
   # A group is what a time budget cannot cut: keep it to about GROUP_FLOP.
   per_net = conv_flops(spec, size, size) * n_images
   by_cost = max(1, int(GROUP_FLOP // max(1, per_net)))
   return max(1, min(n_nets, p.seed_chunk, by_cost))
 
 
-def _run_group(spec, keys, x, post, chunks=None, conv_impl="auto"):
-  strategy = sweep.pick_strategy(spec, x.shape[1], x.shape[2])
+def _run_group(spec, keys, x, post, chunks=None, policy="auto"):
+  strategy = engine.pick_strategy(spec, x.shape[1], x.shape[2])
   if len(keys) == 1:
     strategy = "loop"
-  return sweep.sweep_outputs(spec, DIST, keys, x, post=post,
-                             strategy=strategy, chunks=chunks,
-                             conv_impl=conv_impl)
+  return engine.run_nets(spec, DIST, keys, x, post=post, strategy=strategy,
+                         chunks=chunks, policy=policy)
 
 
 def _scores(res: dict) -> dict:
@@ -265,10 +268,10 @@ def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
   x, names = section4_data.offline_images(1 + cfg["others"], size)
   log = CellLog(workdir, {"experiment": "fig7", "preset": preset, **cfg,
                           "dist": DIST, "seed": ROOT_SEED, "images": names,
-                          "conv_impl": FIG7_IMPL, "backend":
+                          "conv_impl": FIG7_IMPL, "weights": WEIGHTS, "backend":
                           jax.default_backend()})
   rows = {"original": False, "simplified": True}
-  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   done, total = _fig7_cells(log, x, cfg, keys, rows)
   stats = {row: _fig7_stats(log, row, n_nets) for row in rows}
   figures = []
@@ -304,7 +307,7 @@ def _fig7_cells(log: CellLog, x, cfg, keys, rows: dict, prefix: str = ""
         if log.out_of_time():
           continue
         res = _run_group(spec, keys[net:net + 1], x, _fig7_post,
-                         chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
+                         chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
         log.add([{"cell": cell, "row": row, "layer": layer, "k": k,
                   "net": net, **{m: [float(v) for v in res[m][0]]
                                  for m in res if m != "grey"}}])
@@ -351,7 +354,7 @@ def _fig7_figure(log, x, cfg, keys, rows, stats, workdir) -> str:
                for i in range(len(keys))]
       best = int(np.argmin(np.abs(np.array(ssims) - s["ssim"])))
       out = _run_group(spec, keys[best:best + 1], x, _fig7_post,
-                       chunks=seeds.Plan(1, len(x)), conv_impl=FIG7_IMPL)
+                       chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
       pictures[row].append(out["grey"][0, 0])
       shown[row].append(float(out["ssim"][0, 0]))
   return str(section4_plots.fig7(
@@ -484,9 +487,9 @@ def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
                           "preset": preset, **cfg, "dist": DIST,
                           "seed": ROOT_SEED, "image_source": used,
                           "images": names, "layer": "pool1",
-                          "conv_impl": "auto",
+                          "conv_impl": "auto", "weights": WEIGHTS,
                           "backend": jax.default_backend()})
-  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   variants = ("conv", "mean")
   total = done = 0
   for w in widths:  # both variants at each width: a cut run has pairs
@@ -882,8 +885,9 @@ def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
                           **cfg, "dist": DIST, "seed": ROOT_SEED,
                           "image_source": used, "images": names,
                           "layer": "conv1_1", "conv_impl": "auto",
+                          "weights": WEIGHTS,
                           "backend": jax.default_backend()})
-  keys = np.asarray(seeds.seed_keys(ROOT_SEED, n_nets))
+  keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   total = done = 0
   for k in kernels:
     spec = make_spec("vgg16", "conv1_1", kernel_size=k)

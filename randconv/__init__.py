@@ -1,11 +1,15 @@
 """randconv: random CNN-DCN networks of He et al., *Randomness in
 Deconvolutional Networks for Visual Representation* (arXiv 1704.00330)."""
 
-from randconv.nets import (Distribution, apply, decode, encode, init,
-                           output_fn, parse_distribution)
+from randconv.distributions import Distribution, parse_distribution
+from randconv.engine import net_fn, run_keys, run_nets, seed_keys
+from randconv.modules import CNNDCN, Decoder, Encoder, apply_with_features
+from randconv.policy import ConvPolicy
 from randconv.spec import NetSpec, SpecError, make_spec
 
 __version__ = "0.1.0"
 
-__all__ = ["Distribution", "NetSpec", "SpecError", "apply", "decode", "encode",
-           "init", "make_spec", "output_fn", "parse_distribution"]
+__all__ = ["CNNDCN", "ConvPolicy", "Decoder", "Distribution", "Encoder",
+           "NetSpec", "SpecError", "apply_with_features", "make_spec",
+           "net_fn", "parse_distribution", "run_keys", "run_nets",
+           "seed_keys"]

@@ -90,20 +90,21 @@ def cmd_describe(a) -> None:
 def cmd_invert(a) -> None:
   import jax
   import numpy as np
-  from randconv import images, metrics, nets, plotting, seeds
+  from randconv import engine, images, metrics, plotting
+  from randconv.distributions import parse_distribution
 
   spec = spec_from_args(a)
-  dist = nets.parse_distribution(a.dist)
+  dist = parse_distribution(a.dist)
   x = images.load_batch(a.images, a.size, spec.min_size())
-  net = nets.output_fn(spec, dist, rescale=not spec.has_lrn)
+  net = engine.net_fn(spec, dist, rescale=not spec.has_lrn)
 
   def fn(key, batch):
     y = net(key, batch)
     m = metrics.reconstruction_metrics(batch, y)
     return {"out": metrics.display(batch, y), **m}
 
-  keys = seeds.seed_keys(a.seed, a.seeds)
-  res = seeds.run_seeds(fn, keys, x, strategy=a.strategy,
+  keys = engine.seed_keys(a.seed, a.seeds)
+  res = engine.run_keys(fn, keys, x, strategy=a.strategy,
                         progress="invert" if a.seeds * len(a.images) > 1
                         else False)
   if not np.all(np.isfinite(res["out"])):

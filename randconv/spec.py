@@ -1,8 +1,8 @@
 """Architecture specs: a network is a tuple of layer records (docs/design.md §1-3).
 
 A :class:`NetSpec` holds an encoder (the CNN truncated at some layer) and its
-mirrored decoder (the DCN). Specs are plain frozen data; :mod:`randconv.nets`
-turns them into ``init`` and ``apply`` functions. Builders here make the
+mirrored decoder (the DCN). Specs are plain frozen data; :mod:`randconv.modules`
+turns them into Flax modules. Builders here make the
 paper's networks:
 
 * ``vgg16``: Simonyan & Zisserman, 3x3 convs, 2x2 max pooling in ceil mode
@@ -148,7 +148,7 @@ class NetSpec:
   """An encoder truncated at ``layer`` and its mirrored decoder.
 
   ``encoder`` and ``decoder`` are tuples of layer records; either can be used
-  alone (:func:`randconv.nets.encode`, :func:`randconv.nets.decode`).
+  alone (:class:`randconv.modules.Encoder`, :class:`randconv.modules.Decoder`).
   """
 
   arch: str

@@ -1,13 +1,16 @@
 """The fast conv paths against the direct convolution (the reference) and
-against PyTorch: Winograd F(4x4, 3x3), unpool+conv by phases, whole nets with
-``conv_impl``, and the sweep's seed strategies."""
+against PyTorch: Winograd F(4x4, 3x3), unpool+conv by phases, the thin
+matmul, the Winograd kernel gradient, and whole modules under each
+:class:`ConvPolicy`."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from randconv import fastconv, nets, ops, seeds, sweep
+from randconv import engine, fastconv, ops
+from randconv.modules import CNNDCN, Decoder, Encoder, apply_with_features
+from randconv.policy import DIRECT, ConvPolicy
 from randconv.spec import make_spec
 
 # Winograd F(4, 3) in float32: ~1e-6 of the output's scale (Lavin & Gray).
@@ -56,7 +59,7 @@ def test_transposed_stride1_uses_winograd_and_agrees(rng):
   k = rng.normal(size=(3, 3, 8, 8)).astype(np.float32)
   direct = ops.conv_transpose2d(jnp.asarray(x), jnp.asarray(k), 1, 1, (9, 9))
   fast = ops.conv_transpose2d(jnp.asarray(x), jnp.asarray(k), 1, 1, (9, 9),
-                              impl="winograd")
+                              policy=ConvPolicy.named("winograd"))
   assert rel_err(fast, direct) < REL_TOL
 
 
@@ -66,27 +69,31 @@ def test_transposed_stride1_uses_winograd_and_agrees(rng):
 def test_nets_fast_paths_match_direct(layer, output, size, impl, rng):
   spec = make_spec("vgg16", layer, width=16, output=output)
   x = jnp.asarray(rng.uniform(size=(2, size, size, 3)).astype(np.float32))
-  params = nets.init(jax.random.PRNGKey(3), spec)
+  params = CNNDCN(spec).init(jax.random.PRNGKey(3), method="draw")
   for rescale in (False, True):
-    want, feats = nets.apply(params, spec, x, rescale=rescale)
-    got, fast_feats = nets.apply(params, spec, x, rescale=rescale,
-                                 conv_impl=impl)
+    want, feats = apply_with_features(
+        CNNDCN(spec, rescale=rescale, policy=DIRECT), params, x)
+    got, fast_feats = apply_with_features(
+        CNNDCN(spec, rescale=rescale, policy=ConvPolicy.named(impl)), params,
+        x)
     assert rel_err(got, want) < REL_TOL
     assert set(fast_feats) == set(feats)  # every layer still reachable
 
 
-def test_unknown_impl_is_a_value_error():
-  with pytest.raises(ValueError, match="conv impl"):
-    ops.conv2d(jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2)), impl="fft")
+def test_unknown_policy_name_is_a_value_error():
+  with pytest.raises(ValueError, match="conv policy"):
+    ConvPolicy.named("fft")
 
 
 def test_auto_picks_winograd_only_where_it_applies():
-  assert ops.use_winograd("auto", 3, 1, 1, 64, 64) == (
+  auto = ConvPolicy.named("auto")
+  assert auto.uses_winograd(3, 1, 1, 64, 64) == (
       jax.default_backend() == "cpu")
-  assert not ops.use_winograd("auto", 3, 1, 1, 3, 64)  # thin first conv
-  assert not ops.use_winograd("winograd", 5, 1, 1, 64, 64)
-  assert not ops.use_winograd("winograd", 3, 2, 1, 64, 64)
-  assert not ops.use_winograd("direct", 3, 1, 1, 64, 64)
+  assert not auto.uses_winograd(3, 1, 1, 3, 64)  # thin first conv
+  wino = ConvPolicy.named("winograd")
+  assert not wino.uses_winograd(5, 1, 1, 64, 64)
+  assert not wino.uses_winograd(3, 2, 1, 64, 64)
+  assert not DIRECT.uses_winograd(3, 1, 1, 64, 64)
 
 
 @pytest.mark.parametrize("n,h,w,ci,co,pad", [
@@ -109,20 +116,22 @@ def _grads(f, x, k, dy):
 
 
 def test_wgrad_rules():
-  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 8, 64, (12, 12))
-  assert ops.use_winograd_grad("wgrad", 3, 1, 1, 64, 64, (64, 64))
-  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 16, 16, (64, 64))
-  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 512, 512, (8, 8))
-  assert not ops.use_winograd_grad("wgrad", 3, 1, 1, 3, 64, (64, 64))
-  assert not ops.use_winograd_grad("direct", 3, 1, 1, 64, 64, (64, 64))
-  assert ops.use_thin("wgrad", 3, 1, 1, 64, 3, 1)
-  assert ops.use_thin("wgrad", 3, 1, 1, 3, 64, 1)
-  assert not ops.use_thin("wgrad", 3, 1, 1, 3, 16, 1)
-  assert ops.use_thin("auto", 3, 1, 1, 3, 64, 1) == (
+  wgrad = ConvPolicy.named("wgrad")
+  assert wgrad.uses_winograd_grad(3, 1, 1, 8, 64, (12, 12))
+  assert wgrad.uses_winograd_grad(3, 1, 1, 64, 64, (64, 64))
+  assert not wgrad.uses_winograd_grad(3, 1, 1, 16, 16, (64, 64))
+  assert not wgrad.uses_winograd_grad(3, 1, 1, 512, 512, (8, 8))
+  assert not wgrad.uses_winograd_grad(3, 1, 1, 3, 64, (64, 64))
+  assert not DIRECT.uses_winograd_grad(3, 1, 1, 64, 64, (64, 64))
+  assert wgrad.uses_thin(3, 1, 1, 64, 3, 1)
+  assert wgrad.uses_thin(3, 1, 1, 3, 64, 1)
+  assert not wgrad.uses_thin(3, 1, 1, 3, 16, 1)
+  assert ConvPolicy.named("auto").uses_thin(3, 1, 1, 3, 64, 1) == (
       jax.default_backend() == "cpu")
-  assert not ops.use_thin("direct", 3, 1, 1, 3, 64, 1)
-  assert not ops.use_winograd("wgrad", 3, 1, 1, 64, 64)
-  assert ops.use_unpool_conv("wgrad", 2, (4, 4), (8, 8), 3, 1, 1, 1)
+  assert not DIRECT.uses_thin(3, 1, 1, 3, 64, 1)
+  assert not wgrad.uses_winograd(3, 1, 1, 64, 64)
+  assert wgrad.fuses_unpool(2, (4, 4), (8, 8), 3, 1, 1, 1)
+  assert not DIRECT.fuses_unpool(2, (4, 4), (8, 8), 3, 1, 1, 1)
 
 
 @pytest.mark.parametrize("ci,co,hw", [(8, 32, 12), (32, 3, 8), (3, 32, 8)])
@@ -133,9 +142,10 @@ def test_wgrad_impl_keeps_values_and_gradients(ci, co, hw, rng):
   x = jnp.asarray(rng.normal(size=(2, hw, hw, ci)), jnp.float32)
   k = jnp.asarray(rng.normal(size=(3, 3, ci, co)), jnp.float32)
   dy = jnp.asarray(rng.normal(size=(2, hw, hw, co)), jnp.float32)
-  fns = [lambda impl: lambda x, k: ops.conv2d(x, k, 1, 1, impl=impl),
-         lambda impl: lambda x, k: ops.conv_transpose2d(x, k, 1, 1, (hw, hw),
-                                                        impl=impl)]
+  fns = [lambda impl: lambda x, k: ops.conv2d(
+      x, k, 1, 1, policy=ConvPolicy.named(impl)),
+         lambda impl: lambda x, k: ops.conv_transpose2d(
+             x, k, 1, 1, (hw, hw), policy=ConvPolicy.named(impl))]
   for f in fns:
     ref = _grads(f("direct"), x, k, dy)
     got = _grads(f("wgrad"), x, k, dy)
@@ -167,7 +177,8 @@ def test_thin_conv_under_jit_vmap_and_low_precision(rng):
   ks = jnp.asarray(rng.normal(size=(3, 3, 3, 32, 3)), jnp.float32)
 
   def loss(k, impl):
-    return jnp.sum(jnp.sin(ops.conv2d(x, k, 1, 1, impl=impl)))
+    return jnp.sum(jnp.sin(ops.conv2d(x, k, 1, 1,
+                                      policy=ConvPolicy.named(impl))))
 
   for impl in ("direct", "auto"):
     got = jax.jit(jax.vmap(jax.grad(loss), in_axes=(0, None)),
@@ -188,14 +199,14 @@ def test_vmapped_sweep_matches_the_direct_reference(width, impl, rng):
   # take the thin matmul, vmapped over nets; RMS rescaling on.
   spec = make_spec("vgg16", "pool1", width=width, output="conv")
   x = rng.uniform(size=(3, 12, 12, 3)).astype(np.float32)
-  keys = seeds.seed_keys(1, 3)
-  ref = seeds.run_seeds(nets.output_fn(spec, "gaussian:0.015"), keys, x,
+  keys = engine.seed_keys(1, 3)
+  ref = engine.run_keys(engine.net_fn(spec, "gaussian:0.015"), keys, x,
                         strategy="loop")
-  got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", conv_impl=impl,
-                            chunks=seeds.Plan(2, 2))
-  assert got.shape == ref.shape
-  assert rel_err(got, ref) < REL_TOL
+  for strategy in ("vmap", "group"):
+    got = engine.run_nets(spec, "gaussian:0.015", keys, x, strategy=strategy,
+                          policy=impl, chunks=engine.Plan(2, 2))
+    assert got.shape == ref.shape
+    assert rel_err(got, ref) < REL_TOL
 
 
 def test_weight_grad_chunks_sum_to_the_whole_batch(rng):
@@ -230,84 +241,19 @@ def test_wgrad_train_gradients_match_direct(rng):
   spec = make_spec("vgg16", "conv2", width=32, output="conv",
                    decoder_activation="leaky_relu")
   x = jnp.asarray(rng.uniform(size=(2, 24, 24, 3)), jnp.float32)
-  params = nets.init(jax.random.PRNGKey(5), spec)
-  z, _ = nets.encode(params, spec, x)
+  enc = Encoder(spec).init(jax.random.PRNGKey(5), method="draw")
+  z = Encoder(spec, policy=DIRECT).apply(enc, x)
 
   def loss(dec, impl):
-    y, _ = nets.decode(dec, spec, z, (24, 24), conv_impl=impl)
+    y = Decoder(spec, policy=ConvPolicy.named(impl)).apply(dec, z, (24, 24))
     return jnp.sum((y - x) ** 2)
 
-  dec = {layer.name: params[layer.name] for layer in spec.decoder
-         if layer.name in params}
-  assert len(dec) == 4
-  ref = jax.grad(loss)(dec, "direct")
-  got = jax.grad(loss)(dec, "wgrad")
+  dec = Decoder(spec).init(jax.random.PRNGKey(6), method="draw")
+  assert len(dec["params"]) == 4
+  ref = jax.grad(loss)(dec, "direct")["params"]
+  got = jax.grad(loss)(dec, "wgrad")["params"]
   for name in ref:
     for leaf in ref[name]:
       assert rel_err(got[name][leaf], ref[name][leaf]) < 1e-4, (name, leaf)
-  z_fast, _ = nets.encode(params, spec, x, conv_impl="wgrad")
+  z_fast = Encoder(spec, policy=ConvPolicy.named("wgrad")).apply(enc, x)
   assert rel_err(z_fast, z) < 1e-6
-
-
-def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
-  # The compiled program must hold at least its own input and output.
-  spec = make_spec("vgg16", "pool1", width=8, output="conv")
-  x = rng.uniform(size=(6, 16, 16, 3)).astype(np.float32)
-  keys = seeds.seed_keys(3, 4)
-  fn = sweep.compiled(spec, None, "direct", True, True)
-  floor = 2 * 4 * 6 * 16 * 16 * 3 * 4  # images in + 4 nets' outputs out
-  whole = sweep.program_bytes(fn, sweep.param_shapes(spec, 4),
-                              jax.ShapeDtypeStruct(x.shape, np.float32))
-  assert whole > floor
-  budget = whole // 3
-  fitted, need = sweep.fit_chunks(spec, None, "direct", True, True,
-                                  x.shape[1:], seeds.Plan(4, 6), budget)
-  assert need <= budget
-  assert fitted.seed_chunk * fitted.image_chunk < 4 * 6
-  ref = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", conv_impl="direct",
-                            chunks=seeds.Plan(4, 6))
-  got = sweep.sweep_outputs(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", conv_impl="direct",
-                            budget=budget, check_memory=True)
-  assert rel_err(got, ref) < REL_TOL
-  with pytest.raises(MemoryError, match="memory budget"):
-    sweep.fit_chunks(spec, None, "direct", True, True, x.shape[1:],
-                     seeds.Plan(4, 6), floor // 100)
-  # A cost that never fits within the tries is an error, not a plan.
-  def stubborn(fn, params, images):
-    return 96 + images.shape[0]
-  with pytest.raises(MemoryError, match="nets on"):
-    sweep.fit_chunks(spec, None, "direct", True, True, x.shape[1:],
-                     seeds.Plan(100, 100), 96, stubborn)
-
-
-def test_memory_budget_from_the_environment(monkeypatch):
-  monkeypatch.setenv(seeds.BUDGET_ENV, "1.5")
-  assert seeds.default_budget() == 3 << 29
-  monkeypatch.setenv(seeds.BUDGET_ENV, "lots")
-  with pytest.raises(ValueError, match=seeds.BUDGET_ENV):
-    seeds.default_budget()
-
-
-def test_pick_strategy_vmaps_cheap_nets_on_cpu():
-  small = make_spec("vgg16", "pool1", width=4)
-  big = make_spec("vgg16", "pool1", width=1024)
-  assert sweep.pick_strategy(small, 64, 64, backend="cpu") == "vmap"
-  assert sweep.pick_strategy(big, 64, 64, backend="cpu") == "loop"
-  assert sweep.pick_strategy(big, 64, 64, backend="gpu") == "vmap"
-
-
-def test_draw_equals_init():
-  # jit fuses the scale into the sampler: equal up to float rounding.
-  spec = make_spec("vgg16", "pool1", width=4)
-  keys = seeds.seed_keys(2, 3)
-  many = sweep.draw(spec, "gaussian:0.015", keys, many=True)
-  for i in range(3):
-    ref = nets.init(keys[i], spec, "gaussian:0.015")
-    one = sweep.draw(spec, "gaussian:0.015", keys[i:i + 1])
-    assert set(one) == set(ref)
-    for name in ref:
-      np.testing.assert_allclose(one[name]["w"], ref[name]["w"], rtol=1e-6)
-      np.testing.assert_allclose(many[name]["w"][i], ref[name]["w"],
-                                 rtol=1e-6)

@@ -8,6 +8,7 @@ import pytest
 
 import randconv as rc
 from conftest import positive_images
+from randconv.policy import DIRECT
 from torch_reference import torch_forward
 
 
@@ -22,10 +23,12 @@ def direction(a):
 def test_rescaled_equals_float64_up_to_positive_factor(torch, arch, layer,
                                                        size, sigma):
   spec = rc.make_spec(arch, layer, width=16)
-  params = rc.init(jax.random.PRNGKey(0), spec, f"gaussian:{sigma}")
+  variables = rc.CNNDCN(spec, f"gaussian:{sigma}").init(
+      jax.random.PRNGKey(0), method="draw")
   x = positive_images(2, size)
-  out, _ = rc.apply(params, spec, x, rescale=True)
-  exact = torch_forward(params, spec, x, dtype="float64")["crop"]
+  out = rc.CNNDCN(spec, rescale=True, policy=DIRECT).apply(variables, x)
+  exact = torch_forward(variables["params"], spec, x,
+                        dtype="float64")["crop"]
   assert np.all(np.isfinite(out))
   # Equal directions per image means equal up to a positive factor.
   cos = np.sum(direction(out) * direction(exact), axis=1)
@@ -34,7 +37,7 @@ def test_rescaled_equals_float64_up_to_positive_factor(torch, arch, layer,
     # Without the rescaling, float32 underflows for this 26-conv net: the
     # exact output is far below float32's smallest normal number.
     assert np.abs(exact).max() < np.finfo(np.float32).tiny
-    plain, _ = rc.apply(params, spec, x, rescale=False)
+    plain = rc.CNNDCN(spec, policy=DIRECT).apply(variables, x)
     assert not np.any(plain)
 
 
@@ -44,11 +47,14 @@ def test_wide_deep_net_every_layer_stays_finite():
   # benchmarks/float_range.py runs every arch and layer at width 2048.
   spec = rc.make_spec("vgg16", "conv5", width=512, output="mean")
 
+  model = rc.CNNDCN(spec, "gaussian:1", rescale=True, policy=DIRECT)
+
   @jax.jit
   def f(key, x):
-    unit = rc.init(key, spec, "gaussian:1")
-    return [rc.apply(jax.tree_util.tree_map(lambda w: sigma * w, unit), spec,
-                     x, rescale=True)[1] for sigma in (1e-3, 1.0)]
+    unit = model.init(key, method="draw")
+    return [rc.apply_with_features(
+        model, jax.tree_util.tree_map(lambda w: sigma * w, unit), x)[1]
+            for sigma in (1e-3, 1.0)]
 
   for feats in f(jax.random.PRNGKey(0), positive_images(1, 8)):
     for name, v in feats.items():
@@ -59,6 +65,6 @@ def test_wide_deep_net_every_layer_stays_finite():
 
 def test_lrn_cannot_be_rescaled():
   spec = rc.make_spec("alexnet", "conv2", width=8)
-  params = rc.init(jax.random.PRNGKey(0), spec)
+  model = rc.CNNDCN(spec, rescale=True)
   with pytest.raises(rc.SpecError, match="LRN"):
-    rc.apply(params, spec, positive_images(1, 67), rescale=True)
+    model.init(jax.random.PRNGKey(0), positive_images(1, 67))

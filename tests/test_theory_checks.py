@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from randconv import nets, seeds
+from randconv import engine
 from randconv.spec import make_spec
 from theory_checks import checks, limits, routes
 from theory_checks import montecarlo as mc
@@ -36,9 +36,9 @@ def smooth(size, seed=0):
 
 def two_layer_outputs(x, width, n_seeds, seed=0):
   spec = make_spec("vgg16", "conv1_1", output="mean", width=width)
-  net = nets.output_fn(spec, "gaussian:1.0", rescale=False)
-  return seeds.run_seeds(lambda k, im: net(k, im)[..., 0],
-                         seeds.seed_keys(seed, n_seeds), x, strategy="loop")
+  net = engine.net_fn(spec, "gaussian:1.0", rescale=False)
+  return engine.run_keys(lambda k, im: net(k, im)[..., 0],
+                         engine.seed_keys(seed, n_seeds), x, strategy="loop")
 
 
 @pytest.mark.parametrize("width", [4, 32])
@@ -128,7 +128,7 @@ def test_every_depth_outputs_are_the_shallow_networks():
   same draws, same values."""
   x = smooth(10, 4)[None]
   deep = mc.sampler_fn(checks.stack_spec(5, 48), 10, 10, every_depth=True)
-  key = seeds.seed_keys(0, 1)[0]
+  key = engine.seed_keys(0, 1)[0]
   all_depths = np.asarray(jax.jit(deep)(key, x))[0]        # [4, H, W]
   for d in (2, 5):
     shallow = mc.sampler_fn(checks.stack_spec(d, 48), 10, 10)

@@ -116,7 +116,8 @@ def test_optimizer_is_caffe_adam_with_decay():
   first, rate multiplied by gamma at each milestone."""
   cfg = T.TrainConfig(lr=0.1, gamma=0.5, milestones=(2,), weight_decay=0.01)
   opt = T.make_optimizer(cfg)
-  params = {"deconv1_1": {"w": jnp.array([1.0, -2.0]), "b": jnp.array([0.5])}}
+  params = {"deconv1_1": {"kernel": jnp.array([1.0, -2.0]),
+                          "bias": jnp.array([0.5])}}
   state = opt.init(params)
   w, b = np.array([1.0, -2.0]), np.array([0.5])
   m = {"w": np.zeros(2), "b": np.zeros(1)}
@@ -124,7 +125,8 @@ def test_optimizer_is_caffe_adam_with_decay():
   rng = np.random.default_rng(0)
   for t in range(4):
     gw, gb = rng.standard_normal(2), rng.standard_normal(1)
-    grads = {"deconv1_1": {"w": jnp.asarray(gw), "b": jnp.asarray(gb)}}
+    grads = {"deconv1_1": {"kernel": jnp.asarray(gw),
+                           "bias": jnp.asarray(gb)}}
     updates, state = opt.update(grads, state, params)
     params = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
     lr = 0.1 * (0.5 if t >= 2 else 1.0)
@@ -134,8 +136,8 @@ def test_optimizer_is_caffe_adam_with_decay():
       mh = m[name] / (1 - 0.9 ** (t + 1))
       vh = v[name] / (1 - 0.999 ** (t + 1))
       p -= lr * mh / (np.sqrt(vh) + 1e-8)
-    np.testing.assert_allclose(params["deconv1_1"]["w"], w, rtol=1e-5)
-    np.testing.assert_allclose(params["deconv1_1"]["b"], b, rtol=1e-5)
+    np.testing.assert_allclose(params["deconv1_1"]["kernel"], w, rtol=1e-5)
+    np.testing.assert_allclose(params["deconv1_1"]["bias"], b, rtol=1e-5)
 
 
 def test_loss_is_half_sum_of_squares():

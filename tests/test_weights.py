@@ -89,8 +89,11 @@ def test_torchvision_state_dict(torch, tmp_path, arch, table, size, layers):
   enc = W.pretrained_encoder(spec, path)
   assert enc.format == "torchvision" and enc.preprocessing == "torchvision"
   x = np.random.default_rng(1).random((2, size, size, 3), np.float32)
-  from randconv import nets
-  _, feats = nets.encode(enc.params, spec, W.preprocess(x, "torchvision"))
+  from randconv import modules
+  from randconv.policy import DIRECT
+  _, feats = modules.apply_with_features(
+      modules.Encoder(spec, use_bias=True, policy=DIRECT),
+      {"params": enc.params}, W.preprocess(x, "torchvision"))
   ref = _conv_k_outputs(torch, net, x, table)
   names = [n for n in layers]
   # torch's outputs are per block (VGG) or per conv-then-pool (AlexNet).

@@ -5,6 +5,10 @@ local_response_norm, max/avg pooling in ceil or floor mode, and for the
 decoder conv_transpose2d with ``output_padding`` (the kernel flipped and its
 axes swapped, per the convention of ``randconv.ops.conv_transpose2d``),
 unpooling by index assignment, and a crop.
+
+``params`` are the Flax params of :class:`randconv.modules.CNNDCN`
+(``{layer: {"kernel": HWIO[, "bias": [O]]}}``), or the variables holding
+them (``{"params": ...}``).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ def torch_forward(params, spec: NetSpec, x: np.ndarray, dtype="float32",
   import torch
   import torch.nn.functional as F
 
+  params = params.get("params", params)
   tdtype = getattr(torch, dtype)
   h = torch.from_numpy(np.asarray(x, np.float64)).to(tdtype).permute(0, 3, 1, 2)
   image_hw = x.shape[1:3]
@@ -29,7 +34,8 @@ def torch_forward(params, spec: NetSpec, x: np.ndarray, dtype="float32",
   out = {}
   for layer in spec.layers:
     if isinstance(layer, Conv):
-      w = torch.from_numpy(np.asarray(params[layer.name]["w"], np.float64))
+      w = torch.from_numpy(np.asarray(params[layer.name]["kernel"],
+                                      np.float64))
       w = w.to(tdtype)
       if layer.transpose:
         # randconv's kernel correlates the dilated input; PyTorch's
@@ -45,8 +51,8 @@ def torch_forward(params, spec: NetSpec, x: np.ndarray, dtype="float32",
         wt = w.permute(3, 2, 0, 1)
         h = F.conv2d(h, wt, stride=layer.stride, padding=layer.padding,
                      groups=layer.groups)
-      if "b" in params[layer.name]:
-        h = h + torch.from_numpy(np.asarray(params[layer.name]["b"])).to(
+      if "bias" in params[layer.name]:
+        h = h + torch.from_numpy(np.asarray(params[layer.name]["bias"])).to(
             tdtype)[None, :, None, None]
       if layer.activation == "relu":
         h = F.relu(h)

@@ -386,7 +386,7 @@ def t3(preset, workdir: Path, c1: float | None = None) -> CheckResult:
 
   ``c1`` overrides the constant of the limit (tests pass a wrong one).
   """
-  from randconv import nets
+  from randconv import engine
   from randconv.spec import make_spec
   from theory_checks import limits
   from theory_checks import montecarlo as mc
@@ -411,7 +411,7 @@ def t3(preset, workdir: Path, c1: float | None = None) -> CheckResult:
       spec = make_spec("vgg16", "conv1_1", output="mean", width=n)
       # The library's net, exact scale: N(0, 1) weights, no rescaling. The
       # output conv is not normalised (the mean is its normalisation).
-      net = nets.output_fn(spec, "gaussian:1.0", rescale=False)
+      net = engine.net_fn(spec, "gaussian:1.0", rescale=False)
       out = mc.draw(lambda k, im: net(k, im)[..., 0], x, p.t3_seeds,
                     seed=ROOT_SEEDS["T3"], progress=f"T3 N={n}", spec=spec)
       st = two_layer_stats(out, y_hat)

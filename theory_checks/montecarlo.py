@@ -1,10 +1,10 @@
 """Monte Carlo of the Section 5 network at finite width.
 
 Two engines draw random networks; both are ``fn(key, images) -> [B, H, W]``
-functions that :func:`randconv.seeds.run_seeds` batches over seeds:
+functions that :func:`randconv.engine.run_keys` batches over seeds:
 
-* :func:`library_fn`: the library's own network (:func:`randconv.nets.apply`
-  with N(0, 1) weights and ``rescale=True``). The Section 5 network's
+* :func:`library_fn`: the library's own network (:class:`randconv.modules.
+  CNNDCN` with N(0, 1) weights and ``rescale=True``). The Section 5 network's
   1/sqrt(N_l) factors and the library's per-image rescaling are both
   positive per-layer constants, so its output has the right direction (all
   that an angle sees) but not the Section 5 scale.
@@ -100,7 +100,7 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
       plan.append((i, layer, in_hw, out_hw, False, None))
 
   if prng == "auto":
-    from randconv.seeds import default_strategy
+    from randconv.engine import default_strategy
     prng = "rbg" if default_strategy() == "loop" else "threefry"
 
   def layer_key(key, i):
@@ -164,9 +164,9 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
 def library_fn(spec: NetSpec):
   """``fn(key, images) -> [B, H, W]``: the library's network, N(0, 1)
   weights, rescaled (the right direction, not the Section 5 scale)."""
-  from randconv import nets
+  from randconv import engine
   _check(spec)
-  net = nets.output_fn(spec, "gaussian:1.0", rescale=True)
+  net = engine.net_fn(spec, "gaussian:1.0", rescale=True)
   return lambda key, images: net(key, images)[..., 0]
 
 
@@ -175,19 +175,19 @@ def draw(fn, images: np.ndarray, n_seeds: int, *, seed: int = 0,
          spec: NetSpec | None = None, strategy: str = "auto") -> np.ndarray:
   """[S, B, H, W] outputs of nets ``start..start+n_seeds-1``.
 
-  ``strategy`` is :func:`randconv.seeds.run_seeds`'s (``auto``: a loop on
+  ``strategy`` is :func:`randconv.engine.run_keys`'s (``auto``: a loop on
   CPU, vmap on GPU); with ``spec`` the seeds are chunked to the memory
-  budget of :func:`randconv.seeds.plan_chunks`.
+  budget of :func:`randconv.engine.plan_chunks`.
   """
-  from randconv import seeds
-  keys = seeds.seed_keys(seed, n_seeds, start=start)
+  from randconv import engine
+  keys = engine.seed_keys(seed, n_seeds, start=start)
   if strategy == "auto":
-    strategy = seeds.default_strategy()
+    strategy = engine.default_strategy()
   plan = None
   if spec is not None and strategy in ("vmap", "map"):
-    plan = seeds.plan_chunks(spec, n_seeds, images.shape[0],
-                             images.shape[1], images.shape[2], strategy)
-  return seeds.run_seeds(fn, keys, images, strategy=strategy, plan=plan,
+    plan = engine.plan_chunks(spec, n_seeds, images.shape[0],
+                              images.shape[1], images.shape[2], strategy)
+  return engine.run_keys(fn, keys, images, strategy=strategy, plan=plan,
                          progress=progress)
 
 
@@ -197,6 +197,12 @@ def angles_to(outputs: np.ndarray, limits: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
+# Since 2026-12-01 a library net's weights are its Flax module's init
+# (randconv.engine.draw); before, they were drawn layer by layer from
+# fold_in(key, layer index).
+WEIGHTS = "flax-init"
+
+
 class Log:
   """A JSON-lines file of results, one record per finished unit of work, so
   a rerun in the same folder resumes where it stopped."""
@@ -205,6 +211,8 @@ class Log:
     self.path = Path(path)
     self.path.parent.mkdir(parents=True, exist_ok=True)
     cfg = self.path.parent / "config.json"
+    # How library nets draw their weights (a change invalidates old records).
+    config = {**config, "weights": WEIGHTS}
     text = json.dumps(config, sort_keys=True, indent=1, default=str)
     if cfg.exists() and cfg.read_text() != text + "\n":
       # A different configuration: keep the old results aside, start anew.

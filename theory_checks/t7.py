@@ -90,13 +90,13 @@ def _gram_fn(spec):
   import jax
   import jax.numpy as jnp
 
-  from randconv import nets
+  from randconv.modules import CNNDCN, apply_with_features
   name = hidden_name(spec)
+  model = CNNDCN(spec, "gaussian:1.0", rescale=True)
 
   def fn(key, images):
-    params = nets.init(key, spec, "gaussian:1.0")
-    _, feats = nets.apply(params, spec, images, rescale=True,
-                          conv_impl="auto")
+    variables = model.init(key, method="draw")
+    _, feats = apply_with_features(model, variables, images)
     d = feats[name]
     flat = d.reshape(d.shape[0], -1, d.shape[-1])
     return jnp.einsum("bpn,bqn->bpq", flat, flat,
@@ -108,10 +108,10 @@ def _gram_fn(spec):
 def empirical_kernels(width: int, x: np.ndarray, n_nets: int, seed: int
                       ) -> np.ndarray:
   """[S, B, P, P] output kernels Sigma of ``n_nets`` library nets."""
-  from randconv import seeds
+  from randconv import engine
   spec = specs(width)["conv"]
-  keys = seeds.seed_keys(seed, n_nets)
-  grams = seeds.run_seeds(_gram_fn(spec), keys, x, strategy="loop",
+  keys = engine.seed_keys(seed, n_nets)
+  grams = engine.run_keys(_gram_fn(spec), keys, x, strategy="loop",
                           progress=f"T7 kernels N={width}")
   hw = x.shape[1:3]
   return np.stack([[gp.output_kernel(spec, g, hw) for g in per_net]
@@ -121,11 +121,11 @@ def empirical_kernels(width: int, x: np.ndarray, n_nets: int, seed: int
 def library_metrics(variant: str, width: int, x: np.ndarray, n_nets: int,
                     seed: int) -> dict[str, np.ndarray]:
   """SSIM and r [S, B] of ``n_nets`` library nets (the Section 4 engine)."""
-  from randconv import metrics, seeds, sweep
+  from randconv import engine, metrics
   spec = specs(width)[variant]
-  keys = seeds.seed_keys(seed, n_nets)
-  out = sweep.sweep_outputs(spec, "gaussian:1.0", keys, x,
-                            post=metrics.reconstruction_metrics)
+  keys = engine.seed_keys(seed, n_nets)
+  out = engine.run_nets(spec, "gaussian:1.0", keys, x,
+                        post=metrics.reconstruction_metrics)
   return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 

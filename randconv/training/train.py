@@ -26,6 +26,11 @@ equal an uninterrupted run's.
 
 ``RANDCONV_TIME_BUDGET_S`` (or ``deadline``) stops a run cleanly between
 steps, with a checkpoint, when the time is up; run it again to go on.
+
+The networks are the Flax modules of :mod:`randconv.modules`: the decoder's
+params (and the checkpoints' ``params``) are ``{conv_name: {"kernel": HWIO,
+"bias": [O]}}``. Runs written before this layout (params keyed ``"w"`` and
+``"b"``) cannot be resumed or loaded: train them again.
 """
 
 from __future__ import annotations
@@ -45,13 +50,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from randconv import nets
+from randconv import modules
 from randconv.errors import RandconvError
+from randconv.policy import ConvPolicy
 from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import data as data_lib
 from randconv.training import weights as weights_lib
 
 TIME_BUDGET_ENV = "RANDCONV_TIME_BUDGET_S"
+
+Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
 
 
 class TrainingDiverged(RandconvError):
@@ -89,7 +97,8 @@ class TrainConfig:
       (:mod:`randconv.fastconv` for 3x3 stride-1 convs) or ``wgrad`` (for
       training: one matmul for the 3-channel convs next to 32 or more
       channels and for unpooling + conv, Winograd kernel gradients, XLA's
-      forward and input gradient elsewhere; :func:`randconv.ops.use_winograd`);
+      forward and input gradient elsewhere), the names of
+      :meth:`randconv.policy.ConvPolicy.named`;
       same numbers up to float rounding, speed differs by layer and size
       (benchmarks/train_vs_torch.py).
       None (the default): :func:`default_conv_impl` of the backend that
@@ -154,15 +163,20 @@ def decoder_convs(spec: NetSpec) -> list[Conv]:
   return [layer for layer in spec.decoder if isinstance(layer, Conv)]
 
 
-def init_decoder(key: jax.Array, spec: NetSpec) -> nets.Params:
+def init_decoder(key: jax.Array, spec: NetSpec) -> Params:
   """MSRA kernels, N(0, 2 / fan_in), and zero biases for every decoder
-  conv."""
-  convs = decoder_convs(spec)
-  params = weights_lib.sample_convs(key, convs,
-                                    nets.parse_distribution("msra"))
-  for layer in convs:
-    params[layer.name]["b"] = jnp.zeros((layer.out_channels,), jnp.float32)
-  return params
+  conv: the params of :class:`randconv.modules.Decoder`."""
+  return dict(modules.Decoder(spec, distribution="msra", use_bias=True).init(
+      key, method="draw")["params"])
+
+
+def _encoder_module(spec: NetSpec, enc: weights_lib.Encoder,
+                    policy: ConvPolicy) -> modules.Encoder:
+  return modules.Encoder(spec, use_bias=enc.pretrained, policy=policy)
+
+
+def _decoder_module(spec: NetSpec, policy: ConvPolicy) -> modules.Decoder:
+  return modules.Decoder(spec, use_bias=True, policy=policy)
 
 
 def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
@@ -183,15 +197,16 @@ def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
   return 0.5 * jnp.sum(jnp.square(y - x), axis=(1, 2, 3))
 
 
-def reconstruct(dec_params: nets.Params, enc: weights_lib.Encoder,
-                spec: NetSpec, x: jax.Array, conv_impl: str = "direct"
-                ) -> jax.Array:
-  """The CNN-DCN output for RGB images ``x`` in [0, 1]: [B, H, W, 3]."""
-  z, _ = nets.encode(enc.params, spec,
-                     weights_lib.preprocess(x, enc.preprocessing),
-                     conv_impl=conv_impl)
-  y, _ = nets.decode(dec_params, spec, z, x.shape[1:3], conv_impl=conv_impl)
-  return y
+def reconstruct(dec_params: Params, enc: weights_lib.Encoder,
+                spec: NetSpec, x: jax.Array,
+                conv_impl: str | ConvPolicy = "direct") -> jax.Array:
+  """The CNN-DCN output for RGB images ``x`` in [0, 1]: [B, H, W, 3].
+  ``conv_impl``: a :meth:`ConvPolicy.named` name, or a policy."""
+  policy = ConvPolicy.named(conv_impl)
+  z = _encoder_module(spec, enc, policy).apply(
+      {"params": enc.params}, weights_lib.preprocess(x, enc.preprocessing))
+  return _decoder_module(spec, policy).apply({"params": dec_params}, z,
+                                             x.shape[1:3])
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -200,7 +215,7 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
   schedule = optax.piecewise_constant_schedule(
       cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
   kernels_only = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-      lambda path, _: path[-1].key == "w", params)
+      lambda path, _: path[-1].key == "kernel", params)
   return optax.chain(
       optax.add_decayed_weights(cfg.weight_decay, mask=kernels_only),
       optax.scale_by_adam(b1=0.9, b2=0.999, eps=1e-8),
@@ -209,16 +224,19 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
                     optimizer: optax.GradientTransformation,
-                    conv_impl: str = "direct"):
+                    conv_impl: str | ConvPolicy = "direct"):
   """``step(dec, opt_state, enc_params, batch_u8) -> (dec, opt_state,
   loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]. The encoder is
-  frozen: only the decoder's params are differentiated."""
+  frozen: only the decoder's params are differentiated. ``conv_impl``: a
+  :meth:`ConvPolicy.named` name, or a policy."""
   mode = enc.preprocessing
+  policy = ConvPolicy.named(conv_impl)
+  encoder = _encoder_module(spec, enc, policy)
+  decoder = _decoder_module(spec, policy)
 
   def loss_fn(dec, enc_params, x):
-    z, _ = nets.encode(enc_params, spec, weights_lib.preprocess(x, mode),
-                       conv_impl=conv_impl)
-    y, _ = nets.decode(dec, spec, z, x.shape[1:3], conv_impl=conv_impl)
+    z = encoder.apply({"params": enc_params}, weights_lib.preprocess(x, mode))
+    y = decoder.apply({"params": dec}, z, x.shape[1:3])
     return jnp.mean(per_image_loss(y, x))
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
@@ -232,9 +250,10 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
 
 
 def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
-              conv_impl: str = "direct"):
+              conv_impl: str | ConvPolicy = "direct"):
   """``evaluate(dec, images_u8) -> mean per-image loss`` over fixed crops,
   in batches of ``batch`` (the last one padded and masked)."""
+  conv_impl = ConvPolicy.named(conv_impl)
 
   @jax.jit
   def losses(dec, enc_params, batch_u8):
@@ -276,8 +295,27 @@ def _save(manager, step: int, dec, opt_state) -> None:
   manager.wait_until_finished()
 
 
+def _check_layout(manager, step: int, dec) -> None:
+  """One clear line for a checkpoint whose params are not ``dec``'s layout
+  (a run written with the old ``"w"``/``"b"`` keys)."""
+  try:
+    stored = manager.item_metadata(step)["params"]
+    have = {(n, k) for n, layer in stored.items() for k in layer}
+  except Exception:  # noqa: BLE001 - unknown metadata: let restore decide
+    return
+  want = {(n, k) for n, layer in dec.items() for k in layer}
+  if have != want:
+    old = any(k in ("w", "b") for _, k in have)
+    raise RandconvError(
+        f"the checkpoint at step {step} holds params of another layout"
+        + (" (keyed 'w'/'b': written before the Flax modules)" if old
+           else "") + "; it cannot be resumed: train it again in another "
+        "--out")
+
+
 def _restore(manager, step: int, dec, opt_state):
   import orbax.checkpoint as ocp
+  _check_layout(manager, step, dec)
   target = jax.tree_util.tree_map(np.asarray, {"params": dec,
                                                "opt_state": opt_state})
   state = manager.restore(step, args=ocp.args.StandardRestore(target))
@@ -336,7 +374,7 @@ class RunResult:
   workdir: Path
   config: TrainConfig
   metrics: list[dict]
-  params: nets.Params
+  params: Params
   step: int
   done: bool
   stopped: str | None = None  # why it stopped early ("time budget")
@@ -581,7 +619,7 @@ def summarize(records: list[dict], tail: float = 0.1) -> dict:
 
 def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
                                                   weights_lib.Encoder,
-                                                  nets.Params]:
+                                                  Params]:
   """The config, spec, encoder and latest decoder params of a run folder."""
   workdir = Path(workdir)
   if not (workdir / "config.json").exists():

