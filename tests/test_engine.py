@@ -164,9 +164,10 @@ def test_pick_strategy_follows_the_table():
   assert engine.pick_strategy(big, 64, 64, backend="gpu") == "vmap"
 
 
-@pytest.mark.parametrize("dist", ["gaussian:0.015", "uniform", "msra"])
-def test_draw_equals_the_modules_init(dist):
-  # jit fuses the scale into the sampler: equal up to float rounding.
+def test_draw_equals_the_modules_init():
+  # jit fuses the scale into the sampler: equal up to float rounding. MSRA
+  # (a fan-in initializer): every layer's scale is its own.
+  dist = "msra"
   spec = make_spec("vgg16", "pool1", width=4)
   keys = engine.seed_keys(2, 3)
   many = engine.draw(spec, dist, keys, many=True)
