@@ -332,7 +332,9 @@ def decide(cid: str, m: dict, holds: bool | None,
   conv = {label: convergence(r) for label, r in runs.items()}
   m["convergence"] = conv
   reason = ""
-  if status == "measured" and not all(r.done for r in runs.values()):
+  if not all(r.done for r in runs.values()):
+    # Before any other status: "needs weights" must not show the numbers of
+    # an unfinished run as if they were final.
     status = "partial"
     reason = "a run stopped at the time budget; run again to resume"
   elif status == "measured" and holds is not None:

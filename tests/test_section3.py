@@ -133,3 +133,18 @@ def test_convergence_rule():
   c = S3.convergence(_curve(frozen))
   assert c["drop_last_20pct"] < 0.01 and c["drop_30_to_50pct"] > 0.05
   assert not c["converged"]
+
+
+def test_an_unfinished_run_is_partial_even_without_weights():
+  from randconv.training import train as train_lib
+  cut = train_lib.RunResult(workdir=Path("."), config=None, metrics=[],
+                            params={}, step=0, done=False,
+                            stopped="time budget")
+  r = S3.decide("S3e", {}, None, {"AlexNet random": cut}, [], "gap 0.27",
+                status="needs weights")
+  assert r.status == "partial" and "resume" in r.reason
+  done = train_lib.RunResult(workdir=Path("."), config=None, metrics=[],
+                             params={}, step=300, done=True)
+  r = S3.decide("S3e", {}, None, {"AlexNet random": done}, [], "gap 0.27",
+                status="needs weights")
+  assert r.status == "needs weights"
