@@ -41,19 +41,6 @@ class Distribution:
             "laplace": lambda: s * math.sqrt(2),
             "msra": lambda: math.sqrt(2 / fan_in)}[self.name]()
 
-  def sample(self, key: jax.Array, shape: tuple[int, ...],
-             fan_in: int) -> jax.Array:
-    s = self.scale
-    if self.name == "gaussian":
-      return s * jax.random.normal(key, shape)
-    if self.name == "uniform":
-      return jax.random.uniform(key, shape, minval=-s, maxval=s)
-    if self.name == "logistic":
-      return s * jax.random.logistic(key, shape)
-    if self.name == "laplace":
-      return s * jax.random.laplace(key, shape)
-    return math.sqrt(2 / fan_in) * jax.random.normal(key, shape)
-
   def initializer(self):
     """``init(key, shape, dtype=float32)`` drawing HWIO kernels i.i.d. from
     this distribution (the fan-in of MSRA is ``H * W * I``)."""

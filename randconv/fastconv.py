@@ -245,11 +245,16 @@ def weight_grad3x3(x: jax.Array, dy: jax.Array, padding: int = 1,
                     precision=lax.Precision.HIGHEST).astype(x.dtype)
 
 
-def _direct(x, w, padding):
+def direct_conv(x, w, stride, pads, lhs_dilation=(1, 1), groups=1):
+  """XLA's convolution at full float32 precision: the reference."""
   return lax.conv_general_dilated(
-      x, w, (1, 1), ((padding, padding), (padding, padding)),
-      dimension_numbers=("NHWC", "HWIO", "NHWC"),
+      x, w, (stride, stride), pads, lhs_dilation=lhs_dilation,
+      dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups,
       precision=lax.Precision.HIGHEST)
+
+
+def _direct(x, w, padding):
+  return direct_conv(x, w, 1, ((padding, padding), (padding, padding)))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2,))

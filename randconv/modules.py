@@ -227,23 +227,5 @@ def apply_with_features(model: nn.Module, variables: Variables, *args,
                for name, v in feats.items()}
 
 
-def params_of(variables: Variables) -> dict:
-  """``variables["params"]``, or ``variables`` when it is already params."""
-  return variables.get("params", variables)
-
-
-def check_finite(x, what: str = "output") -> None:
-  """Raises FloatingPointError with a clear sentence when ``x`` is not finite."""
-  if not bool(jnp.all(jnp.isfinite(x))):
-    raise FloatingPointError(
-        f"the {what} is not finite in {x.dtype}: the weight scale is out of "
-        "float range for this network (LRN is not homogeneous, so it cannot "
-        "be rescaled); try a weight scale nearer 0.015")
-
-
-def with_dtype(tree, dtype):
-  return jax.tree_util.tree_map(lambda a: a.astype(dtype), tree)
-
-
 __all__ = ["CNNDCN", "Encoder", "Decoder", "ConvLayer", "apply_with_features",
-           "params_of", "rms_normalise", "check_finite", "with_dtype"]
+           "rms_normalise"]

@@ -52,22 +52,11 @@ import math
 from dataclasses import dataclass
 
 import jax
-from jax import lax
 
 from randconv import fastconv
+from randconv.fastconv import direct_conv
 
 NAMES = ("direct", "auto", "winograd", "wgrad")
-_DIMS = ("NHWC", "HWIO", "NHWC")
-
-
-def direct_conv(x, w, stride, pads, lhs_dilation=(1, 1), groups=1):
-  """XLA's convolution at full float32 precision: the reference."""
-  return lax.conv_general_dilated(
-      x, w, (stride, stride), pads, lhs_dilation=lhs_dilation,
-      dimension_numbers=_DIMS, feature_group_count=groups,
-      precision=lax.Precision.HIGHEST)
-
-
 @dataclass(frozen=True)
 class ConvPolicy:
   """Where each exact conv rewrite runs (module docstring).
