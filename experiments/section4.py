@@ -25,11 +25,9 @@ by cell, figures; a re-run resumes):
   (``experiments.section4_sensitivity``).
 * ``kernel_sweep`` (S4f): rrVGG Conv1_1-DeConv1_1 with kernel 1, 3, 5, ...
 
-Presets (``tiny`` is for the tests only), as fig7 / width sweep / kernel
-sweep:
+Presets (:data:`OVERRIDES` of the config dataclasses; the tests shrink
+them further with field overrides), as fig7 / width sweep / kernel sweep:
 
-* tiny: 32 px, width 8, 2 nets, 1 other image / 16 px, widths 4-16, 2 nets
-  x 3 images / 16 px, kernels 1-5, 2 nets x 3 images;
 * quick: 64 px, 2 nets, 2 others / 32 px, widths 4, 16, 64, 3 nets x 4
   images / 32 px, kernels 1-7, 3 nets x 4 images;
 * cpu: 227 px, 6 nets, 3 others / 64 px, widths 4-1024, 10 nets x 16 images
@@ -47,6 +45,7 @@ photos.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import jax
@@ -54,8 +53,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from randconv import engine, metrics
-from randconv.cells import CellLog, time_budget_s
-from randconv.registry import ClaimResult, claim_text, register
+from randconv.deadline import Deadline
+from randconv.metrics import spearman
+from randconv.registry import ClaimResult, Table, claim_text, preset_config
+from randconv.rundir import RunDir
 from randconv.spec import conv_flops, make_spec
 
 from experiments import section4_data, section4_plots
@@ -64,32 +65,109 @@ DIST = "gaussian:0.015"
 ROOT_SEED = 4
 LAYERS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
 
-FIG7 = {
-    "tiny": dict(size=32, nets=2, others=1, width=8),
-    "quick": dict(size=64, nets=2, others=2),
-    "cpu": dict(size=227, nets=6, others=3),
-    "paper": dict(size=227, nets=30, others=8),
+
+
+# --------------------------------------------------------------------------
+# Configs: the cpu preset's values are the defaults; each preset overrides
+# some fields (registry.preset_config). ``preset`` decides only whether the
+# verdicts are smoke and which preset a run folder records.
+
+@dataclass(frozen=True)
+class Fig7Config:
+  """Fig. 7 (S4a, S4b): the cat and ``others`` more photos at ``size`` px
+  through ``nets`` random nets; ``width`` narrows every layer (None: the
+  paper's); ``sensitivity_size``: the other size of S4a's sensitivity rows
+  (None: no rows)."""
+
+  preset: str = "cpu"
+  size: int = 227
+  nets: int = 6
+  others: int = 3
+  width: int | None = None
+  sensitivity_size: int | None = 128
+
+  def record(self) -> dict:
+    """The fields that decide the cells (config.json)."""
+    d = {"size": self.size, "nets": self.nets, "others": self.others}
+    return d if self.width is None else {**d, "width": self.width}
+
+
+@dataclass(frozen=True)
+class WidthConfig:
+  """Figs. 8-10 (S4c-S4e): ``images`` images at ``size`` px from
+  ``source`` (section4_data.sample_images) through ``nets`` nets per
+  width; Fig. 10 shows ``fig10_images`` images at ``fig10_widths``."""
+
+  preset: str = "cpu"
+  size: int = 64
+  widths: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512, 1024)
+  nets: int = 10
+  images: int = 16
+  fig10_images: int = 4
+  fig10_widths: tuple[int, ...] = (4, 16, 64, 256, 1024)
+  source: str = "photos"
+  sensitivity_size: int | None = 128
+
+  def record(self) -> dict:
+    return {k: getattr(self, k) for k in (
+        "size", "widths", "nets", "images", "fig10_images", "fig10_widths")}
+
+
+@dataclass(frozen=True)
+class KernelConfig:
+  """Section 4.3 (S4f): Conv1_1-DeConv1_1 with each kernel size."""
+
+  preset: str = "cpu"
+  size: int = 128
+  kernels: tuple[int, ...] = (1, 3, 5, 7, 9, 11, 13, 15)
+  nets: int = 10
+  images: int = 20
+  source: str = "photos"
+
+  def record(self) -> dict:
+    return {k: getattr(self, k) for k in ("size", "kernels", "nets",
+                                          "images")}
+
+
+_QUICK = dict(preset="quick", size=32, nets=3, images=4)
+OVERRIDES = {
+    Fig7Config: {
+        "quick": dict(preset="quick", size=64, nets=2, others=2,
+                      sensitivity_size=None),
+        "cpu": {},
+        "paper": dict(preset="paper", nets=30, others=8,
+                      sensitivity_size=None)},
+    WidthConfig: {
+        "quick": dict(_QUICK, widths=(4, 16, 64), fig10_images=3,
+                      fig10_widths=(4, 16, 64), sensitivity_size=None),
+        "cpu": {},
+        "paper": dict(preset="paper", size=227, widths=(
+            4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048), nets=30,
+            images=50, fig10_images=5,
+            fig10_widths=(4, 16, 64, 256, 1024, 2048), source="auto",
+            sensitivity_size=None)},
+    KernelConfig: {
+        "quick": dict(_QUICK, kernels=(1, 3, 5, 7)),
+        "cpu": {},
+        "paper": dict(preset="paper", size=227, nets=30, images=50,
+                      source="auto")},
 }
-WIDTHS = {
-    "tiny": dict(size=16, widths=[4, 8, 16], nets=2, images=3,
-                 fig10_images=2, fig10_widths=[4, 16]),
-    "quick": dict(size=32, widths=[4, 16, 64], nets=3, images=4,
-                  fig10_images=3, fig10_widths=[4, 16, 64]),
-    "cpu": dict(size=64, widths=[4, 8, 16, 32, 64, 128, 256, 512, 1024],
-                nets=10, images=16, fig10_images=4,
-                fig10_widths=[4, 16, 64, 256, 1024]),
-    "paper": dict(size=227, widths=[4, 8, 16, 32, 64, 128, 256, 512, 1024,
-                                    2048], nets=30, images=50, fig10_images=5,
-                  fig10_widths=[4, 16, 64, 256, 1024, 2048]),
-}
-KERNELS = {
-    "tiny": dict(size=16, kernels=[1, 3, 5], nets=2, images=3),
-    "quick": dict(size=32, kernels=[1, 3, 5, 7], nets=3, images=4),
-    "cpu": dict(size=128, kernels=[1, 3, 5, 7, 9, 11, 13, 15], nets=10,
-                images=20),
-    "paper": dict(size=227, kernels=[1, 3, 5, 7, 9, 11, 13, 15], nets=30,
-                  images=50),
-}
+
+
+def config_for(cls, preset: str, **fields):
+  """The ``cls`` config of ``preset`` (fields override it further, as the
+  tests do for their small runs)."""
+  return preset_config(cls(), OVERRIDES[cls], preset, **fields)
+
+
+def _configure(cls):
+  return lambda preset, settings: config_for(cls, preset)
+
+
+EXPERIMENTS = Table()
+SMOKE = ("quick",)  # presets whose verdicts only show the machinery ran
+
+
 # Fig. 7's deep nets: XLA compiles the Winograd path of 26 convs in ~15 s
 # per net here, the direct convs in ~1 s, and Fig. 7 is cheap (4.8 TFLOP at
 # the cpu preset), so it runs the direct reference.
@@ -111,10 +189,6 @@ RISE_RULE = (f"rises: the mean SSIM at the largest width exceeds the "
 CONTOUR_Z = 3.0        # edge r this many chance stds above chance: contours
 ROUGH_CONTOUR_Z = 1.0  # ... for the "rough contour" of Conv4
 SIMILAR_ROWS = 0.5     # rows of Fig. 7 differ by < this x row 1's range
-# The sensitivity runs (experiments/section4_sensitivity.py): the presets
-# that run them, with the alternative size for S4a and S4c.
-SENSITIVITY = {"tiny": {"fig7_size": 48, "width_size": 24},
-               "cpu": {"fig7_size": 128, "width_size": 128}}
 
 
 # --------------------------------------------------------------------------
@@ -159,24 +233,6 @@ def _fig7_post(images, outputs):
 # --------------------------------------------------------------------------
 # Helpers.
 
-def spearman(a, b) -> float:
-  """Spearman's rank correlation (average ranks for ties)."""
-  def rank(v):
-    v = np.asarray(v, float)
-    order = np.argsort(v, kind="stable")
-    r = np.empty(len(v))
-    r[order] = np.arange(len(v), dtype=float)
-    for val in np.unique(v):  # ties share their mean rank
-      r[v == val] = r[v == val].mean()
-    return r
-  if len(a) < 2:
-    return float("nan")
-  ra, rb = rank(a), rank(b)
-  ra, rb = ra - ra.mean(), rb - rb.mean()
-  den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
-  return float((ra * rb).sum() / den) if den > 0 else float("nan")
-
-
 def _r(v) -> float:
   return round(float(v), 4)
 
@@ -214,21 +270,22 @@ def _scores(res: dict) -> dict:
           "ssim": [float(v) for v in s], "pearson": [float(v) for v in r]}
 
 
-def _run_cells(log: CellLog, spec, keys, x, post, cell, record
-               ) -> tuple[int, int]:
-  """Runs every net of ``keys`` on ``x`` as cells of ``log``, in the groups
-  of :func:`_net_group_size`: a group whose cells are all logged is
-  skipped, none starts once the time budget is spent, and each group's new
-  cells are logged as ``{"cell": cell(i), "net": i, **record(res_i)}``
-  where ``res_i`` is net ``i``'s slice of ``post``'s results.
+def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
+               group_size: int | None = None, **run_kw) -> tuple[int, int]:
+  """Runs every net of ``keys`` on ``x`` as cells of ``log``, in groups
+  (``group_size`` nets, default :func:`_net_group_size`): a group whose
+  cells are all logged is skipped, none starts once the deadline has
+  passed, and each group's new cells are logged as ``{"cell": cell(i),
+  "net": i, **record(res_i)}`` where ``res_i`` is net ``i``'s slice of
+  ``post``'s results. ``run_kw`` go to :func:`_run_group`.
 
   Returns:
     (cells done, cells in all).
   """
   n_nets = len(keys)
+  size = group_size or _net_group_size(spec, x.shape[1], n_nets, len(x))
   total = done = 0
-  for group in _groups(n_nets, _net_group_size(spec, x.shape[1], n_nets,
-                                               len(x))):
+  for group in _groups(n_nets, size):
     cells = [cell(i) for i in group]
     total += len(cells)
     if all(log.has(c) for c in cells):
@@ -236,11 +293,11 @@ def _run_cells(log: CellLog, spec, keys, x, post, cell, record
       continue
     if log.out_of_time():
       continue
-    res = _run_group(spec, keys[group.start:group.stop], x, post)
-    log.add([{"cell": c, "net": i,
-              **record(jax.tree_util.tree_map(lambda a, j=j: a[j], res))}
-             for j, (c, i) in enumerate(zip(cells, group))
-             if not log.has(c)])
+    res = _run_group(spec, keys[group.start:group.stop], x, post, **run_kw)
+    log.append([{"cell": c, "net": i,
+                 **record(jax.tree_util.tree_map(lambda a, j=j: a[j], res))}
+                for j, (c, i) in enumerate(zip(cells, group, strict=True))
+                if not log.has(c)])
     done += len(cells)
   return done, total
 
@@ -249,27 +306,29 @@ def _status(done: int, total: int) -> str:
   return "measured" if done == total else "partial"
 
 
-def _partial_note(log: CellLog, done: int, total: int) -> dict:
+def _partial_note(log: RunDir, done: int, total: int) -> dict:
   if done == total:
     return {}
-  budget = time_budget_s()
-  return {"partial": f"{done} of {total} cells (time budget "
-                     f"{budget} s; run again with the same --out to resume)"}
+  return {"partial": f"{done} of {total} cells (out of time; run again "
+                     "with the same --out to resume)"}
 
 
 # --------------------------------------------------------------------------
 # Fig. 7: S4a and S4b.
 
-@register("S4a", "S4b", title="Fig. 7: rrVGG ConvK-DeConvK, full and "
-          "simplified", name="fig7")
-def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
-  cfg = FIG7[preset]
-  size, n_nets = cfg["size"], cfg["nets"]
-  x, names = section4_data.offline_images(1 + cfg["others"], size)
-  log = CellLog(workdir, {"experiment": "fig7", "preset": preset, **cfg,
-                          "dist": DIST, "seed": ROOT_SEED, "images": names,
-                          "conv_impl": FIG7_IMPL, "weights": WEIGHTS, "backend":
-                          jax.default_backend()})
+@EXPERIMENTS.add("S4a", "S4b", title="Fig. 7: rrVGG ConvK-DeConvK, full "
+                 "and simplified", name="fig7", configure=_configure(
+                     Fig7Config), smoke_presets=SMOKE)
+def run_fig7(cfg: Fig7Config, workdir: Path, deadline: Deadline
+             ) -> list[ClaimResult]:
+  size, n_nets = cfg.size, cfg.nets
+  x, names = section4_data.offline_images(1 + cfg.others, size)
+  log = RunDir(workdir, {"experiment": "fig7", "preset": cfg.preset,
+                         **cfg.record(), "dist": DIST, "seed": ROOT_SEED,
+                         "images": names, "conv_impl": FIG7_IMPL,
+                         "weights": WEIGHTS,
+                         "backend": jax.default_backend()},
+               deadline=deadline)
   rows = {"original": False, "simplified": True}
   keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   done, total = _fig7_cells(log, x, cfg, keys, rows)
@@ -282,40 +341,35 @@ def run_fig7(preset: str, workdir: Path) -> list[ClaimResult]:
   results = [_claim_s4a(stats["original"], n_nets, size, note, status,
                         figures),
              _claim_s4b(stats, note, status, figures)]
-  if status == "measured" and SENSITIVITY.get(preset):
+  if status == "measured" and cfg.sensitivity_size:
     from experiments import section4_sensitivity as sens
-    results[0].sensitivity = sens.s4a_rows(log, preset, keys, results[0])
+    results[0].sensitivity = sens.s4a_rows(log, cfg, keys, results[0])
     sens.explain(results[0])
   return results
 
 
-def _fig7_cells(log: CellLog, x, cfg, keys, rows: dict, prefix: str = ""
+def _fig7_cells(log: RunDir, x, cfg, keys, rows: dict, prefix: str = ""
                 ) -> tuple[int, int]:
   """Every (row, layer, net) cell of Fig. 7 on ``x`` (cells named
-  ``{prefix}{row}/{layer}/n{net}``). Returns (cells done, cells)."""
+  ``{prefix}{row}/{layer}/n{net}``), one net per call with the direct
+  convs (:data:`FIG7_IMPL`). Returns (cells done, cells)."""
   total = done = 0
   for k, layer in enumerate(LAYERS, start=1):
     for row, simplified in rows.items():
       spec = make_spec("vgg16", layer, simplified=simplified,
-                       width=cfg.get("width"))
-      for net in range(len(keys)):
-        cell = f"{prefix}{row}/{layer}/n{net}"
-        total += 1
-        if log.has(cell):
-          done += 1
-          continue
-        if log.out_of_time():
-          continue
-        res = _run_group(spec, keys[net:net + 1], x, _fig7_post,
-                         chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
-        log.add([{"cell": cell, "row": row, "layer": layer, "k": k,
-                  "net": net, **{m: [float(v) for v in res[m][0]]
-                                 for m in res if m != "grey"}}])
-        done += 1
+                       width=cfg.width)
+      d, t = _run_cells(
+          log, spec, keys, x, _fig7_post,
+          lambda i, row=row, layer=layer: f"{prefix}{row}/{layer}/n{i}",
+          lambda res, row=row, layer=layer, k=k: {
+              "row": row, "layer": layer, "k": k,
+              **{m: [float(v) for v in res[m]] for m in res if m != "grey"}},
+          group_size=1, chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
+      done, total = done + d, total + t
   return done, total
 
 
-def _fig7_stats(log: CellLog, row: str, n_nets: int) -> list[dict | None]:
+def _fig7_stats(log: RunDir, row: str, n_nets: int) -> list[dict | None]:
   """Per layer: the cat's numbers over the nets and the chance level (the
   same nets' outputs for the other images, compared with the cat)."""
   out = []
@@ -349,7 +403,7 @@ def _fig7_figure(log, x, cfg, keys, rows, stats, workdir) -> str:
   for row, simplified in rows.items():
     for layer, s in zip(LAYERS, stats[row]):
       spec = make_spec("vgg16", layer, simplified=simplified,
-                       width=cfg.get("width"))
+                       width=cfg.width)
       ssims = [log.get(f"{row}/{layer}/n{i}")["ssim"][0]
                for i in range(len(keys))]
       best = int(np.argmin(np.abs(np.array(ssims) - s["ssim"])))
@@ -453,7 +507,7 @@ def _claim_s4b(stats, note, status, figures) -> ClaimResult:
 # --------------------------------------------------------------------------
 # Figs. 8-10: S4c, S4d, S4e.
 
-def _width_stats(log: CellLog, variant: str, widths: list[int],
+def _width_stats(log: RunDir, variant: str, widths: list[int],
                  n_nets: int) -> dict:
   out = {"width": [], "ssim_mean": [], "ssim_std": [], "r_mean": [],
          "r_std": [], "nets": [], "ssim_image_std": []}
@@ -476,19 +530,21 @@ def _width_stats(log: CellLog, variant: str, widths: list[int],
   return out
 
 
-@register("S4c", "S4d", "S4e", title="Figs. 8-10: rrVGG Conv1-DeConv1 width "
-          "sweep, original and channel-mean output", name="conv1_width_sweep")
-def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
-  cfg = WIDTHS[preset]
-  size, n_nets, widths = cfg["size"], cfg["nets"], cfg["widths"]
-  source = "auto" if preset == "paper" else "photos"
-  x, names, used = section4_data.sample_images(cfg["images"], size, source)
-  log = CellLog(workdir, {"experiment": "conv1_width_sweep",
-                          "preset": preset, **cfg, "dist": DIST,
-                          "seed": ROOT_SEED, "image_source": used,
-                          "images": names, "layer": "pool1",
-                          "conv_impl": "auto", "weights": WEIGHTS,
-                          "backend": jax.default_backend()})
+@EXPERIMENTS.add("S4c", "S4d", "S4e", title="Figs. 8-10: rrVGG Conv1-DeConv1 "
+                 "width sweep, original and channel-mean output",
+                 name="conv1_width_sweep",
+                 configure=_configure(WidthConfig), smoke_presets=SMOKE)
+def run_width_sweep(cfg: WidthConfig, workdir: Path, deadline: Deadline
+                    ) -> list[ClaimResult]:
+  size, n_nets, widths = cfg.size, cfg.nets, list(cfg.widths)
+  x, names, used = section4_data.sample_images(cfg.images, size, cfg.source)
+  log = RunDir(workdir, {"experiment": "conv1_width_sweep",
+                         "preset": cfg.preset, **cfg.record(), "dist": DIST,
+                         "seed": ROOT_SEED, "image_source": used,
+                         "images": names, "layer": "pool1",
+                         "conv_impl": "auto", "weights": WEIGHTS,
+                         "backend": jax.default_backend()},
+               deadline=deadline)
   keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   variants = ("conv", "mean")
   total = done = 0
@@ -524,9 +580,9 @@ def run_width_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
   results = [_claim_s4c(stats["conv"], note, status, figures, theory),
              _claim_s4d(stats, note, status, figures, theory),
              _claim_s4e(fig10, cfg, note, status, theory)]
-  if status == "measured" and SENSITIVITY.get(preset):
+  if status == "measured" and cfg.sensitivity_size:
     from experiments import section4_sensitivity as sens
-    results[0].sensitivity = sens.s4c_rows(log, preset, keys, results[0])
+    results[0].sensitivity = sens.s4c_rows(log, cfg, keys, results[0])
     sens.explain(results[0])
   return results
 
@@ -553,7 +609,7 @@ def _t7_cell(variant: str, x: np.ndarray, j: int) -> dict | str:
     return str(e)
 
 
-def _t7_predictions(log: CellLog, x: np.ndarray) -> dict | None:
+def _t7_predictions(log: RunDir, x: np.ndarray) -> dict | None:
   """T7's predicted Fig. 8-9 values (mean over the images), as
   :func:`theory_checks.t7.predictions` gives them. A variant whose law
   cannot be computed here is left out, with the reason (it is not logged,
@@ -574,7 +630,7 @@ def _t7_predictions(log: CellLog, x: np.ndarray) -> dict | None:
         if isinstance(rec, str):
           missing[variant] = rec
           continue
-        log.add([{"cell": cell, **rec}])
+        log.append([{"cell": cell, **rec}])
       recs[j].update(log.get(cell))
   pred = {}
   if "conv" not in missing:
@@ -761,17 +817,17 @@ def _claim_s4d(stats, note, status, figures, theory=None) -> ClaimResult:
       **extra)
 
 
-def _fig10(log: CellLog, cfg, x, names, keys, wd: Path,
+def _fig10(log: RunDir, cfg, x, names, keys, wd: Path,
            variant: str = "conv"):
   """Per image and width, the net whose SSIM on that image is closest to the
   mean over the nets; its output is recomputed (cheap)."""
-  n_nets, size = cfg["nets"], cfg["size"]
+  n_nets, size = cfg.nets, cfg.size
   prefix = "s4e" if variant == "conv" else f"s4e-{variant}"
-  widths = [w for w in cfg["fig10_widths"]
+  widths = [w for w in cfg.fig10_widths
             if all(log.has(f"{variant}/w{w}/n{i}") for i in range(n_nets))]
   if len(widths) < 2:
     return None
-  rows = list(range(min(cfg["fig10_images"], len(x))))
+  rows = list(range(min(cfg.fig10_images, len(x))))
   outs, ssims, edges = [], [], []
   cache = {}
   for j in rows:
@@ -799,7 +855,7 @@ def _fig10(log: CellLog, cfg, x, names, keys, wd: Path,
         i, jj = 0, 0
       shown = {m: float(res[m][i, jj]) for m in ("ssim", "edge_r")}
       if not log.has(cell):
-        log.add([{"cell": cell, "image": j, "width": w, "net": best,
+        log.append([{"cell": cell, "image": j, "width": w, "net": best,
                   **shown, "mean_ssim_over_nets": float(per_net.mean())}])
       o_row.append(res["grey"][i, jj])
       s_row.append(shown["ssim"])
@@ -874,19 +930,20 @@ def _claim_s4e(fig10, cfg, note, status, theory=None) -> ClaimResult:
 # --------------------------------------------------------------------------
 # Section 4.3: S4f.
 
-@register("S4f", title="Section 4.3: rrVGG Conv1_1-DeConv1_1 kernel size",
-          name="kernel_sweep")
-def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
-  cfg = KERNELS[preset]
-  size, n_nets, kernels = cfg["size"], cfg["nets"], cfg["kernels"]
-  source = "auto" if preset == "paper" else "photos"
-  x, names, used = section4_data.sample_images(cfg["images"], size, source)
-  log = CellLog(workdir, {"experiment": "kernel_sweep", "preset": preset,
-                          **cfg, "dist": DIST, "seed": ROOT_SEED,
-                          "image_source": used, "images": names,
-                          "layer": "conv1_1", "conv_impl": "auto",
-                          "weights": WEIGHTS,
-                          "backend": jax.default_backend()})
+@EXPERIMENTS.add("S4f", title="Section 4.3: rrVGG Conv1_1-DeConv1_1 kernel "
+                 "size", name="kernel_sweep",
+                 configure=_configure(KernelConfig), smoke_presets=SMOKE)
+def run_kernel_sweep(cfg: KernelConfig, workdir: Path, deadline: Deadline
+                     ) -> list[ClaimResult]:
+  size, n_nets, kernels = cfg.size, cfg.nets, cfg.kernels
+  x, names, used = section4_data.sample_images(cfg.images, size, cfg.source)
+  log = RunDir(workdir, {"experiment": "kernel_sweep", "preset": cfg.preset,
+                         **cfg.record(), "dist": DIST, "seed": ROOT_SEED,
+                         "image_source": used, "images": names,
+                         "layer": "conv1_1", "conv_impl": "auto",
+                         "weights": WEIGHTS,
+                         "backend": jax.default_backend()},
+               deadline=deadline)
   keys = np.asarray(engine.seed_keys(ROOT_SEED, n_nets))
   total = done = 0
   for k in kernels:
@@ -936,17 +993,18 @@ def run_kernel_sweep(preset: str, workdir: Path) -> list[ClaimResult]:
 
 def cost_gflop(preset: str) -> dict[str, float]:
   """Conv GFLOP of each experiment at ``preset`` (for sizing presets)."""
-  f7, wcfg, kcfg = FIG7[preset], WIDTHS[preset], KERNELS[preset]
+  f7, wcfg, kcfg = (config_for(c, preset) for c in (
+      Fig7Config, WidthConfig, KernelConfig))
   n7 = f7["nets"] * (1 + f7["others"])
   fig7 = sum(conv_flops(make_spec("vgg16", layer, simplified=s),
                         f7["size"], f7["size"]) for layer in LAYERS
              for s in (False, True)) * n7
   widths = sum(conv_flops(make_spec("vgg16", "pool1", width=w, output=o),
-                          wcfg["size"], wcfg["size"])
-               for w in wcfg["widths"] for o in ("conv", "mean"))
-  widths *= wcfg["nets"] * wcfg["images"]
+                          wcfg.size, wcfg.size)
+               for w in wcfg.widths for o in ("conv", "mean"))
+  widths *= wcfg.nets * wcfg.images
   kern = sum(conv_flops(make_spec("vgg16", "conv1_1", kernel_size=k),
-                        kcfg["size"], kcfg["size"]) for k in kcfg["kernels"])
-  kern *= kcfg["nets"] * kcfg["images"]
+                        kcfg.size, kcfg.size) for k in kcfg.kernels)
+  kern *= kcfg.nets * kcfg.images
   return {"fig7": fig7 / 1e9, "conv1_width_sweep": widths / 1e9,
           "kernel_sweep": kern / 1e9}

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from randconv import images as imglib
+from randconv import settings
 
 IMAGE_SOURCE_ENV = "RANDCONV_IMAGES"
 IMAGE_DIR_ENV = "RANDCONV_IMAGE_DIR"
@@ -139,7 +140,8 @@ def sample_images(n: int, size: int, source: str = "photos", seed: int = 0
     ``(images [n, size, size, 3], names, source used)``; fewer than ``n``
     images only when a folder or dataset has fewer.
   """
-  source = os.environ.get(IMAGE_SOURCE_ENV) or source
+  env = settings.current()
+  source = env.images or source
   if source == "photos":
     x, names = offline_images(n, size)
     return x, names, "photos"
@@ -155,7 +157,7 @@ def sample_images(n: int, size: int, source: str = "photos", seed: int = 0
       return x, names, f"tfds:{name}"
     except Exception:  # noqa: BLE001 - not prepared here: try the next one
       continue
-  folder = os.environ.get(IMAGE_DIR_ENV)
+  folder = env.image_dir
   if folder:
     x, names = folder_images(folder, n, size, seed)
     return x, names, f"folder:{folder}"

@@ -1,8 +1,8 @@
 """Do S4a's and S4c's verdicts depend on our reading of the paper?
 
 Two choices the paper leaves open are flipped, and the deciding cells run
-once more with each alternative (at the presets of
-``section4.SENSITIVITY``):
+once more with each alternative (where the config's ``sensitivity_size``
+is set, the cpu preset):
 
 * the inputs: raw RGB in [0, 1] (as run) or minus their per-channel mean;
 * the size: S4c's width sweep runs at 64 px at the cpu preset, S4a's Fig. 7
@@ -38,19 +38,16 @@ def _verdict(holds: bool | None) -> str:
                                           else "does not hold")
 
 
-def s4c_rows(log, preset: str, keys, result) -> list[dict]:
+def s4c_rows(log, cfg, keys, result) -> list[dict]:
   """S4c under each reading: the rise from the smallest to the largest
   width of the conv-output net, by S4c's rule (Welch t >= 3)."""
-  cfg = s4.WIDTHS[preset]
-  ends = [cfg["widths"][0], cfg["widths"][-1]]
-  main = s4._width_stats(log, "conv", cfg["widths"], len(keys))
-  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg['size']} px",
+  ends = [cfg.widths[0], cfg.widths[-1]]
+  main = s4._width_stats(log, "conv", cfg.widths, len(keys))
+  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg.size} px",
            "summary": s4.rise_summary(main),
            "status": _verdict(result.holds)}]
-  source = "auto" if preset == "paper" else "photos"
-  for tag, label, size, center in _readings(
-      cfg["size"], s4.SENSITIVITY[preset]["width_size"]):
-    x, _, _ = section4_data.sample_images(cfg["images"], size, source)
+  for tag, label, size, center in _readings(cfg.size, cfg.sensitivity_size):
+    x, _, _ = section4_data.sample_images(cfg.images, size, cfg.source)
     if center:
       x = images.center_input(x)
     for w in ends:
@@ -69,19 +66,17 @@ def s4c_rows(log, preset: str, keys, result) -> list[dict]:
   return rows
 
 
-def s4a_rows(log, preset: str, keys, result) -> list[dict]:
+def s4a_rows(log, cfg, keys, result) -> list[dict]:
   """S4a under each reading: Fig. 7 row 1 (the cat through Conv1..Conv5)
   decided by S4a's rule."""
-  cfg = s4.FIG7[preset]
   m = result.measured
-  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg['size']} px",
+  rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg.size} px",
            "summary": result.summary, "status": _verdict(result.holds),
            "fails": _s4a_fails({"decays": m["decays"],
                                 "contours": m["contours_conv1_3"],
                                 "rough": m["rough_contour_conv4"]})}]
-  for tag, label, size, center in _readings(
-      cfg["size"], s4.SENSITIVITY[preset]["fig7_size"]):
-    x, _ = section4_data.offline_images(1 + cfg["others"], size)
+  for tag, label, size, center in _readings(cfg.size, cfg.sensitivity_size):
+    x, _ = section4_data.offline_images(1 + cfg.others, size)
     if center:
       x = images.center_input(x).astype(np.float32)
     prefix = f"sens/{tag}/"

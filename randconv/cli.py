@@ -1,23 +1,26 @@
 """The ``randconv`` command line.
 
-Subcommands: ``describe``, ``invert``, ``reproduce`` and ``report`` here; other modules
-add theirs through :data:`PLUGINS` (each exposes ``add_commands(sub)``).
-Bad input (a :class:`~randconv.errors.RandconvError`) prints one line on
-stderr and exits with code 2; results go to stdout (one JSON line with
-``--json``); progress bars go to stderr.
+Subcommands: ``describe``, ``invert``, ``reproduce`` and ``report`` here;
+other modules add theirs through the ``randconv.commands`` entry points
+(``pyproject.toml``; each names an ``add_commands(sub)``).
+Bad input (a :class:`~randconv.errors.RandconvError`, raised before any
+work where it can be: :mod:`randconv.preflight` checks output paths and
+memory) prints one line on stderr and exits with code 2; results go to
+stdout (one JSON line with ``--json``); progress bars go to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 from pathlib import Path
 
+from randconv import plugins
 from randconv.errors import RandconvError
+from randconv.preflight import check_net_fits, out_folder
 
-PLUGINS = ("theory_checks.cli", "randconv.training.cli")
+COMMANDS_GROUP = "randconv.commands"  # entry points: add_commands(sub)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -90,11 +93,15 @@ def cmd_describe(a) -> None:
 def cmd_invert(a) -> None:
   import jax
   import numpy as np
+
   from randconv import engine, images, metrics, plotting
   from randconv.distributions import parse_distribution
 
   spec = spec_from_args(a)
   dist = parse_distribution(a.dist)
+  n = len(a.images)
+  check_net_fits(spec, a.size, n, outputs=a.seeds * n,
+                 advice="lower --size or --seeds, or give fewer images")
   x = images.load_batch(a.images, a.size, spec.min_size())
   net = engine.net_fn(spec, dist, rescale=not spec.has_lrn)
 
@@ -154,13 +161,16 @@ def cmd_invert(a) -> None:
 
 
 def cmd_reproduce(a) -> None:
-  from randconv import registry
+  from randconv import registry, settings
+  from randconv.deadline import Deadline
   if a.only:
-    bad = [i for i in a.only if i not in registry.CATALOG]
-    if bad:
-      raise RandconvError(f"unknown claim id {bad[0]}; choose from "
-                          f"{', '.join(registry.CATALOG)}")
-  claims = registry.reproduce(a.preset, Path(a.out), only=a.only)
+    registry.check_ids(a.only)
+  # The one clock of this invocation: every experiment shares it.
+  env = settings.current(time_budget_s=a.time_budget,
+                         weights=getattr(a, "weights", None))
+  claims = registry.reproduce(a.preset, Path(a.out), only=a.only,
+                              settings=env,
+                              deadline=Deadline.after(env.time_budget_s))
   payload = {"preset": a.preset, "out": a.out, "claims": claims}
   lines = [f"{c['id']:<4} {c['status']:<16} {c['summary'] or c['claim']}"
            for c in claims]
@@ -217,16 +227,21 @@ def build_parser() -> argparse.ArgumentParser:
                  help="gaussian:S, uniform:A, logistic:S, laplace:B or msra")
   p.add_argument("--strategy", default="auto",
                  choices=("auto", "loop", "vmap", "map", "shard"))
-  p.add_argument("--out", required=True, help="output folder")
+  p.add_argument("--out", required=True, type=out_folder,
+                 help="output folder")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_invert)
 
   p = sub.add_parser("reproduce", help="run the paper's experiments")
   p.add_argument("--preset", default="quick", choices=("quick", "cpu",
                                                         "paper"))
-  p.add_argument("--out", required=True)
+  p.add_argument("--out", required=True, type=out_folder)
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
                  help="claim ids to run (S4c, T3, ...)")
+  p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                 help="seconds for the whole run (default "
+                      "$RANDCONV_TIME_BUDGET_S, else none); what is cut is "
+                      "reported partial and the same command resumes it")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_reproduce)
 
@@ -244,14 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_report)
 
-  for name in PLUGINS:
-    try:
-      module = importlib.import_module(name)
-    except ModuleNotFoundError as e:
-      if e.name is not None and name.startswith(e.name):
-        continue
-      raise
-    module.add_commands(sub)
+  for _, add_commands in plugins.load(COMMANDS_GROUP):
+    add_commands(sub)
   return parser
 
 
@@ -261,6 +270,10 @@ def main(argv: list[str] | None = None) -> int:
     args.func(args)
   except RandconvError as e:
     print(f"randconv: error: {e}", file=sys.stderr)
+    return 2
+  except MemoryError:
+    print("randconv: error: out of memory past the size checks; lower "
+          "--size (or --batch, --seeds, --samples)", file=sys.stderr)
     return 2
   except KeyboardInterrupt:
     print("randconv: interrupted; run the same command again to resume",

@@ -32,7 +32,6 @@ import ctypes
 import ctypes.util
 import functools
 import math
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +41,7 @@ import numpy as np
 from jax import lax
 from jax.sharding import Mesh, PartitionSpec as P
 
+from randconv import settings
 from randconv.distributions import Distribution, parse_distribution
 from randconv.modules import CNNDCN
 from randconv.policy import ConvPolicy
@@ -68,14 +68,10 @@ def default_budget(backend: str | None = None) -> int:
   """The memory budget of a chunk plan in bytes: ``$RANDCONV_MEMORY_BUDGET_GB``
   (GiB) where set, else the backend's :data:`DEFAULT_BUDGET` (40 GiB on a
   GPU: half of an 80 GB card)."""
-  env = os.environ.get(BUDGET_ENV)
-  if env:
-    try:
-      gib = float(env)
-    except ValueError:
-      gib = -1.0
+  gib = settings.current().memory_budget_gb
+  if gib is not None:
     if not gib > 0:
-      raise ValueError(f"{BUDGET_ENV}={env!r}: give a positive number of GiB")
+      raise ValueError(f"{BUDGET_ENV}={gib!r}: give a positive number of GiB")
     return int(gib * (1 << 30))
   return DEFAULT_BUDGET.get(backend or jax.default_backend(), 4 << 30)
 

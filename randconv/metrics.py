@@ -1,5 +1,7 @@
 """Reconstruction metrics of docs/design.md §6: grey, min-max, SSIM with the
-luminosity inversion, Pearson r. All batched over leading axes and jit-able.
+luminosity inversion, Pearson r. All batched over leading axes and jit-able;
+and :func:`spearman`, Spearman's rank correlation of two sequences (numpy,
+for the summaries of the experiments and checks).
 
 SSIM is dm-pix's (``pix.ssim``, DeepMind) with the settings of Wang et al.
 2004 (Gaussian 11x11 window, sigma 1.5, K1 0.01, K2 0.03, data range 1); its
@@ -10,9 +12,12 @@ use_sample_covariance=False, data_range=1)``, which crops the same border.
 
 from __future__ import annotations
 
+import math
+
 import dm_pix as pix
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 
@@ -83,3 +88,22 @@ def display(x: jax.Array, y: jax.Array) -> jax.Array:
   z = jnp.where(span > 0, (y - lo) / jnp.where(span > 0, span, 1), 0.0)
   flip = _ssim_raw(minmax(grey(x)), minmax(grey(y))) < 0
   return jnp.where(flip[..., None, None, None], 1.0 - z, z)
+
+
+def spearman(a, b) -> float:
+  """Spearman's rank correlation (average ranks for ties); NaN for fewer
+  than two points or a constant sequence."""
+  def rank(v):
+    v = np.asarray(v, float)
+    order = np.argsort(v, kind="stable")
+    r = np.empty(len(v))
+    r[order] = np.arange(len(v), dtype=float)
+    for val in np.unique(v):  # ties share their mean rank
+      r[v == val] = r[v == val].mean()
+    return r
+  if len(a) < 2:
+    return float("nan")
+  ra, rb = rank(a), rank(b)
+  ra, rb = ra - ra.mean(), rb - rb.mean()
+  den = math.sqrt(float((ra * ra).sum() * (rb * rb).sum()))
+  return float((ra * rb).sum() / den) if den > 0 else float("nan")

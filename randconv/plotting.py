@@ -72,11 +72,11 @@ def image_grid(rows: list[list[np.ndarray]], path: str | Path, *,
   return save_figure(fig, path)
 
 
-def save_figure(fig, path: str | Path) -> Path:
+def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
   """Lays out, saves (creating the folder) and closes a matplotlib figure."""
   fig.tight_layout()
   path = Path(path)
   path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=100)
+  fig.savefig(path, dpi=dpi)
   _plt().close(fig)
   return path

@@ -1,108 +1,67 @@
-"""The registry of the paper's experiments and claims, and the runner behind
-``randconv reproduce``.
+"""Claims, experiments and the runner behind ``randconv reproduce``, with no
+knowledge of any paper: the claims and the experiments are plugins.
 
-Every claim the project checks is listed in :data:`CATALOG` (how each is
-decided: docs/reproduction.md). An experiment module registers a run
-function for one or more claim ids::
+Two entry-point groups (``pyproject.toml``, read with
+:func:`importlib.metadata.entry_points`) name them:
 
-    @register("S4c", "S4d", title="Conv1-DeConv1 width sweep")
-    def width_sweep(preset: str, workdir: Path) -> list[ClaimResult]: ...
+* ``randconv.claims``: tables of :class:`Claim` (the project's:
+  ``experiments.catalog:CLAIMS``);
+* ``randconv.experiments``: tables of :class:`Experiment`, each a
+  ``run(config, workdir, deadline) -> list[ClaimResult]`` for one or more
+  claim ids and a ``configure(preset, settings) -> config`` that builds its
+  config (a frozen dataclass) for a preset::
 
-``reproduce`` imports the packages that hold experiments (``experiments``,
-``theory_checks``), runs every registered experiment in ``OUT/<name>/`` and
-writes ``claims.json``, ``report.md`` and ``report.html``
-(:mod:`randconv.report`) after each one, so an interrupted run keeps what
-it finished. A claim no experiment covers is listed as "not implemented",
-never with a number."""
+    EXPERIMENTS = registry.Table()
+
+    @EXPERIMENTS.add("S4c", "S4d", title="Conv1-DeConv1 width sweep",
+                     configure=width_config)
+    def run_width_sweep(cfg, workdir, deadline): ...
+
+An entry point that cannot be imported is an error naming it, never a
+silent skip. ``reproduce`` runs every experiment (or those covering
+``--only``) in ``OUT/<name>/`` under one :class:`~randconv.deadline.
+Deadline` and writes ``claims.json``, ``report.md`` and ``report.html``
+(:mod:`randconv.report`) after each one, so an interrupted run keeps what it
+finished. A claim no experiment covers is listed as "not implemented", never
+with a number."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
+import functools
 import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from randconv import plugins
+from randconv import settings as settings_lib
+from randconv.deadline import Deadline
+from randconv.errors import RandconvError
 
 PRESETS = ("quick", "cpu", "paper")
-
-# id -> (section, what, claim); the paper's claims (docs/reproduction.md).
-CATALOG: dict[str, tuple[str, str, str]] = {
-    "S3a": ("3", "Fig. 5a: Conv2-DeConv2 loss, VGG vs AlexNet, random vs "
-            "pre-trained", "random converges faster and to a slightly lower "
-            "loss than pre-trained, most clearly on VGG; VGG's loss is lower "
-            "than AlexNet's"),
-    "S3b": ("3", "Fig. 5b: random VGG Conv2, several Gaussian sigmas",
-            "the initial losses differ; the final losses reach the same "
-            "magnitude"),
-    "S3c": ("3", "Fig. 5c: gaussian, uniform, logistic, laplace",
-            "similar final losses"),
-    "S3d": ("3", "train vs validation loss, Conv1..Conv5, random and "
-            "pre-trained VGG", "random VGG's loss is lower at every layer; "
-            "pre-trained VGG's loss grows much faster with depth; train and "
-            "validation losses are close"),
-    "S3e": ("3", "Conv3: VGG vs AlexNet, random vs pre-trained",
-            "AlexNet generalizes too; its random/pre-trained gap is small"),
-    "S3f": ("3", "reconstructions, Conv1..Conv5 of random VGG and AlexNet",
-            "quality decays with depth; VGG beats AlexNet, even at Conv5"),
-    "S3g": ("3", "Fig. 6: the cat through random VGG Conv2 per distribution",
-            "all look alike except a badly scaled one"),
-    "S4a": ("4", "Fig. 7 row 1: the cat through rrVGG Conv1..Conv5",
-            "quality decays with depth; contours visible for Conv1..Conv3, a "
-            "rough contour at Conv4"),
-    "S4b": ("4", "Fig. 7 row 2: simplified ConvK nets",
-            "quality similar to row 1: width matters, depth little"),
-    "S4c": ("4", "Figs. 8, 9 (a): rrVGG Conv1-DeConv1 width sweep",
-            "quality rises with the width"),
-    "S4d": ("4", "Figs. 8, 9 (b): the same with the channel-mean output",
-            "the rise and its convergence are clearer; the std shrinks"),
-    "S4e": ("4", "Fig. 10: outputs closest to the mean SSIM",
-            "the pictures sharpen as the width grows"),
-    "S4f": ("4", "Section 4.3: Conv1_1-DeConv1_1, kernel size 1..",
-            "SSIM falls as the kernel grows"),
-    "T1": ("5", "angle to the L2 limit vs width",
-           "the angle shrinks at the N^(-1/2) rate"),
-    "T2": ("5", "angle to the average-pooling limit vs width",
-           "the angle shrinks at the N^(-1/2) rate"),
-    "T3": ("5", "Theorem 5.2, two layers",
-           "N E||y - y_hat||^2 / ||y_hat||^2 = pi - 1; sin(theta) <= "
-           "sqrt((pi - 1) / (N delta)) with probability 1 - delta"),
-    "T4": ("5", "Theorem 5.3, many layers",
-           "the angle shrinks like N^(-1/2) and grows with depth"),
-    "T5": ("5", "Theorem 5.4, input vs limit",
-           "cos(alpha) >= 1 - <x, Delta>/||x||^2 >= 1 - ||Delta||/||x||; "
-           "cos(alpha) falls as the kernel grows"),
-    "T6": ("5", "max-pooling channel-mean net vs the L2 limit",
-           "the angle falls far below the input-limit angle as the width "
-           "grows"),
-    "T7": ("5, extension", "the infinite-width law of the Figs. 8-9 "
-           "network (max pooling)",
-           "the conv output converges to a Gaussian process, the channel "
-           "mean to a fixed image; the kernel at the N^(-1/2) rate, SSIM "
-           "and |r| in distribution, Fig. 8's plateaus as predicted"),
-}
-# Checks beyond the paper's own claims (the report marks them).
-EXTENSIONS = frozenset({"T7"})
-
-EXPERIMENT_PACKAGES = ("experiments", "theory_checks")
+CLAIMS_GROUP = "randconv.claims"
+EXPERIMENTS_GROUP = "randconv.experiments"
 
 
-# The paper's place for each claim.
-PAPER_REF = {
-    "S3a": "Sec. 3, Fig. 5(a)", "S3b": "Sec. 3, Fig. 5(b)",
-    "S3c": "Sec. 3, Fig. 5(c)", "S3d": "Sec. 3.2", "S3e": "Sec. 3.2",
-    "S3f": "Sec. 3.3", "S3g": "Sec. 3.3, Fig. 6",
-    "S4a": "Sec. 4.1, Fig. 7 row 1", "S4b": "Sec. 4.1, Fig. 7 row 2",
-    "S4c": "Sec. 4.2, Figs. 8-9 (a)", "S4d": "Sec. 4.2, Figs. 8-9 (b)",
-    "S4e": "Sec. 4.2, Fig. 10", "S4f": "Sec. 4.3",
-    "T1": "Sec. 5, Thm 5.1 / A.1", "T2": "App. A, Thm A.7",
-    "T3": "Sec. 5, Thm 5.2 / A.3", "T4": "Sec. 5, Thm 5.3 / A.5",
-    "T5": "Sec. 5, Thm 5.4 / A.6", "T6": "Sec. 5 vs Figs. 8-9",
-    "T7": "extends Sec. 5 to Figs. 8-10",
-}
-# Presets whose Section 3 and 4 verdicts only show that the machinery ran.
-SMOKE_PRESETS = ("quick", "tiny")
+class RegistryError(RandconvError):
+  """An unknown claim id or preset, or an experiment for no claim."""
+
+
+@dataclass(frozen=True)
+class Claim:
+  """One claim of the catalog: ``section``, a ``title`` naming the figure or
+  table, the ``claim`` as the paper states it, the paper's place
+  (``paper_ref``) and whether it goes beyond the paper (``extension``)."""
+
+  id: str
+  section: str
+  title: str
+  claim: str
+  paper_ref: str = ""
+  extension: bool = False
 
 
 @dataclass
@@ -134,17 +93,18 @@ class ClaimResult:
 
   def as_dict(self) -> dict:
     d = dataclasses.asdict(self)
-    d.update(paper_ref=PAPER_REF.get(self.id, ""),
-             title=CATALOG[self.id][1] if self.id in CATALOG else "",
-             extension=self.id in EXTENSIONS)
+    c = catalog().get(self.id)
+    d.update(paper_ref=c.paper_ref if c else "", title=c.title if c else "",
+             extension=bool(c and c.extension))
     return d
 
 
-def final_status(r: ClaimResult, preset: str) -> str:
-  """The report's status of an experiment's result at ``preset``."""
+def final_status(r: ClaimResult, smoke: bool = False) -> str:
+  """The report's status of an experiment's result; ``smoke``: the run was
+  too small to be evidence (its experiment's smoke presets)."""
   if r.status in ("not implemented", "partial"):
     return r.status
-  if preset in SMOKE_PRESETS and r.id.startswith("S"):
+  if smoke:
     return "smoke"
   if r.status in ("needs weights", "inconclusive"):
     return r.status
@@ -153,54 +113,99 @@ def final_status(r: ClaimResult, preset: str) -> str:
   return "holds" if r.holds else "does not hold"
 
 
-def finalise(r: ClaimResult, preset: str, run_dir: Path) -> dict:
+def finalise(r: ClaimResult, run_dir: Path, smoke: bool = False) -> dict:
   """The claims.json entry of a result: final status, figures relative to
   the run folder."""
   from randconv import report
   d = r.as_dict()
-  d["status"] = final_status(r, preset)
+  d["status"] = final_status(r, smoke)
   if d["status"] == "smoke":
     d["explanation"] = ""  # not evidence: nothing to explain
   d["figures"] = report.relative_figures(r.figures, run_dir)
   return d
 
 
-@dataclass
+# --------------------------------------------------------------------------
+# Plugins.
+
+@dataclass(frozen=True)
 class Experiment:
+  """One experiment: ``run(config, workdir, deadline)`` decides ``ids``;
+  ``configure(preset, settings)`` gives its config; its verdicts at a
+  preset in ``smoke_presets`` only show that the machinery ran."""
+
   name: str
   ids: tuple[str, ...]
   title: str
-  run: Callable[[str, Path], list[ClaimResult]]
+  run: Callable[[Any, Path, Deadline], list[ClaimResult]]
+  configure: Callable[[str, settings_lib.Settings], Any]
+  smoke_presets: tuple[str, ...] = ()
 
 
-REGISTRY: dict[str, Experiment] = {}
+class Table(list):
+  """A module's list of experiments, filled by the :meth:`add` decorator."""
+
+  def add(self, *ids: str, title: str, configure, name: str | None = None,
+          smoke_presets: tuple[str, ...] = ()):
+    def deco(fn):
+      self.append(Experiment(name or fn.__name__, tuple(ids), title, fn,
+                             configure, tuple(smoke_presets)))
+      return fn
+    return deco
 
 
-def register(*ids: str, title: str = "", name: str | None = None):
-  """Registers ``run(preset, workdir) -> list[ClaimResult]`` for claim ids."""
-  for i in ids:
-    if i not in CATALOG:
-      raise KeyError(f"{i} is not in the claim catalog")
+def _load_group(group: str) -> list:
+  return [item for _, table in plugins.load(group) for item in table]
 
-  def deco(fn):
-    key = name or fn.__name__
-    REGISTRY[key] = Experiment(key, tuple(ids), title or fn.__doc__ or key, fn)
-    return fn
 
-  return deco
+@functools.cache
+def catalog() -> dict[str, Claim]:
+  """Every claim of the ``randconv.claims`` plugins, by id."""
+  return {c.id: c for c in _load_group(CLAIMS_GROUP)}
+
+
+@functools.cache
+def experiments() -> dict[str, Experiment]:
+  """Every experiment of the ``randconv.experiments`` plugins, by name."""
+  out = {}
+  known = catalog()
+  for exp in _load_group(EXPERIMENTS_GROUP):
+    unknown = [i for i in exp.ids if i not in known]
+    if unknown:
+      raise RegistryError(f"experiment {exp.name} decides {unknown[0]}, "
+                          "which no claims table lists")
+    out[exp.name] = exp
+  return out
 
 
 def claim_text(claim_id: str) -> str:
-  return CATALOG[claim_id][2]
+  return catalog()[claim_id].claim
 
 
-def load_experiments() -> None:
-  for pkg in EXPERIMENT_PACKAGES:
-    try:
-      importlib.import_module(pkg)
-    except ModuleNotFoundError as e:
-      if e.name != pkg:
-        raise
+def check_ids(ids) -> list[str]:
+  """``ids`` if all are catalog claims, else a :class:`RegistryError`
+  listing the valid ones."""
+  known = catalog()
+  bad = [i for i in ids if i not in known]
+  if bad:
+    raise RegistryError(f"unknown claim id {bad[0]}; choose from "
+                        f"{', '.join(known)}")
+  return list(ids)
+
+
+def preset_config(default, overrides: dict[str, dict], preset: str,
+                  **fields):
+  """``default`` (a frozen dataclass, the cpu preset's values unless said)
+  with ``overrides[preset]`` and then ``fields`` replaced: the flax
+  examples' ``configs/default.py`` + ``configs/<preset>.py``, as data."""
+  if preset not in overrides:
+    raise RegistryError(f"unknown preset {preset!r}; choose "
+                        f"{', '.join(overrides)}")
+  try:
+    return dataclasses.replace(default, **{**overrides[preset], **fields})
+  except TypeError as e:
+    raise RegistryError(f"bad config field for {type(default).__name__}: "
+                        f"{e}") from None
 
 
 def not_implemented(claim_id: str) -> ClaimResult:
@@ -208,61 +213,76 @@ def not_implemented(claim_id: str) -> ClaimResult:
                      status="not implemented")
 
 
-def reproduce(preset: str, out: Path, only: list[str] | None = None,
-              log=sys.stderr) -> list[dict]:
-  """Runs every registered experiment (or those covering ``only``) and
-  writes the reports after each one (:mod:`randconv.report`). Returns
-  every catalog claim's claims.json entry."""
+# --------------------------------------------------------------------------
+# The runner.
+
+def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
+              settings: settings_lib.Settings | None = None,
+              deadline: Deadline | None = None, log=sys.stderr
+              ) -> list[dict]:
+  """Runs every experiment (or those covering ``only``) under one deadline
+  (``settings.time_budget_s`` from now unless given) and writes the reports
+  after each one (:mod:`randconv.report`). Returns every catalog claim's
+  claims.json entry."""
   if preset not in PRESETS:
-    raise ValueError(f"unknown preset {preset!r}; choose {', '.join(PRESETS)}")
-  load_experiments()
+    raise RegistryError(f"unknown preset {preset!r}; choose "
+                        f"{', '.join(PRESETS)}")
+  wanted = set(check_ids(only)) if only else None
+  settings = settings or settings_lib.current()
+  if deadline is None:
+    deadline = Deadline.after(settings.time_budget_s)
   out = Path(out)
   out.mkdir(parents=True, exist_ok=True)
-  results: dict[str, ClaimResult] = {}
-  wanted = set(only) if only else None
+  results: dict[str, dict] = {}
   start = time.time()
   timings: dict[str, float] = {}
-  final = []
-  for exp in REGISTRY.values():
+  for exp in experiments().values():
     if wanted is not None and not wanted & set(exp.ids):
       continue
     print(f"[reproduce] {exp.name} ({', '.join(exp.ids)}): {exp.title}",
           file=log, flush=True)
     t0 = time.time()
-    for r in exp.run(preset, out / exp.name):
-      results[r.id] = r
+    config = exp.configure(preset, settings)
+    smoke = preset in exp.smoke_presets
+    for r in exp.run(config, out / exp.name, deadline):
+      results[r.id] = finalise(r, out, smoke)
     timings[exp.name] = round(time.time() - t0, 1)
-    final = write_report(out, preset, _all(results, wanted),
-                         time.time() - start, timings)
-  return final or write_report(out, preset, _all(results, wanted),
-                               time.time() - start, timings)
+    write_report(out, preset, _all(results, wanted), time.time() - start,
+                 timings)
+  return write_report(out, preset, _all(results, wanted),
+                      time.time() - start, timings)
 
 
-def _all(results: dict[str, ClaimResult], wanted) -> list[ClaimResult]:
-  covered = {i for e in REGISTRY.values() for i in e.ids}
+def _all(results: dict[str, dict], wanted) -> list[dict]:
+  """claims.json entries for every wanted catalog claim."""
+  covered = {i for e in experiments().values() for i in e.ids}
   out = []
-  for i in CATALOG:
+  for i in catalog():
     if wanted is not None and i not in wanted:
       continue
     if i in results:
       out.append(results[i])
-    elif i in covered:  # its experiment has not run (yet) in this invocation
-      out.append(ClaimResult(i, claim_text(i), None, None, status="partial",
-                             reason="not run yet: run the same command "
-                                    "again to finish"))
+      continue
+    if i in covered:  # its experiment has not run (yet) in this invocation
+      r = ClaimResult(i, claim_text(i), None, None, status="partial",
+                      reason="not run yet: run the same command again to "
+                             "finish")
     else:
-      out.append(not_implemented(i))
+      r = not_implemented(i)
+    out.append(finalise(r, Path(".")))
   return out
 
 
-def write_report(out: Path, preset: str, results: list[ClaimResult],
+def write_report(out: Path, preset: str, claims: list,
                  seconds: float = 0.0,
-                 timings: dict[str, float] | None = None) -> list[dict]:
+                 timings: dict[str, float] | None = None,
+                 smoke: bool = False) -> list[dict]:
   """Writes claims.json, run.json (with each experiment's seconds in this
-  invocation), report.md and report.html; returns the claims.json
-  entries."""
+  invocation), report.md and report.html; returns the claims.json entries.
+  ``claims`` are entries or :class:`ClaimResult` (finalised here)."""
   from randconv import report
-  claims = [finalise(r, preset, out) for r in results]
+  claims = [finalise(c, out, smoke) if isinstance(c, ClaimResult) else c
+            for c in claims]
   meta = report.run_metadata(preset, seconds)
   meta["experiment_seconds"] = dict(timings or {})
   report.write(out, claims, meta)

@@ -90,35 +90,134 @@ def bad_files(tmp_path_factory):
   data = (d / "full.jpg").read_bytes()
   (d / "truncated.jpg").write_bytes(data[: len(data) // 2])
   Image.fromarray(img[:6, :6]).save(d / "tiny.png")
+  (d / "empty").mkdir()
   return d
 
 
-BAD = {
-    "missing file": ["invert", "{d}/nope.png"],
-    "not an image": ["invert", "{d}/notes.png"],
-    "truncated jpeg": ["invert", "{d}/truncated.jpg"],
-    "too small": ["invert", "{d}/tiny.png", "--arch", "alexnet",
-                  "--size", "67"],
-    "unknown arch": ["describe", "--arch", "resnet"],
-    "unknown layer": ["describe", "--layer", "conv7_1"],
-    "unknown distribution": ["invert", "chelsea", "--dist", "cauchy:1"],
-    "bad scale": ["invert", "chelsea", "--dist", "gaussian:-1"],
-    "width zero": ["describe", "--width", "0"],
-    "width negative": ["invert", "chelsea", "--width", "-4"],
-    "seeds zero": ["invert", "chelsea", "--seeds", "0"],
-}
+# Bad input, one row each: name | command line | words the one line must
+# hold. {d} is the folder of bad files, {out} a fresh output path that must
+# stay absent. Options of DEFAULTS that a case leaves out are appended.
+BAD_TABLE = """
+# describe
+unknown arch | describe --arch resnet | resnet
+unknown layer | describe --layer conv7_1 | conv7_1
+width zero | describe --width 0 | must be positive
+# invert: images
+missing file | invert {d}/nope.png | no such file
+not an image | invert {d}/notes.png | not an image
+truncated jpeg | invert {d}/truncated.jpg | truncated
+too small | invert {d}/tiny.png --arch alexnet --size 67 | smaller than
+unknown photo name | invert kitten | neither a file nor
+# invert: network, distribution, sizes
+unknown distribution | invert chelsea --dist cauchy:1 | cauchy
+negative scale | invert chelsea --dist gaussian:-1 | positive
+scale not a number | invert chelsea --dist gaussian:abc | not a number
+width negative | invert chelsea --width -4 | must be positive
+seeds zero | invert chelsea --seeds 0 | must be positive
+size zero | invert chelsea --size 0 | must be positive
+size over memory | invert chelsea --size 100000 | GB of memory
+unknown pooling | invert chelsea --pooling median | invalid choice
+# invert: the output folder
+out unwritable | invert chelsea --out /proc/nope/x | cannot write
+out under a file | invert chelsea --out {d}/notes.png/x | a file, not a folder
+out is a file | invert chelsea --out {d}/notes.png | a file, not a folder
+# limit
+limit unknown arch | limit chelsea --arch resnet | resnet
+limit size over memory | limit chelsea --size 1000000 | GB of memory
+limit gp kernel over memory | limit chelsea --output conv --size 400 | GB
+limit samples zero | limit chelsea --samples 0 | must be positive
+limit unknown pooling | limit chelsea --pooling median | invalid choice
+limit out unwritable | limit chelsea --out /proc/nope/x | cannot write
+# features
+features npy unwritable | features chelsea --npy /proc/nope/x.npy | cannot write
+features npy is a folder | features chelsea --npy {d} | is a folder
+features no weights file | features chelsea --weights {d}/nope.pth | no such
+features weights not h5 | features chelsea --weights {d}/notes.png | HDF5
+features unknown layer | features chelsea --layer conv9 | 1..5
+features size over memory | features chelsea --size 100000 | GB of memory
+# train
+train steps zero | train --steps 0 | must be positive
+train batch negative | train --batch -1 | must be positive
+train lr zero | train --lr 0 | must be positive
+train out unwritable | train --out /proc/nope/t | cannot write
+train missing encoder | train --encoder {d}/nope.pth | no such weights
+train unknown data | train --data {d}/nope | no such dataset
+train data without images | train --data {d}/empty | no images
+train short side below crop | train --short-side 16 | --short-side
+train batch over memory | train --batch 10000000 | GB of memory
+train bad distribution | train --dist gaussian:abc | not a number
+train unknown arch | train --arch resnet | resnet
+# reproduce
+reproduce unknown preset | reproduce --preset huge | invalid choice
+reproduce out unwritable | reproduce --out /proc/nope/r | cannot write
+reproduce out is a file | reproduce --out {d}/notes.png | a file, not a folder
+reproduce missing weights | reproduce --weights {d}/nope.pth | no such weights
+# reproduce: the claims
+reproduce unknown claim id | reproduce --only S9z | unknown claim id S9z
+"""
+BAD = {name: (command, words) for name, command, words in (
+    map(str.strip, row.split("|")) for row in BAD_TABLE.splitlines()
+    if row and not row.startswith("#"))}
+
+
+DEFAULTS = {"invert": ["--size", "32", "--out", "{out}"],
+            "limit": ["--size", "16", "--out", "{out}"],
+            "features": ["--size", "32", "--npy", "{out}"],
+            "train": ["--size", "32", "--steps", "1", "--out", "{out}"],
+            "reproduce": ["--out", "{out}"]}
+
+
+def bad_argv(case: str, d, out) -> list[str]:
+  argv = BAD[case][0].split()
+  defaults = DEFAULTS.get(argv[0], [])
+  for flag, value in zip(defaults[::2], defaults[1::2], strict=True):
+    if flag not in argv:
+      argv += [flag, value]
+  return [a.format(d=d, out=out) for a in argv]
+
+
+def test_bad_input_catalogue_covers_every_command():
+  commands = {text.split()[0] for text, _ in BAD.values()}
+  assert {"invert", "limit", "features", "train", "reproduce"} <= commands
+  assert len(BAD) >= 15
 
 
 @pytest.mark.parametrize("case", BAD)
 def test_bad_input_one_line_exit_2(capsys, tmp_path, bad_files, case):
-  argv = [a.format(d=bad_files) for a in BAD[case]]
-  if argv[0] == "invert":
-    argv += ["--out", str(tmp_path), "--size", argv[argv.index("--size") + 1]
-             if "--size" in argv else "32"]
-  assert main(argv) == 2
+  out = tmp_path / "out"
+  before = sorted(p.name for p in bad_files.iterdir())
+  assert main(bad_argv(case, bad_files, out)) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("randconv: error: "), err
   assert "Traceback" not in err[0]
+  assert BAD[case][1] in err[0], err[0]
+  assert not out.exists()  # nothing partial
+  assert sorted(p.name for p in bad_files.iterdir()) == before
+
+
+def test_output_checks_leave_nothing(tmp_path):
+  from randconv.preflight import out_file, out_folder
+  assert out_folder(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
+  assert out_file(str(tmp_path / "c" / "x.npy")) == str(tmp_path / "c" /
+                                                         "x.npy")
+  assert list(tmp_path.iterdir()) == []
+
+
+def test_memory_estimates_pass_documented_sizes():
+  """The sizes of the README, the docs and the presets are far from any
+  refusal: each estimate is under 1 GB."""
+  from randconv.engine import activation_bytes
+  from randconv.spec import make_spec
+  from theory_checks.cli import limit_bytes
+  for layer in ("conv1", "conv5"):
+    spec = make_spec("vgg16", layer)
+    assert 16 * activation_bytes(spec, 227, 227) // 2 < 1e9
+  for layer, size, output, pooling in [("conv5", 227, "mean", "avg"),
+                                       ("pool1", 64, "mean", "avg"),
+                                       ("pool1", 64, "conv", "max"),
+                                       ("conv5", 227, "mean", "l2")]:
+    spec = make_spec("vgg16", layer, output=output, pooling=pooling)
+    assert limit_bytes(spec, size, output, pooling) < 1e9, (layer, size)
 
 
 def test_console_script_bad_input_no_traceback(tmp_path):

@@ -70,3 +70,26 @@ def test_batched_matches_single_and_grey_weights():
   rgb = jnp.asarray([[[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]]])
   np.testing.assert_allclose(metrics.grey(rgb)[0, 0], [0.299, 0.587, 0.114],
                              rtol=1e-6)
+
+
+def test_spearman_closed_form_with_ties():
+  # Average ranks [1, 2.5, 2.5, 4] and [1, 3, 2, 4]: centred, their
+  # products sum to 4.5 and their squares to 4.5 and 5, so rho = sqrt(0.9).
+  assert metrics.spearman([1, 2, 2, 3], [1, 3, 2, 4]) == pytest.approx(
+      np.sqrt(0.9), abs=1e-12)
+  assert metrics.spearman([3, 1, 2], [30, 10, 20]) == pytest.approx(1.0)
+  assert np.isnan(metrics.spearman([1], [2]))
+  assert np.isnan(metrics.spearman([1, 1, 1], [1, 2, 3]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_spearman_equals_scipy(seed):
+  stats = pytest.importorskip("scipy.stats")
+  r = np.random.default_rng(seed)
+  a = r.integers(0, 5, 12)          # ties
+  b = r.integers(0, 4, 12) + a      # correlated, with ties
+  c = r.random(9)                   # no ties
+  d = c + 0.3 * r.random(9)
+  for u, v in ((a, b), (c, d), (a, r.random(12))):
+    want = stats.spearmanr(u, v)[0]
+    assert metrics.spearman(u, v) == pytest.approx(want, abs=1e-12)

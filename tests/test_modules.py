@@ -32,12 +32,14 @@ def test_vmapped_init_and_apply_equal_single_nets(arch):
     for c in spec.convs:
       assert many["params"][c.name]["kernel"].shape == (4, *c.weight_shape)
       assert "bias" not in many["params"][c.name]  # random layers: no bias
+    # Four single-net calls (the forward pass compiled once).
+    apply1 = jax.jit(model.apply)
     for i, key in enumerate(keys):
       one = model.init(key, x)
       for c in spec.convs:
         np.testing.assert_array_equal(one["params"][c.name]["kernel"],
                                       many["params"][c.name]["kernel"][i])
-      y = model.apply(one, x)
+      y = apply1(one, x)
       scale = float(jnp.abs(y).max())
       assert scale > 0, (arch, layer)
       assert float(jnp.abs(outs[i] - y).max()) <= 1e-4 * scale, (arch, layer)

@@ -68,9 +68,12 @@ def _results(tmp_path: Path) -> list[ClaimResult]:
 
 @pytest.mark.parametrize("preset", ["cpu", "quick"])
 def test_report_html_is_self_contained_and_readable(tmp_path, preset):
-  claims = registry.write_report(tmp_path, preset, _results(tmp_path), 75.0)
-  statuses = {c["id"]: c["status"] for c in claims}
   smoke = preset == "quick"
+  # Section 3 and 4 experiments name quick a smoke preset; the theory not.
+  entries = [registry.finalise(r, tmp_path, smoke and r.id.startswith("S"))
+             for r in _results(tmp_path)]
+  claims = registry.write_report(tmp_path, preset, entries, 75.0)
+  statuses = {c["id"]: c["status"] for c in claims}
   assert statuses == {"S4c": "smoke" if smoke else "does not hold",
                       "S3c": "smoke" if smoke else "inconclusive",
                       "S3a": "smoke" if smoke else "needs weights",
@@ -131,7 +134,41 @@ def test_claims_not_run_yet_are_partial_not_missing():
   """While reproduce runs (or after a kill), a claim whose experiment has
   not run is `partial`; only a claim no experiment covers is `not
   implemented`."""
-  registry.load_experiments()
-  [r] = registry._all({}, {"S4c"})
-  assert r.status == "partial" and "not run yet" in r.reason
-  assert registry.final_status(r, "cpu") == "partial"
+  [c] = registry._all({}, {"S4c"})
+  assert c["status"] == "partial" and "not run yet" in c["reason"]
+
+
+def test_claims_and_experiments_are_plugins():
+  """The core finds the catalog and the experiments through entry points:
+  every claim is covered once, and ``randconv/`` imports neither plugin
+  package (its import graph, read from the source)."""
+  import ast
+  claims, exps = registry.catalog(), registry.experiments()
+  covered = [i for e in exps.values() for i in e.ids]
+  assert sorted(covered) == sorted(claims)
+  assert claims["T7"].extension and not claims["S4c"].extension
+  core = Path(registry.__file__).parent
+  for path in core.rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text())):
+      names = [a.name for a in node.names] if isinstance(node, ast.Import) \
+          else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+      for name in names:
+        assert name.split(".")[0] not in ("experiments", "theory_checks"), (
+            f"{path.relative_to(core.parent)} imports {name}")
+
+
+def test_a_broken_plugin_is_an_error_naming_it(monkeypatch):
+  from importlib.metadata import EntryPoint
+  broken = EntryPoint("broken", "experiments.no_such_module:EXPERIMENTS",
+                      registry.EXPERIMENTS_GROUP)
+  from randconv import plugins
+  monkeypatch.setattr(plugins, "entry_points", lambda group: [broken])
+  registry.experiments.cache_clear()
+  registry.catalog.cache_clear()
+  try:
+    with pytest.raises(plugins.PluginError,
+                       match="'broken' .*no_such_module"):
+      registry.experiments()
+  finally:
+    registry.experiments.cache_clear()
+    registry.catalog.cache_clear()

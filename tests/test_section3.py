@@ -1,7 +1,8 @@
-"""Section 3 end to end at the ``tiny`` preset: every experiment trains its
-decoders, writes its figure and a claim with numbers; S3a and S3e say
-"needs weights" without AlexNet ImageNet weights and are measured when a
-(generated, torchvision-format) AlexNet file is given. The verdicts of a
+"""Section 3 end to end at tiny sizes (the quick preset, smaller): every
+experiment trains its decoders, writes its figure and a claim with
+numbers; S3a and S3e say "needs weights" without AlexNet ImageNet weights
+and are measured when a (generated, torchvision-format) AlexNet file is
+given. The verdicts of a
 3-step run mean nothing; the test checks the plumbing, not the paper.
 """
 
@@ -16,18 +17,24 @@ import numpy as np
 import pytest
 
 from experiments import section3 as S3
+from randconv import settings
 from randconv.cli import build_parser
-from randconv.training import cli as tcli
+from randconv.deadline import NO_DEADLINE
+
+# The tests' small runs: the quick preset made smaller.
+TINY = S3.config_for("quick", crop=32, short_side=64, steps=3, width=8,
+                     layers=("conv1", "conv2"), val_samples=16, eval_every=3,
+                     threads=0, figure_size=32, s3e_layer="conv2")
 
 
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
   saved = {k: os.environ.get(k) for k in ("RANDCONV_DATA_DIR",
                                           "RANDCONV_JAX_CACHE",
-                                          tcli.WEIGHTS_ENV)}
+                                          "RANDCONV_WEIGHTS")}
   os.environ["RANDCONV_DATA_DIR"] = str(tmp_path_factory.mktemp("tfds"))
   os.environ["RANDCONV_JAX_CACHE"] = str(tmp_path_factory.mktemp("jax"))
-  os.environ.pop(tcli.WEIGHTS_ENV, None)
+  os.environ.pop("RANDCONV_WEIGHTS", None)
   yield tmp_path_factory.mktemp("out")
   for k, v in saved.items():
     if v is None:
@@ -51,15 +58,15 @@ def _check(result, workdir):
   assert any(p.suffix == ".json" for p in workdir.iterdir())
 
 
-def test_section3_tiny(env, torch, monkeypatch):
+def test_section3_tiny(env, torch):
   out = env
   runs = {}
   for fn in (S3.run_s3a, S3.run_s3b, S3.run_s3c, S3.run_s3d, S3.run_s3f,
              S3.run_s3g, S3.run_s3e):
-    [r] = fn("tiny", out / fn.__name__)
+    [r] = fn(TINY, out / fn.__name__, NO_DEADLINE)
     _check(r, out / fn.__name__)
     runs[r.id] = r
-  hed = S3.find_weights().vgg == "hed"
+  hed = S3.find_weights(()).vgg == "hed"
   assert runs["S3a"].status == "needs weights" and runs["S3a"].holds is None
   assert runs["S3e"].status == "needs weights" and runs["S3e"].holds is None
   # 3 steps never converge: every claim that could be decided is
@@ -72,14 +79,18 @@ def test_section3_tiny(env, torch, monkeypatch):
     assert runs[cid].summary and runs[cid].rule
     assert runs[cid].measured["convergence"]
   assert set(runs["S3f"].measured["mean_ssim"]) == {"vgg16", S3.ALEX}
-  trained = list((out / "section3_runs" / "tiny").iterdir())
+  trained = list((out / "section3_runs" / "quick").iterdir())
   assert all((d / "summary.json").exists() for d in trained)
 
   # With AlexNet weights the two claims run (their random runs are reused).
   alex = _fake_alexnet(torch, out / "alexnet-owt-test.pth")
-  monkeypatch.setenv(tcli.WEIGHTS_ENV, str(alex))
-  [a] = S3.run_s3a("tiny", out / "s3a_weights")
-  [e] = S3.run_s3e("tiny", out / "s3e_weights")
+  with_alex = S3.config_for("quick", settings.Settings(weights=(str(alex),)),
+                            **{f: getattr(TINY, f) for f in (
+                                "crop", "short_side", "steps", "width",
+                                "layers", "val_samples", "eval_every",
+                                "threads", "figure_size", "s3e_layer")})
+  [a] = S3.run_s3a(with_alex, out / "s3a_weights", NO_DEADLINE)
+  [e] = S3.run_s3e(with_alex, out / "s3e_weights", NO_DEADLINE)
   for r in (a, e):
     assert "AlexNet pre-trained" in r.measured["runs"]
   # S3e needs only AlexNet's weights; S3a also needs a pre-trained VGG.
@@ -87,7 +98,7 @@ def test_section3_tiny(env, torch, monkeypatch):
   assert (a.status == "inconclusive") == hed
   assert isinstance(a.holds, bool) == hed
   # tiny runs S3e at Conv2: one new run, AlexNet Conv2 pre-trained.
-  assert len(list((out / "section3_runs" / "tiny").iterdir())) == \
+  assert len(list((out / "section3_runs" / "quick").iterdir())) == \
       len(trained) + 1
   meta = json.loads((out / "s3a_weights" / "s3a.json").read_text())
   assert meta["pretrained_alexnet"] == alex.name  # no absolute paths
@@ -97,19 +108,18 @@ def test_reproduce_weights_option(tmp_path, monkeypatch):
   """``randconv reproduce --weights`` hands the files to the experiments."""
   seen = {}
 
-  def fake(preset, out, only=None):
-    seen["weights"] = tcli.user_weights()
+  def fake(preset, out, only=None, **kw):
+    seen["weights"] = kw["settings"].weights
     return []
 
   monkeypatch.setattr("randconv.registry.reproduce", fake)
-  monkeypatch.delenv(tcli.WEIGHTS_ENV, raising=False)
+  monkeypatch.delenv("RANDCONV_WEIGHTS", raising=False)
   f = tmp_path / "vgg16-test.pth"
   f.write_bytes(b"x")
   args = build_parser().parse_args(["reproduce", "--out", str(tmp_path),
                                     "--only", "S3a", "--weights", str(f)])
   args.func(args)
-  assert seen["weights"] == [str(f.resolve())]
-  monkeypatch.delenv(tcli.WEIGHTS_ENV, raising=False)
+  assert seen["weights"] == (str(f.resolve()),)
 
 
 def _curve(values):

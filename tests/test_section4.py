@@ -1,5 +1,6 @@
-"""Section 4 experiments end to end at tiny sizes, the resumable cell log,
-and a real kill-and-resume of the quick S4c run."""
+"""Section 4 experiments end to end at tiny sizes (the quick preset with
+smaller fields), resuming from the run folder, the deadline, and a real
+kill-and-resume of the kernel sweep."""
 
 import json
 import math
@@ -14,9 +15,23 @@ import numpy as np
 import pytest
 
 from randconv import registry
-from randconv.cells import CellLog, WorkdirError
+from randconv.deadline import NO_DEADLINE, Deadline
 
 from experiments import section4, section4_data
+from experiments.section4 import Fig7Config, KernelConfig, WidthConfig
+
+# The tests' small runs: the quick preset (smoke verdicts) made smaller.
+TINY = {
+    Fig7Config: dict(size=32, nets=2, others=1, width=8, sensitivity_size=48),
+    WidthConfig: dict(size=16, widths=(4, 8, 16), nets=2, images=3,
+                      fig10_images=2, fig10_widths=(4, 16),
+                      sensitivity_size=24),
+    KernelConfig: dict(size=16, kernels=(1, 3, 5), nets=2, images=3),
+}
+
+
+def tiny(cls, **fields):
+  return section4.config_for(cls, "quick", **{**TINY[cls], **fields})
 
 
 def _numbers(obj):
@@ -45,12 +60,12 @@ def _check_workdir(workdir: Path, figures: list[str]):
 
 
 def _check_claims(out: Path, results, ids):
-  registry.write_report(out, "tiny", results)
+  registry.write_report(out, "quick", results, smoke=True)
   claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())}
   assert set(ids) <= set(claims)
   for i in ids:
     c = claims[i]
-    assert c["status"] == "smoke"  # the tiny preset's verdicts are not evidence
+    assert c["status"] == "smoke"  # small runs' verdicts are not evidence
     assert isinstance(c["holds"], bool)
     assert c["summary"] and c["rule"] and c["paper_ref"]
     nums = _numbers(c["measured"])
@@ -59,27 +74,37 @@ def _check_claims(out: Path, results, ids):
       assert (out / f).exists()
 
 
-def test_fig7_and_kernel_sweep_end_to_end(tmp_path):
-  results = section4.run_fig7("tiny", tmp_path / "fig7")
-  _check_workdir(tmp_path / "fig7", ["fig7.png"])
-  results += section4.run_kernel_sweep("tiny", tmp_path / "kernel_sweep")
-  _check_workdir(tmp_path / "kernel_sweep", ["kernel_size.png"])
-  _check_claims(tmp_path, results, ["S4a", "S4b", "S4f"])
+@pytest.fixture(scope="module")
+def fig7_and_kernels(tmp_path_factory):
+  """One uninterrupted run of Fig. 7 and the kernel sweep."""
+  out = tmp_path_factory.mktemp("s4")
+  results = section4.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
+  results += section4.run_kernel_sweep(tiny(KernelConfig),
+                                       out / "kernel_sweep", NO_DEADLINE)
+  return out, results
+
+
+def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
+  out, results = fig7_and_kernels
+  _check_workdir(out / "fig7", ["fig7.png"])
+  _check_workdir(out / "kernel_sweep", ["kernel_size.png"])
+  _check_claims(out, results, ["S4a", "S4b", "S4f"])
   assert len(results[0].sensitivity) == 3
-  cfg = section4.FIG7["tiny"]
-  cells = _cells(tmp_path / "fig7" / "metrics.jsonl")
+  nets = TINY[Fig7Config]["nets"]
+  cells = _cells(out / "fig7" / "metrics.jsonl")
   main = [c for c in cells if not c.startswith("sens/")]
-  assert len(main) == 2 * 5 * cfg["nets"]            # both rows of Fig. 7
-  assert len(cells) - len(main) == 2 * 5 * cfg["nets"]  # row 1, 2 readings
+  assert len(main) == 2 * 5 * nets            # both rows of Fig. 7
+  assert len(cells) - len(main) == 2 * 5 * nets  # row 1, 2 readings
   # A second run in the same workdir computes no cell again.
-  before = (tmp_path / "fig7" / "metrics.jsonl").read_bytes()
-  section4.run_fig7("tiny", tmp_path / "fig7")
-  assert (tmp_path / "fig7" / "metrics.jsonl").read_bytes() == before
+  before = (out / "fig7" / "metrics.jsonl").read_bytes()
+  section4.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
+  assert (out / "fig7" / "metrics.jsonl").read_bytes() == before
 
 
 def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):
   wd = tmp_path / "conv1_width_sweep"
-  results = section4.run_width_sweep("tiny", wd)
+  cfg = tiny(WidthConfig)
+  results = section4.run_width_sweep(cfg, wd, NO_DEADLINE)
   _check_workdir(wd, ["fig8_ssim.png", "fig9_pearson.png", "fig10.png"])
   _check_claims(tmp_path, results, ["S4c", "S4d", "S4e"])
   s4c, s4d, _ = results
@@ -98,29 +123,31 @@ def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):
   assert any(c.startswith("sens/size24/conv/w16/") for c in cells)
   assert any(c.startswith("t7/conv-n200-p8192/i") for c in cells)
   before = (wd / "metrics.jsonl").read_bytes()
-  again = section4.run_width_sweep("tiny", wd)   # resumes: nothing new
+  again = section4.run_width_sweep(cfg, wd, NO_DEADLINE)  # nothing new
   assert (wd / "metrics.jsonl").read_bytes() == before
   assert again[0].sensitivity == rows
+  # The folder is refused under another config, naming the field.
+  with pytest.raises(registry.RandconvError, match=r"\(nets differ\)"):
+    section4.run_width_sweep(tiny(WidthConfig, nets=3), wd, NO_DEADLINE)
 
 
-def test_time_budget_stops_between_cells(tmp_path, monkeypatch):
-  monkeypatch.setenv("RANDCONV_TIME_BUDGET_S", "0")
-  (result,) = section4.run_kernel_sweep("tiny", tmp_path)
+def test_deadline_stops_between_cells(tmp_path):
+  (result,) = section4.run_kernel_sweep(tiny(KernelConfig), tmp_path,
+                                        Deadline.after(0))
   assert result.status == "partial" and result.holds is None
   assert "partial" in result.measured
   assert not (tmp_path / "metrics.jsonl").exists()
 
 
-def test_cell_log_drops_a_cut_line_and_refuses_another_config(tmp_path):
-  log = CellLog(tmp_path, {"a": 1})
-  log.add([{"cell": "x", "v": 1.5}, {"cell": "y", "v": 2.0}])
-  with open(tmp_path / "metrics.jsonl", "a") as f:
-    f.write('{"cell": "z", "v": 3')  # a kill in the middle of a write
-  again = CellLog(tmp_path, {"a": 1})
-  assert sorted(again.cells) == ["x", "y"]
-  assert (tmp_path / "metrics.jsonl").read_text().endswith("2.0}\n")
-  with pytest.raises(WorkdirError, match="another configuration"):
-    CellLog(tmp_path, {"a": 2})
+def test_presets_are_overrides_of_one_config():
+  cpu = section4.config_for(WidthConfig, "cpu")
+  assert cpu == WidthConfig()
+  quick = section4.config_for(WidthConfig, "quick")
+  assert (quick.preset, quick.size, quick.widths) == ("quick", 32,
+                                                      (4, 16, 64))
+  assert quick.sensitivity_size is None and cpu.sensitivity_size == 128
+  with pytest.raises(registry.RegistryError, match="tiny"):
+    section4.config_for(WidthConfig, "tiny")
 
 
 def test_offline_images_are_distinct_and_deterministic():
@@ -139,60 +166,52 @@ def test_spearman():
   assert section4.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
 
 
-def _reproduce(out: Path, env) -> subprocess.Popen:
-  return subprocess.Popen(
-      [sys.executable, "-m", "randconv.cli", "reproduce", "--preset", "quick",
-       "--only", "S4c", "--out", str(out)], env=env,
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-
-
 def _cells(path: Path) -> dict:
   return {r["cell"]: r for r in map(json.loads,
                                     path.read_text().splitlines())}
 
 
-def test_killed_quick_s4c_resumes_to_the_same_numbers(tmp_path):
-  # Subprocesses share a persistent compile cache: the first run fills it,
-  # so the killed and the resumed runs spend their time computing cells.
-  env = dict(os.environ,
-             JAX_COMPILATION_CACHE_DIR=str(tmp_path / "jax_cache"),
-             JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
-             JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="-1")
-  env.pop("RANDCONV_TIME_BUDGET_S", None)
-  full = _reproduce(tmp_path / "full", env)
-  assert full.wait(timeout=600) == 0, full.stderr.read()
-  want = _cells(tmp_path / "full" / "conv1_width_sweep" / "metrics.jsonl")
+KILLED = """
+import sys
+from pathlib import Path
+from experiments import section4
+from randconv.deadline import NO_DEADLINE
+cfg = section4.config_for(section4.KernelConfig, "quick", **{fields!r})
+section4.run_kernel_sweep(cfg, Path(sys.argv[1]), NO_DEADLINE)
+"""
 
-  metrics = tmp_path / "cut" / "conv1_width_sweep" / "metrics.jsonl"
-  run = _reproduce(tmp_path / "cut", env)
+
+def test_killed_kernel_sweep_resumes_to_the_same_numbers(tmp_path,
+                                                         fig7_and_kernels):
+  want = _cells(fig7_and_kernels[0] / "kernel_sweep" / "metrics.jsonl")
+  metrics = tmp_path / "metrics.jsonl"
+  env = dict(os.environ)
+  run = subprocess.Popen(
+      [sys.executable, "-c", KILLED.format(fields=TINY[KernelConfig]),
+       str(tmp_path)], env=env, stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE, text=True)
   deadline = time.time() + 300
   while time.time() < deadline and run.poll() is None:
-    if metrics.exists() and len(metrics.read_text().splitlines()) >= 3:
+    if metrics.exists() and metrics.read_text().count("\n") >= 1:
       break
-    time.sleep(0.02)
+    time.sleep(0.01)
   assert run.poll() is None, "the run ended before it could be killed"
   os.kill(run.pid, signal.SIGKILL)
   run.wait()
   assert run.returncode == -signal.SIGKILL
   cut = _cells(metrics)
   assert 0 < len(cut) < len(want)
-
-  again = _reproduce(tmp_path / "cut", env)
-  assert again.wait(timeout=600) == 0, again.stderr.read()
+  # Half a line, as a kill in the middle of a write leaves it: dropped.
+  with open(metrics, "a") as f:
+    f.write('{"cell": "k5/n0", "ssim_mean": 0.')
+  (result,) = section4.run_kernel_sweep(tiny(KernelConfig), tmp_path,
+                                        NO_DEADLINE)
   got = _cells(metrics)
   assert got.keys() == want.keys()
   for cell, record in want.items():
     assert got[cell] == record, cell
-  # The resumed run wrote its figures and claims like the full one.
-  for f in ("fig8_ssim.png", "fig9_pearson.png", "fig10.png"):
-    assert (tmp_path / "cut" / "conv1_width_sweep" / f).exists()
-  claims = {c["id"]: c for c in json.loads(
-      (tmp_path / "cut" / "claims.json").read_text())}
-  assert claims["S4c"]["status"] == "smoke"
-  nums = _numbers(claims["S4c"]["measured"])
-  assert nums and all(math.isfinite(v) for v in nums)
-  assert claims["S4c"]["holds"] == json.loads(
-      (tmp_path / "full" / "claims.json").read_text())[0]["holds"]
+  assert result.status == "measured"
+  assert (tmp_path / "kernel_size.png").exists()
 
 
 def test_sensitivity_explanations():

@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 
 from randconv import engine
+from randconv.deadline import Deadline
+from randconv.rundir import WorkdirError
 from randconv.spec import make_spec
 from theory_checks import checks, limits, routes
 from theory_checks import montecarlo as mc
@@ -167,7 +169,7 @@ def test_dropping_route_counts_fails_the_convergence_check():
 # --------------------------------------------------------------------------
 # Plumbing: resuming, the registry, the CLI
 
-def test_width_sweep_resumes(tmp_path):
+def test_width_sweep_resumes_and_stops_at_the_deadline(tmp_path):
   calls = []
 
   def make(n):
@@ -177,23 +179,39 @@ def test_width_sweep_resumes(tmp_path):
 
   x = positive(6)[None]
   lim = x[..., 0]
-  log = mc.Log(tmp_path / "metrics.jsonl", {"a": 1})
+  log = mc.open_log(tmp_path, {"a": 1})
   first = mc.width_sweep(log, make, lim, x, [2, 4], lambda n: 3)
-  log = mc.Log(tmp_path / "metrics.jsonl", {"a": 1})
+  log = mc.open_log(tmp_path, {"a": 1}, Deadline.after(0))
+  with pytest.raises(mc.OutOfTime, match="width 8"):
+    mc.width_sweep(log, make, lim, x, [2, 4, 8], lambda n: 3)
+  log = mc.open_log(tmp_path, {"a": 1})
   again = mc.width_sweep(log, make, lim, x, [2, 4, 8], lambda n: 3)
   assert calls == [2, 4, 8]
   np.testing.assert_array_equal(first[4], again[4])
-  # A different configuration starts afresh and keeps the old file aside.
-  mc.Log(tmp_path / "metrics.jsonl", {"a": 2})
-  assert (tmp_path / "metrics.jsonl.old").exists()
+  # Another configuration is refused, naming the field; nothing is lost.
+  with pytest.raises(WorkdirError, match=r"\(a differ\)"):
+    mc.open_log(tmp_path, {"a": 2})
+  assert len(mc.open_log(tmp_path, {"a": 1}).records) == 3
 
 
-def test_registers_t1_to_t7():
-  from randconv import registry
-  registry.load_experiments()
-  covered = {i for e in registry.REGISTRY.values() for i in e.ids}
-  assert {"T1", "T2", "T3", "T4", "T5", "T6", "T7"} <= covered
-  assert registry.EXTENSIONS == {"T7"}
+def test_a_check_out_of_time_is_partial(tmp_path):
+  from randconv.registry import experiments
+  exp = experiments()["theory_t3"]
+  cfg = exp.configure("quick", None)
+  assert cfg == checks.config_for("T3", "quick") and cfg.preset == "quick"
+  [r] = exp.run(cfg, tmp_path, Deadline.after(0))
+  assert r.status == "partial" and r.holds is None
+  assert "time budget" in r.reason
+
+
+def test_presets_are_overrides_of_one_config():
+  assert checks.config_for("T1", "cpu") == checks.Preset()
+  quick = checks.config_for("T4", "quick")
+  assert quick.t4_widths == (64, 256, 512, 1024, 2048)
+  assert quick.t4_depth == checks.Preset().t4_depth
+  assert checks.config_for("T1", "paper").seeds_for(4) == 50
+  with pytest.raises(ValueError, match="unknown preset 'tiny'"):
+    checks.config_for("T1", "tiny")
 
 
 def test_limit_command(tmp_path, capsys):

@@ -5,12 +5,15 @@ that the check must catch."""
 
 import json
 import math
+import shutil
 
 import numpy as np
 import pytest
 
+from randconv.deadline import Deadline
 from randconv.spec import make_spec
 from theory_checks import checks, gp, limits, t7
+from theory_checks import montecarlo as mc
 
 
 def photo(size):
@@ -126,12 +129,13 @@ def test_wrong_kernel_fails_check_a(empirical, wrong):
   assert errs[2048].mean() > 3 * right[2048].mean()
 
 
-def test_t7_end_to_end_and_resume(tmp_path):
-  p = t7.T7Preset(size=12, photos=checks._TWO, kernel_widths=(16, 64, 256),
-                  kernel_nets=2, fit_min=16, dist_width=64, dist_nets=40,
-                  gp_samples=60, sweep_widths=(4, 64), sweep_nets=6,
-                  pool_samples=1 << 13)
-  r = t7.t7(p, tmp_path)
+def test_t7_end_to_end_then_cut_and_resumed(tmp_path):
+  p = t7.config_for("quick", size=12, kernel_widths=(16, 64, 256),
+                    kernel_nets=2, fit_min=16, dist_width=64, dist_nets=40,
+                    gp_samples=60, sweep_widths=(4, 64), sweep_nets=6,
+                    pool_samples=1 << 13)
+  full = tmp_path / "full"
+  r = t7.t7(p, full)
   m = r.measured
   assert set(m["b_tests"]) == {"chelsea (colour)", "astronaut (grey)"}
   for key in ("ssim", "pearson_abs"):
@@ -140,11 +144,27 @@ def test_t7_end_to_end_and_resume(tmp_path):
   assert set(m["c_conv"]["by_width"]) == {"4", "64"}
   assert 0 < m["c_prediction"]["mean"]["ssim_mean"] < 1
   for f in r.figures:
-    assert (tmp_path / f.split("/")[-1]).exists()
-  lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
-  again = t7.t7(p, tmp_path)   # resumes: nothing recomputed
-  assert (tmp_path / "metrics.jsonl").read_text().splitlines() == lines
+    assert (full / f.split("/")[-1]).exists()
+  lines = (full / "metrics.jsonl").read_text().splitlines()
+  again = t7.t7(p, full)   # resumes: nothing recomputed
+  assert (full / "metrics.jsonl").read_text().splitlines() == lines
   assert json.dumps(again.measured, sort_keys=True) == json.dumps(
+      m, sort_keys=True)
+  # What a kill leaves: the first records and half a line. The deadline
+  # stops the resumed run at once; without it the run finishes with the
+  # uninterrupted run's numbers.
+  cut = tmp_path / "cut"
+  shutil.copytree(full / "samples", cut / "samples")  # kept by a kill too
+  (cut / "config.json").write_text((full / "config.json").read_text())
+  kept = len(lines) - 2
+  (cut / "metrics.jsonl").write_text("\n".join(lines[:kept]) + "\n"
+                                     + lines[kept][:20])
+  with pytest.raises(mc.OutOfTime):
+    t7.t7(p, cut, deadline=Deadline.after(0))
+  resumed = t7.t7(p, cut)
+  got = (cut / "metrics.jsonl").read_text().splitlines()
+  assert got[:kept] == lines[:kept] and len(got) == len(lines)
+  assert json.dumps(resumed.measured, sort_keys=True) == json.dumps(
       m, sort_keys=True)
 
 

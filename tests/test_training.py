@@ -263,3 +263,24 @@ def test_catalog_source_under_mock_data(tmp_path):
                       eval_every=2, checkpoint_every=2, data=cfg),
         tmp_path / "run", progress=False, threads=0)
   assert res.done and len(T.loss_curve(res.metrics)[1]) == 2
+
+
+def test_time_budget_stops_with_a_checkpoint_and_resumes(data_dir, tmp_path,
+                                                        capsys, monkeypatch):
+  # The command's one clock: a budget spent before the first step stops
+  # the run at step 0 (validation point, no step); the same command
+  # without a budget then finishes it.
+  out = str(tmp_path / "budget")
+  args = ["train", *TINY, "--steps", "2", "--out", out]
+  monkeypatch.setenv("RANDCONV_TIME_BUDGET_S", "0")
+  assert main(args) == 0
+  recs = T.read_metrics(out)
+  assert [r["step"] for r in recs if "val_loss" in r] == [0]
+  assert not any("loss" in r for r in recs)
+  assert not (tmp_path / "budget" / "summary.json").exists()
+  monkeypatch.delenv("RANDCONV_TIME_BUDGET_S")
+  assert main(args) == 0
+  assert [r["step"] for r in T.read_metrics(out) if "loss" in r] == [0, 1]
+  assert json.loads((tmp_path / "budget" / "summary.json").read_text())[
+      "done"]
+  capsys.readouterr()

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from randconv.registry import ClaimResult, claim_text, register
+from randconv.deadline import Deadline
+from randconv.registry import ClaimResult, Table, claim_text
 
 
 def _claim(result, workdir: Path) -> ClaimResult:
@@ -63,12 +64,27 @@ def summary_of(measured: dict) -> str:
 
 
 
+EXPERIMENTS = Table()
+
+
 def _make(check_id: str, title: str):
-  def run(preset: str, workdir: Path) -> list[ClaimResult]:
+  def configure(preset: str, settings):
     from theory_checks import checks
-    return [_claim(checks.CHECKS[check_id](preset, workdir), workdir)]
+    return checks.config_for(check_id, preset)
+
+  def run(cfg, workdir: Path, deadline: Deadline) -> list[ClaimResult]:
+    from theory_checks import checks
+    from theory_checks.montecarlo import OutOfTime
+    try:
+      result = checks.CHECKS[check_id](cfg, workdir, deadline=deadline)
+    except OutOfTime as e:
+      return [ClaimResult(check_id, claim_text(check_id), {"partial": str(e)},
+                          None, status="partial", reason=str(e))]
+    return [_claim(result, workdir)]
+
   run.__name__ = f"theory_{check_id.lower()}"
-  register(check_id, title=title, name=run.__name__)(run)
+  EXPERIMENTS.add(check_id, title=title, configure=configure,
+                  name=run.__name__)(run)
   return run
 
 

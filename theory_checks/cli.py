@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from randconv.errors import RandconvError
+from randconv.preflight import check_memory, out_folder
 
 CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
 
@@ -19,9 +20,18 @@ def cmd_theory(a) -> None:
   if bad:
     raise RandconvError(f"unknown check {bad[0]}; choose from "
                         f"{', '.join(CHECK_IDS)}")
+  from randconv import settings
+  from randconv.deadline import Deadline
+  from theory_checks.montecarlo import OutOfTime
   out = Path(a.out)
   start = time.time()
-  results = checks.run_checks(a.preset, out, only)
+  # This command's one clock ($RANDCONV_TIME_BUDGET_S); a stopped check
+  # keeps its widths and the same command resumes it.
+  deadline = Deadline.after(settings.current().time_budget_s)
+  try:
+    results = checks.run_checks(a.preset, out, only, deadline=deadline)
+  except OutOfTime as e:
+    raise RandconvError(str(e)) from None
   total = time.time() - start
   payload = {"preset": a.preset, "out": str(out), "seconds": round(total, 1),
              "holds": all(r.holds for r in results),
@@ -41,6 +51,26 @@ def cmd_theory(a) -> None:
   emit(a, payload, "\n".join(lines))
 
 
+def limit_bytes(spec, size: int, output: str, pooling: str) -> int:
+  """A lower bound of the bytes ``randconv limit`` holds at once: the image
+  (float32, then float64) and the recursion's largest arrays: a step's
+  input and output [HW, HW] kernels (conv output), two energy maps (L2
+  pooling) or the banded covariance at the input (average or max)."""
+  from theory_checks import gp, limits
+  pixels = size * size
+  image = pixels * 3 * (4 + 8)
+  if output == "conv":
+    steps = gp.law_steps(spec, size, size)
+    biggest = max([pixels] + [o[0] * o[1] for _, _, o in steps])
+    return image + 2 * biggest ** 2 * 8
+  if pooling == "l2":
+    return image + 2 * pixels * 8
+  steps = limits.section5_steps(spec, size, size, pooling="avg",
+                                sampled=pooling == "max")
+  dy, dx = limits.required_offsets(steps)[0]
+  return image + pixels * (2 * dy + 1) * (2 * dx + 1) * 8
+
+
 def cmd_limit(a) -> None:
   import numpy as np
 
@@ -49,6 +79,10 @@ def cmd_limit(a) -> None:
   from theory_checks import gp, limits
 
   spec = make_spec(a.arch, a.layer, output=a.output, pooling=a.pooling)
+  if a.size >= spec.min_size():  # else load_batch names the smallest size
+    check_memory(limit_bytes(spec, a.size, a.output, a.pooling),
+                 f"the {a.output} limit of {spec.arch} {spec.layer} at "
+                 f"{a.size}x{a.size}", "lower --size")
   x = images.load_batch([a.image], a.size, spec.min_size())[0]
   out = Path(a.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -118,7 +152,7 @@ def add_commands(sub) -> None:
       "convergence, variance and angle bounds)")
   p.add_argument("--preset", default="cpu", choices=("quick", "cpu",
                                                       "paper"))
-  p.add_argument("--out", default="runs/theory",
+  p.add_argument("--out", default="runs/theory", type=out_folder,
                  help="output folder (a rerun resumes there)")
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
                  help="checks to run (T1 .. T7)")
@@ -143,6 +177,6 @@ def add_commands(sub) -> None:
                  help="GP samples for --output conv (default 200); draws "
                       "per max-pool window for --output mean (default "
                       "65536)")
-  p.add_argument("--out", required=True)
+  p.add_argument("--out", required=True, type=out_folder)
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_limit)

@@ -36,19 +36,19 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from randconv.spec import ChannelMean, Conv, Crop, LRN, NetSpec, Pool, Unpool
+from randconv import settings
 from theory_checks.limits import C1, TheoryError, arccos_relu
 from theory_checks.routes import placement, pool_matrix, tap_indices
 
 # The full kernels are [HW, HW] float64: 4096 pixels is 128 MiB a matrix and
 # the recursion holds about four. RANDCONV_GP_MAX_PIXELS raises the cap on a
 # machine with more memory (51,529 pixels at 227x227 is 21 GB a matrix).
-MAX_FULL_PIXELS = int(os.environ.get("RANDCONV_GP_MAX_PIXELS", 64 * 64))
+MAX_FULL_PIXELS = settings.current().gp_max_pixels
 POOL_SAMPLES = 1 << 16    # joint samples of a whole pre-pool map
 WINDOW_SAMPLES = 1 << 16  # samples of each pool window (diagonal only)
 CHUNK = 1024              # samples per batch (the standard error's unit)

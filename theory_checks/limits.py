@@ -59,7 +59,8 @@ class Step:
 def section5_steps(spec: NetSpec, height: int, width: int,
                    pooling: str | None = None,
                    sampled: bool = False) -> list[Step]:
-  """The spec's layers as :class:`Step` records, checked against theory_checks/README.md.
+  """The spec's layers as :class:`Step` records, checked against
+  theory_checks/README.md.
 
   Args:
     spec: a network with the channel-mean output.
@@ -328,6 +329,61 @@ def _unpool_banded_axis(k, axis, stride: int, n_out: int, d_out: int):
   return np.moveaxis(out, (0, 1), (axis, axis + 2))
 
 
+def _input_covariance(x: np.ndarray, d: tuple[int, int]) -> np.ndarray:
+  """K_0[i, d] = <x(i), x(i + d)> over the channels of ``x`` [H, W, C],
+  for offsets up to ``d``."""
+  dy, dx = d
+  xp = np.pad(x, ((dy, dy), (dx, dx), (0, 0)))
+  win = np.lib.stride_tricks.sliding_window_view(
+      xp, (2 * dy + 1, 2 * dx + 1), axis=(0, 1))  # [h, w, C, by, bx]
+  return np.einsum("ijc,ijcab->ijab", x, win)
+
+
+def _conv_covariance(k: np.ndarray, step: Step
+                     ) -> tuple[np.ndarray, np.ndarray]:
+  """A conv's banded pre-activation covariance (the band of its input
+  ``k``) and its diagonal."""
+  layer = step.layer
+  off = (layer.kernel - 1 - layer.padding if layer.transpose
+         else layer.padding)
+  s = _shift_sum(k, 0, layer.kernel, off, step.out_hw[0])
+  s = _shift_sum(s, 1, layer.kernel, off, step.out_hw[1])
+  s = _mask(s)
+  cy, cx = (s.shape[2] - 1) // 2, (s.shape[3] - 1) // 2
+  return s, s[:, :, cy, cx]
+
+
+def _sampled_pool(pre: np.ndarray | None, step: Step, d_next, samples: int,
+                  seed: int, info: dict | None) -> np.ndarray:
+  """A max (or L2) pool's output diagonal, sampled window by window from
+  the banded pre-activations ``pre`` of the conv before it."""
+  layer = step.layer
+  if d_next != (0, 0):
+    raise TheoryError(
+        f"{layer.name}: the banded recursion samples a {layer.pooling} "
+        "pool only where the layers after it need its diagonal alone; "
+        "use theory_checks.gp.full_law (maps up to 64x64)")
+  if pre is None:
+    raise TheoryError(f"{layer.name}: a sampled pool must follow a ReLU "
+                      "conv")
+  from theory_checks.gp import window_pool_diag
+  diag, se = window_pool_diag(pre, layer, step.out_hw, samples=samples,
+                              seed=seed)
+  if info is not None:
+    info.setdefault("pool_rel_se", []).append(se)
+  return diag[:, :, None, None]
+
+
+def _resample_banded(k: np.ndarray, step: Step, d_next) -> np.ndarray:
+  """Average pooling or unpooling of a banded covariance, both axes."""
+  layer, (ho, wo) = step.layer, step.out_hw
+  if isinstance(layer, Pool):
+    k = _pool_banded_axis(k, 0, layer, ho, d_next[0])
+    return _mask(_pool_banded_axis(k, 1, layer, wo, d_next[1]))
+  k = _unpool_banded_axis(k, 0, layer.stride, ho, d_next[0])
+  return _unpool_banded_axis(k, 1, layer.stride, wo, d_next[1])
+
+
 def covariance_limit(spec: NetSpec, x: np.ndarray, *,
                      return_diagonals: bool = False,
                      samples: int | None = None, seed: int = 0,
@@ -362,57 +418,26 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
   steps = section5_steps(spec, h, w, pooling="avg",
                          sampled=samples is not None)
   need = required_offsets(steps)
+  k = _input_covariance(x, need[0])
   pre = None  # the last conv's banded pre-activation kernel
-  dy, dx = need[0]
-  # K_0[i, d] = <x(i), x(i + d)> over the channels.
-  xp = np.pad(x, ((dy, dy), (dx, dx), (0, 0)))
-  win = np.lib.stride_tricks.sliding_window_view(
-      xp, (2 * dy + 1, 2 * dx + 1), axis=(0, 1))  # [h, w, C, by, bx]
-  k = np.einsum("ijc,ijcab->ijab", x, win)
   diagonals = []
   y = None
   for i, step in enumerate(steps):
     layer = step.layer
     d_next = need[i + 1] if i + 1 < len(steps) else (0, 0)
     if isinstance(layer, Conv):
-      off = (layer.kernel - 1 - layer.padding if layer.transpose
-             else layer.padding)
-      s = _shift_sum(k, 0, layer.kernel, off, step.out_hw[0])
-      s = _shift_sum(s, 1, layer.kernel, off, step.out_hw[1])
-      s = _mask(s)
-      cy, cx = (s.shape[2] - 1) // 2, (s.shape[3] - 1) // 2
-      diag = s[:, :, cy, cx]
+      s, diag = _conv_covariance(k, step)
       if step.output_conv:
-        y = C1 * np.sqrt(diag)
-        k = y
+        k = y = C1 * np.sqrt(diag)
         diagonals.append(y)
         continue
-      s = _band(s, d_next)
-      by, bx = d_next
-      pre = s
-      k = arccos_relu(s, diag[:, :, None, None], _partner_diag(diag, by, bx))
+      pre = _band(s, d_next)
+      k = arccos_relu(pre, diag[:, :, None, None],
+                      _partner_diag(diag, *d_next))
     elif isinstance(layer, Pool) and layer.pooling != "avg":
-      if d_next != (0, 0):
-        raise TheoryError(
-            f"{layer.name}: the banded recursion samples a {layer.pooling} "
-            "pool only where the layers after it need its diagonal alone; "
-            "use theory_checks.gp.full_law (maps up to 64x64)")
-      if pre is None:
-        raise TheoryError(f"{layer.name}: a sampled pool must follow a ReLU "
-                          "conv")
-      from theory_checks.gp import window_pool_diag
-      diag, se = window_pool_diag(pre, layer, step.out_hw, samples=samples,
-                                  seed=seed + i)
-      if info is not None:
-        info.setdefault("pool_rel_se", []).append(se)
-      k = diag[:, :, None, None]
-    elif isinstance(layer, Pool):
-      k = _pool_banded_axis(k, 0, layer, step.out_hw[0], d_next[0])
-      k = _pool_banded_axis(k, 1, layer, step.out_hw[1], d_next[1])
-      k = _mask(k)
-    elif isinstance(layer, Unpool):
-      k = _unpool_banded_axis(k, 0, layer.stride, step.out_hw[0], d_next[0])
-      k = _unpool_banded_axis(k, 1, layer.stride, step.out_hw[1], d_next[1])
+      k = _sampled_pool(pre, step, d_next, samples, seed + i, info)
+    elif isinstance(layer, (Pool, Unpool)):
+      k = _resample_banded(k, step, d_next)
     elif isinstance(layer, ChannelMean):
       continue
     elif isinstance(layer, Crop):

@@ -31,13 +31,15 @@ distribution.
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
 
 import numpy as np
 
+from randconv.deadline import NO_DEADLINE, Deadline
+from randconv.errors import RandconvError
+from randconv.rundir import RunDir, read_jsonl
 from randconv.spec import ChannelMean, Conv, Crop, LRN, NetSpec, Pool, Unpool
 from theory_checks.limits import TheoryError, angle
 from theory_checks.routes import tap_indices
@@ -63,6 +65,91 @@ def _check(spec: NetSpec) -> int:
   return mean_at - 1
 
 
+def _sampler_plan(spec: NetSpec, height: int, width: int) -> list[tuple]:
+  """Per layer ``(index, layer, in_hw, out_hw, gram, taps)``: ``gram`` where
+  the sampler draws a conv from its Gram matrix (fan-in > output pixels),
+  with :func:`theory_checks.routes.tap_indices` as ``taps``."""
+  enc, dec = spec.shapes(height, width)
+  sizes = [(height, width)] + [(s.height, s.width) for s in enc + dec]
+  plan = []
+  for i, layer in enumerate(spec.layers):
+    in_hw, out_hw = sizes[i], sizes[i + 1]
+    if isinstance(layer, Conv):
+      gram = layer.fan_in > out_hw[0] * out_hw[1]
+      idx = tap_indices(layer, in_hw, out_hw) if gram else None
+      plan.append((i, layer, in_hw, out_hw, gram, idx))
+    else:
+      plan.append((i, layer, in_hw, out_hw, False, None))
+  return plan
+
+
+def _layer_key_fn(prng: str):
+  """``layer_key(key, i)``: the key of layer i under ``prng`` (``rbg``,
+  ``threefry`` or ``auto``; see :func:`sampler_fn`)."""
+  import jax
+  import jax.numpy as jnp
+  if prng == "auto":
+    from randconv.engine import default_strategy
+    prng = "rbg" if default_strategy() == "loop" else "threefry"
+
+  def layer_key(key, i):
+    if prng == "threefry":
+      return jax.random.fold_in(key, i)
+    # The rbg state (128 bits) from two threefry-derived words per layer.
+    a = jax.random.fold_in(key, 2 * i)
+    b = jax.random.fold_in(key, 2 * i + 1)
+    return jax.random.wrap_key_data(jnp.concatenate([a, b]), impl="rbg")
+
+  return layer_key
+
+
+def _gram_draw(x, k, idx, n: int, out_hw):
+  """Pre-activations [H', W', n] of a conv with N(0, 1) weights on the
+  maps ``x`` [H, W, C], drawn from their Gram matrix: z = L g with
+  S = L L^T, S summed over the taps ``idx`` (module docstring)."""
+  import jax
+  import jax.numpy as jnp
+  from jax import lax
+  flat = x.reshape(-1, x.shape[-1])
+  kx = jnp.dot(flat, flat.T, precision=lax.Precision.HIGHEST)
+  kx = jnp.pad(kx, ((0, 1), (0, 1)))  # the padding row reads zeros
+  s = jnp.sum(kx[idx[:, :, None], idx[:, None, :]], axis=0)
+  # S is positive semi-definite; the jitter (1e-4 of its mean diagonal)
+  # keeps float32 Cholesky from failing on round-off and moves the
+  # energies by 1e-4 relative: angles of 1e-5 rad.
+  jitter = JITTER * jnp.mean(jnp.diag(s)) + jnp.finfo(s.dtype).tiny
+  root = jnp.linalg.cholesky(s + jitter * jnp.eye(s.shape[0]))
+  g = jax.random.normal(k, (root.shape[1], n))
+  z = jnp.dot(root, g, precision=lax.Precision.HIGHEST)
+  return z.reshape(out_hw[0], out_hw[1], n)
+
+
+def _conv_draw(x, k, layer: Conv, out_hw):
+  """Pre-activations of ``layer`` on ``x`` [H, W, C] with drawn N(0, 1)
+  weights."""
+  import jax
+
+  from randconv import ops
+  w = jax.random.normal(k, layer.weight_shape)
+  if layer.transpose:
+    return ops.conv_transpose2d(x[None], w, layer.stride, layer.padding,
+                                out_hw)[0]
+  return ops.conv2d(x[None], w, layer.stride, layer.padding)[0]
+
+
+def _resample(x, layer, out_hw):
+  """A pool, unpool or crop on one image's maps ``x`` [H, W, C]."""
+  from randconv import ops
+  if isinstance(layer, Pool):
+    return ops.pool2d(x[None], layer.pooling, layer.window, layer.stride,
+                      layer.ceil_mode)[0]
+  if isinstance(layer, Unpool):
+    return ops.unpool2d(x[None], layer.stride, out_hw)[0]
+  if isinstance(layer, Crop):
+    return x[:out_hw[0], :out_hw[1]]
+  return x
+
+
 def sampler_fn(spec: NetSpec, height: int, width: int, *,
                every_depth: bool = False, prng: str = "auto"):
   """``fn(key, images [B, H, W, C]) -> [B, H, W]``: one exact draw of the
@@ -82,75 +169,28 @@ def sampler_fn(spec: NetSpec, height: int, width: int, *,
   """
   import jax
   import jax.numpy as jnp
-  from jax import lax
-
-  from randconv import ops
 
   out_conv = _check(spec)
-  enc, dec = spec.shapes(height, width)
-  sizes = [(height, width)] + [(s.height, s.width) for s in enc + dec]
-  plan = []
-  for i, layer in enumerate(spec.layers):
-    in_hw, out_hw = sizes[i], sizes[i + 1]
-    if isinstance(layer, Conv):
-      gram = layer.fan_in > out_hw[0] * out_hw[1]
-      idx = tap_indices(layer, in_hw, out_hw) if gram else None
-      plan.append((i, layer, in_hw, out_hw, gram, idx))
-    else:
-      plan.append((i, layer, in_hw, out_hw, False, None))
-
-  if prng == "auto":
-    from randconv.engine import default_strategy
-    prng = "rbg" if default_strategy() == "loop" else "threefry"
-
-  def layer_key(key, i):
-    if prng == "threefry":
-      return jax.random.fold_in(key, i)
-    # The rbg state (128 bits) from two threefry-derived words per layer.
-    a = jax.random.fold_in(key, 2 * i)
-    b = jax.random.fold_in(key, 2 * i + 1)
-    return jax.random.wrap_key_data(jnp.concatenate([a, b]), impl="rbg")
+  plan = _sampler_plan(spec, height, width)
+  layer_key = _layer_key_fn(prng)
 
   def one(key, x):  # x: [H, W, C]
     means = []
     for i, layer, in_hw, out_hw, gram, idx in plan:
+      if not isinstance(layer, Conv):
+        x = _resample(x, layer, out_hw)
+        continue
       k = layer_key(key, i)
-      if isinstance(layer, Conv):
-        n = layer.out_channels
-        if gram:
-          flat = x.reshape(-1, x.shape[-1])
-          kx = jnp.dot(flat, flat.T, precision=lax.Precision.HIGHEST)
-          kx = jnp.pad(kx, ((0, 1), (0, 1)))  # the padding row reads zeros
-          s = jnp.sum(kx[idx[:, :, None], idx[:, None, :]], axis=0)
-          # S is positive semi-definite; the jitter (1e-4 of its mean
-          # diagonal) keeps float32 Cholesky from failing on round-off and
-          # moves the energies by 1e-4 relative: angles of 1e-5 rad.
-          jitter = JITTER * jnp.mean(jnp.diag(s)) + jnp.finfo(s.dtype).tiny
-          root = jnp.linalg.cholesky(s + jitter * jnp.eye(s.shape[0]))
-          g = jax.random.normal(k, (root.shape[1], n))
-          z = jnp.dot(root, g, precision=lax.Precision.HIGHEST)
-          z = z.reshape(out_hw[0], out_hw[1], n)
-        else:
-          w = jax.random.normal(k, layer.weight_shape)
-          if layer.transpose:
-            z = ops.conv_transpose2d(x[None], w, layer.stride, layer.padding,
-                                     out_hw)[0]
-          else:
-            z = ops.conv2d(x[None], w, layer.stride, layer.padding)[0]
-        a = jax.nn.relu(z)
-        if every_depth:
-          means.append(jnp.mean(a, axis=-1))
-        if i == out_conv:
-          x = jnp.mean(a, axis=-1, keepdims=True)
-        else:
-          x = a / math.sqrt(n)
-      elif isinstance(layer, Pool):
-        x = ops.pool2d(x[None], layer.pooling, layer.window, layer.stride,
-                       layer.ceil_mode)[0]
-      elif isinstance(layer, Unpool):
-        x = ops.unpool2d(x[None], layer.stride, out_hw)[0]
-      elif isinstance(layer, Crop):
-        x = x[:out_hw[0], :out_hw[1]]
+      n = layer.out_channels
+      z = _gram_draw(x, k, idx, n, out_hw) if gram else \
+          _conv_draw(x, k, layer, out_hw)
+      a = jax.nn.relu(z)
+      if every_depth:
+        means.append(jnp.mean(a, axis=-1))
+      if i == out_conv:
+        x = jnp.mean(a, axis=-1, keepdims=True)
+      else:
+        x = a / math.sqrt(n)
     if every_depth:
       return jnp.stack(means)
     return x[..., 0]
@@ -203,55 +243,35 @@ def angles_to(outputs: np.ndarray, limits: np.ndarray) -> np.ndarray:
 WEIGHTS = "flax-init"
 
 
-class Log:
-  """A JSON-lines file of results, one record per finished unit of work, so
-  a rerun in the same folder resumes where it stopped."""
-
-  def __init__(self, path: Path, config: dict):
-    self.path = Path(path)
-    self.path.parent.mkdir(parents=True, exist_ok=True)
-    cfg = self.path.parent / "config.json"
-    # How library nets draw their weights (a change invalidates old records).
-    config = {**config, "weights": WEIGHTS}
-    text = json.dumps(config, sort_keys=True, indent=1, default=str)
-    if cfg.exists() and cfg.read_text() != text + "\n":
-      # A different configuration: keep the old results aside, start anew.
-      for p in (cfg, self.path):
-        if p.exists():
-          p.rename(p.with_suffix(p.suffix + ".old"))
-    cfg.write_text(text + "\n")
-    self.records = []
-    if self.path.exists():
-      for line in self.path.read_text().splitlines():
-        if line.strip():
-          self.records.append(json.loads(line))
-
-  def find(self, **key) -> dict | None:
-    for r in self.records:
-      if all(r.get(k) == v for k, v in key.items()):
-        return r
-    return None
-
-  @staticmethod
-  def read_norm_ratio(path: Path, tag: str, width: int):
-    """||y|| / ||y_hat|| [S, B] of one width from a metrics file, or None."""
-    path = Path(path)
-    if not path.exists():
-      return None
-    for line in path.read_text().splitlines():
-      r = json.loads(line)
-      if r.get("tag") == tag and r.get("width") == width:
-        return np.asarray(r["norm_ratio"])
-    return None
-
-  def add(self, record: dict) -> dict:
-    self.records.append(record)
-    with self.path.open("a") as f:
-      f.write(json.dumps(record, default=float) + "\n")
-    return record
+class OutOfTime(RandconvError):
+  """The deadline came before a check finished: its folder keeps every
+  finished width, and the same command resumes it."""
 
 
-def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
+def open_log(workdir: Path, config: dict,
+             deadline: Deadline = NO_DEADLINE) -> RunDir:
+  """A check's run folder (``config.json`` + ``metrics.jsonl``): one record
+  per finished unit of work, so a rerun resumes where it stopped."""
+  # How library nets draw their weights (a change invalidates old records).
+  return RunDir(workdir, {**config, "weights": WEIGHTS}, deadline=deadline)
+
+
+def read_norm_ratio(path: Path, tag: str, width: int):
+  """||y|| / ||y_hat|| [S, B] of one width from a metrics file, or None."""
+  for r in read_jsonl(path):
+    if r.get("tag") == tag and r.get("width") == width:
+      return np.asarray(r["norm_ratio"])
+  return None
+
+
+def check_time(log: RunDir, what: str) -> None:
+  """Raises :class:`OutOfTime` when the log's deadline has passed."""
+  if log.out_of_time():
+    raise OutOfTime(f"stopped by the time budget before {what}; run the "
+                    "same command again to resume")
+
+
+def width_sweep(log: RunDir, make_fn, limits: np.ndarray, images: np.ndarray,
                 widths: list[int], seeds_for, *, tag: str = "",
                 seed: int = 0, samples_dir: Path | None = None,
                 keep_samples=(), spec_for=None) -> dict[int, np.ndarray]:
@@ -266,6 +286,7 @@ def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
   for n in tqdm(widths, desc=f"widths {tag}".strip(), leave=False):
     rec = log.find(tag=tag, width=n)
     if rec is None:
+      check_time(log, f"width {n} {tag}".rstrip())
       start = time.time()
       out = draw(make_fn(n), images, seeds_for(n), seed=seed,
                  progress=f"{tag} N={n}",
@@ -279,7 +300,7 @@ def width_sweep(log: Log, make_fn, limits: np.ndarray, images: np.ndarray,
         Path(samples_dir).mkdir(parents=True, exist_ok=True)
         np.save(Path(samples_dir) / f"{tag}_N{n}.npy",
                 out[0].astype(np.float32))
-      rec = log.add({"tag": tag, "width": n, "angles": a.tolist(),
+      rec = log.append({"tag": tag, "width": n, "angles": a.tolist(),
                      "norm_ratio": ratio.tolist(),
                      "seconds": round(time.time() - start, 2)})
     result[n] = np.asarray(rec["angles"])

@@ -16,6 +16,7 @@ computes the law.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -23,7 +24,10 @@ from pathlib import Path
 
 import numpy as np
 
+from randconv.deadline import NO_DEADLINE, Deadline
+from randconv.registry import preset_config
 from theory_checks import checks, gp
+from theory_checks import montecarlo as mc
 
 KS_ALPHA = 0.01   # (b): the KS tests must not reject at this family-wise
                   # level (Bonferroni over inputs x metrics)
@@ -34,40 +38,41 @@ NOISE_SHARE = 0.5  # (a): K's sampling error below this x the error at max N
 
 @dataclass(frozen=True)
 class T7Preset:
-  size: int
-  photos: tuple
-  kernel_widths: tuple[int, ...]   # (a)
-  kernel_nets: int
-  fit_min: int
-  dist_width: int                  # (b)
-  dist_nets: int
-  gp_samples: int
-  sweep_widths: tuple[int, ...]    # (c)
-  sweep_nets: int
+  """T7's sizes; the defaults are the cpu preset's, :data:`OVERRIDES` the
+  others'."""
+
+  preset: str = "cpu"
+  size: int = 32
+  photos: tuple = checks._TWO
+  kernel_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024,
+                                    2048)  # (a)
+  kernel_nets: int = 6
+  fit_min: int = 64
+  dist_width: int = 1024                  # (b)
+  dist_nets: int = 200
+  gp_samples: int = 1000
+  sweep_widths: tuple[int, ...] = (4, 8, 16, 32, 64, 128, 256, 512,
+                                   1024)  # (c)
+  sweep_nets: int = 30
   pool_samples: int = gp.POOL_SAMPLES
 
 
-PRESETS = {
-    "quick": T7Preset(size=16, photos=checks._TWO,
-                      kernel_widths=(16, 64, 256, 1024), kernel_nets=3,
-                      fit_min=64, dist_width=256, dist_nets=100,
-                      gp_samples=400, sweep_widths=(4, 16, 64, 256),
-                      sweep_nets=10),
-    "cpu": T7Preset(size=32, photos=checks._TWO,
-                    kernel_widths=(16, 32, 64, 128, 256, 512, 1024, 2048),
-                    kernel_nets=6, fit_min=64, dist_width=1024,
-                    dist_nets=200, gp_samples=1000,
-                    sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024),
-                    sweep_nets=30),
-    "paper": T7Preset(size=64, photos=tuple(
+OVERRIDES = {
+    "quick": dict(preset="quick", size=16, kernel_widths=(16, 64, 256, 1024),
+                  kernel_nets=3, dist_width=256, dist_nets=100,
+                  gp_samples=400, sweep_widths=(4, 16, 64, 256),
+                  sweep_nets=10),
+    "cpu": {},
+    "paper": dict(preset="paper", size=64, photos=tuple(
         (n, m) for n in checks.PHOTOS_ALL[:4] for m in ("colour", "grey")),
-                      kernel_widths=(16, 32, 64, 128, 256, 512, 1024, 2048),
-                      kernel_nets=10, fit_min=64, dist_width=1024,
-                      dist_nets=500, gp_samples=2000,
-                      sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024,
-                                    2048), sweep_nets=50,
-                      pool_samples=1 << 15),
+                  kernel_nets=10, dist_nets=500, gp_samples=2000,
+                  sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024,
+                                2048), sweep_nets=50, pool_samples=1 << 15),
 }
+
+
+def config_for(preset: str, **fields) -> T7Preset:
+  return preset_config(T7Preset(), OVERRIDES, preset, **fields)
 
 
 def specs(width: int | None = None):
@@ -161,6 +166,7 @@ def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path,
   for b, xb in enumerate(x):
     rec = log.find(tag="law", photo=b)
     if rec is None:
+      mc.check_time(log, f"T7's law of input {b}")
       t0 = time.time()
       conv, pred = conv_law(xb, n=p.gp_samples, samples=p.pool_samples,
                             seed=ROOT_SEED + 10 * b)
@@ -169,7 +175,7 @@ def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path,
       samples_dir.mkdir(parents=True, exist_ok=True)
       np.save(samples_dir / f"gp_{b}.npy", pred["samples"][:8])
       np.save(samples_dir / f"limit_{b}.npy", lim.astype(np.float32))
-      rec = log.add({"tag": "law", "photo": b, **conv, **mean,
+      rec = log.append({"tag": "law", "photo": b, **conv, **mean,
                      "seconds": round(time.time() - t0, 1)})
     out.append(rec)
   return out
@@ -194,7 +200,8 @@ def _kernel_errors(p, x, log, kernels: dict[int, np.ndarray]):
   errs = {}
   rec = log.find(tag="kernel_noise")
   if rec is None:
-    rec = log.add({"tag": "kernel_noise", "error": [
+    mc.check_time(log, "T7's kernel noise")
+    rec = log.append({"tag": "kernel_noise", "error": [
         gp.best_scale_error(_limit_kernel(p, x, b, seed_shift=5),
                             kernel(b)) / math.sqrt(2)
         for b in range(len(x))]})
@@ -202,11 +209,12 @@ def _kernel_errors(p, x, log, kernels: dict[int, np.ndarray]):
   for n in p.kernel_widths:
     rec = log.find(tag="kernel", width=n)
     if rec is None:
+      mc.check_time(log, f"T7's kernel at width {n}")
       t0 = time.time()
       sig = empirical_kernels(n, x, p.kernel_nets, ROOT_SEED + 1)
       e = [[gp.best_scale_error(sig[s, b], kernel(b))
             for b in range(len(x))] for s in range(len(sig))]
-      rec = log.add({"tag": "kernel", "width": n, "error": e,
+      rec = log.append({"tag": "kernel", "width": n, "error": e,
                      "seconds": round(time.time() - t0, 1)})
     errs[n] = np.asarray(rec["error"])
   return errs, noise
@@ -225,9 +233,10 @@ def _sweep(p, x, log):
           else p.sweep_nets
       rec = log.find(tag="sweep", variant=v, width=n)
       if rec is None:
+        mc.check_time(log, f"T7's sweep at width {n} ({v})")
         t0 = time.time()
         m = library_metrics(v, n, x, nets, ROOT_SEED + 2)
-        rec = log.add({"tag": "sweep", "variant": v, "width": n,
+        rec = log.append({"tag": "sweep", "variant": v, "width": n,
                        "ssim": m["ssim"].tolist(),
                        "pearson": m["pearson"].tolist(),
                        "seconds": round(time.time() - t0, 1)})
@@ -302,33 +311,18 @@ def approach(sweep: dict, pred: dict, widths, fit_min: int) -> dict:
           "holds": bool(ok and shrinks)}
 
 
-def t7(preset, workdir: Path) -> checks.CheckResult:
-  """T7: the infinite-width law of the Figs. 8-9 network (max pooling)."""
-  from theory_checks import montecarlo as mc
-  from theory_checks.limits import TheoryError
-  if isinstance(preset, T7Preset):
-    name, p = "custom", preset
-  elif preset in PRESETS:
-    name, p = preset, PRESETS[preset]
-  else:
-    raise TheoryError(f"unknown preset {preset!r}; choose "
-                      f"{', '.join(PRESETS)}")
-  workdir = Path(workdir)
-  start = time.time()
-  x, names = checks.inputs(p.photos, p.size)
-  log = mc.Log(workdir / "metrics.jsonl",
-               {"check": "T7", "preset": name, **p.__dict__,
-                "root_seed": ROOT_SEED})
-  kernels: dict[int, np.ndarray] = {}   # K per photo, computed once
-  law_recs = laws(p, x, log, workdir / "samples", kernels)
-  errs, noise = _kernel_errors(p, x, log, kernels)
-  slopes = checks.fit_slopes(errs, p.fit_min)                # [B]
-  top = float(errs[max(errs)].mean())
-  sweep = _sweep(p, x, log)
-  # (b)
+def _preset(preset) -> T7Preset:
+  """The sizes of a preset name or a :class:`T7Preset`."""
+  return preset if isinstance(preset, T7Preset) else config_for(preset)
+
+
+def _b_tests(lib: dict, law_recs: list[dict], names: list[str]
+             ) -> tuple[dict, float]:
+  """(b): per input the :func:`distribution_test` of SSIM and of |r|,
+  library nets ``lib`` against the GP draws, and the level of each test
+  (Bonferroni: family-wise KS_ALPHA)."""
+  alpha = KS_ALPHA / (2 * len(names))
   dist = {}
-  lib = sweep["conv"][p.dist_width]
-  alpha = KS_ALPHA / (2 * len(names))   # Bonferroni: family-wise KS_ALPHA
   for b, nm in enumerate(names):
     dist[nm] = {
         "ssim": distribution_test(lib["ssim"][:, b],
@@ -336,24 +330,36 @@ def t7(preset, workdir: Path) -> checks.CheckResult:
         "pearson_abs": distribution_test(np.abs(lib["pearson"][:, b]),
                                          law_recs[b]["gp_pearson_abs"],
                                          alpha)}
-  b_holds = all(d["holds"] for v in dist.values() for d in v.values())
-  # (c)
+  return dist, alpha
+
+
+def t7(preset, workdir: Path, *,
+       deadline: Deadline = NO_DEADLINE) -> checks.CheckResult:
+  """T7: the infinite-width law of the Figs. 8-9 network (max pooling)."""
+  p = _preset(preset)
+  workdir = Path(workdir)
+  start = time.time()
+  x, names = checks.inputs(p.photos, p.size)
+  log = mc.open_log(workdir, {"check": "T7", **dataclasses.asdict(p),
+                              "root_seed": ROOT_SEED}, deadline)
+  kernels: dict[int, np.ndarray] = {}   # K per photo, computed once
+  law_recs = laws(p, x, log, workdir / "samples", kernels)
+  errs, noise = _kernel_errors(p, x, log, kernels)
+  slopes = checks.fit_slopes(errs, p.fit_min)                # [B]
+  top = float(errs[max(errs)].mean())
+  sweep = _sweep(p, x, log)
+  dist, alpha = _b_tests(sweep["conv"][p.dist_width], law_recs, names)
   pred = predictions(law_recs)
   widths = sorted(sweep["mean"])
   curves = {v: approach(sweep[v], pred[v], widths, p.fit_min)
             for v in ("conv", "mean")}
   a_holds = checks.convergence_holds(slopes) and noise < NOISE_SHARE * top
+  b_holds = all(d["holds"] for v in dist.values() for d in v.values())
   c_holds = all(c["holds"] for c in curves.values())
-  floor = max(max(r["kernel_pool_rel_se"] or [0.0]) for r in law_recs)
   measured = {
       "network": f"vgg16 pool1, max pooling, conv and channel-mean output, "
                  f"{p.size}x{p.size}, {len(names)} inputs",
-      "a_kernel_slope_per_image": {nm: round(float(s), 3)
-                                   for nm, s in zip(names, slopes)},
-      "a_kernel_error": {str(n): round(float(e.mean()), 4)
-                         for n, e in errs.items()},
-      "a_pool_sampling_rel_se": round(floor, 5),
-      "a_limit_kernel_sampling_error": round(noise, 5),
+      **_a_measured(names, slopes, errs, noise, law_recs),
       "a_holds": a_holds,
       "b_width": p.dist_width, "b_nets": p.dist_nets,
       "b_gp_samples": p.gp_samples, "b_tests": dist, "b_holds": b_holds,
@@ -375,20 +381,37 @@ def t7(preset, workdir: Path) -> checks.CheckResult:
       "process (conv output) and to a fixed image (channel mean): its "
       "kernel at the N^(-1/2) rate, its SSIM and |r| in distribution, and "
       "Fig. 8's curves to the predicted plateaus",
-      measured,
+      measured, _tolerance(p, len(names)),
+      bool(a_holds and b_holds and c_holds), [str(f) for f in figs],
+      time.time() - start)
+
+
+def _a_measured(names, slopes, errs, noise: float, law_recs) -> dict:
+  """(a)'s numbers: the kernel error's slopes and values, and the
+  sampling errors of the max pool and of K itself."""
+  floor = max(max(r["kernel_pool_rel_se"] or [0.0]) for r in law_recs)
+  return {"a_kernel_slope_per_image": {nm: round(float(s), 3)
+                                       for nm, s in zip(names, slopes)},
+          "a_kernel_error": {str(n): round(float(e.mean()), 4)
+                             for n, e in errs.items()},
+          "a_pool_sampling_rel_se": round(floor, 5),
+          "a_limit_kernel_sampling_error": round(noise, 5)}
+
+
+def _tolerance(p: T7Preset, n_inputs: int) -> str:
+  """What (a), (b) and (c) must meet, in words."""
+  return (
       f"(a) every per-image log-log slope of the kernel error over N >= "
       f"{p.fit_min} ({p.kernel_nets} nets per N) in [{checks.SLOPE_RANGE[0]},"
       f" {checks.SLOPE_RANGE[1]}], and K's own sampling error below "
       f"{NOISE_SHARE:g} x the error at the largest N; (b) at N = "
       f"{p.dist_width}, {p.dist_nets} "
       f"nets vs {p.gp_samples} GP samples per input and metric: means within "
-      f"{MEAN_Z:g} SE and KS p >= {KS_ALPHA} / {2 * len(names)} (Bonferroni)"
+      f"{MEAN_Z:g} SE and KS p >= {KS_ALPHA} / {2 * n_inputs} (Bonferroni)"
       f"; (c) at every N >= {p.fit_min}"
       f" mean SSIM ({p.sweep_nets} nets) within {MEAN_Z:g} SE of the "
       "prediction, and the error at the largest N below the smallest's, for "
-      "both outputs",
-      bool(a_holds and b_holds and c_holds), [str(f) for f in figs],
-      time.time() - start)
+      "both outputs")
 
 
 # --------------------------------------------------------------------------
@@ -414,7 +437,8 @@ def figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs, dist):
 
 
 def plot_distributions(path, sweep, p, law_recs, names, dist):
-  plt = checks._plt()
+  from randconv.plotting import _plt, save_figure
+  plt = _plt()
   lib = sweep["conv"][p.dist_width]
   fig, axes = plt.subplots(len(names), 2, figsize=(8, 2.6 * len(names)),
                            squeeze=False)
@@ -438,7 +462,6 @@ def plot_distributions(path, sweep, p, law_recs, names, dist):
         ax.legend(fontsize=7)
   fig.suptitle("T7 (b): conv output, library nets vs the Gaussian-process "
                "limit", fontsize=9)
-  from randconv.plotting import save_figure
   return save_figure(fig, path)
 
 

@@ -7,19 +7,10 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from randconv.errors import RandconvError
-
-WEIGHTS_ENV = "RANDCONV_WEIGHTS"
-
-
-def user_weights() -> list[str]:
-  """Weight files given to ``randconv reproduce --weights`` (or, for library
-  use, ``$RANDCONV_WEIGHTS``, paths separated by ``os.pathsep``)."""
-  text = os.environ.get(WEIGHTS_ENV, "")
-  return [p for p in text.split(os.pathsep) if p]
+from randconv.preflight import check_net_fits, out_file, out_folder
 
 
 def _positive_float(text: str) -> float:
@@ -46,6 +37,7 @@ def cmd_features(a) -> None:
     if a.weights and a.weights != "hed":
       arch = W.read_weights(a.weights, a.format)[0]
   spec = make_spec(arch, a.layer, width=a.width, activation="relu")
+  check_net_fits(spec, a.size)
   if a.weights:
     enc = W.pretrained_encoder(spec, a.weights, a.format)
   else:
@@ -84,13 +76,44 @@ def train_config_from_args(a):
       log_every=a.log_every, conv_impl=a.conv_impl, data=data)
 
 
+def check_train(cfg) -> None:
+  """What ``randconv train`` can check before it makes the run folder: the
+  network at the crop size, the data source, the memory of one batch, and
+  the encoder (a weights file is read) or the random one's distribution.
+
+  Raises:
+    RandconvError: one line naming what is wrong.
+  """
+  from randconv.distributions import parse_distribution
+  from randconv.training import data as data_lib
+  from randconv.training import train
+  spec = cfg.spec()
+  crop, short = cfg.data.crop, cfg.data.short_side
+  spec.shapes(crop, crop)
+  if short < crop:
+    raise RandconvError(f"--short-side {short} is smaller than the crop "
+                        f"(--size {crop}); give at least {crop}")
+  if cfg.data.source != "photos" and cfg.data.source not in data_lib.CATALOG:
+    data_lib._folder_files(Path(cfg.data.source))
+  check_net_fits(spec, crop, cfg.batch, advice="lower --batch or --size")
+  if cfg.encoder == "random":
+    parse_distribution(cfg.dist)
+  else:
+    train.build_encoder(cfg, spec)
+
+
 def cmd_train(a) -> None:
+  from randconv import settings
   from randconv.cli import emit
+  from randconv.deadline import Deadline
   from randconv.training import train
 
   cfg = train_config_from_args(a)
+  check_train(cfg)
   train.enable_compilation_cache()
-  res = train.train_and_evaluate(cfg, a.out, threads=a.threads)
+  budget = settings.current().time_budget_s  # this command's one clock
+  res = train.train_and_evaluate(cfg, a.out, threads=a.threads,
+                                 deadline=Deadline.after(budget))
   s = res.summary
   payload = {"out": str(res.workdir), "step": res.step, "done": res.done,
              "stopped": res.stopped, **s}
@@ -110,7 +133,8 @@ def cmd_train(a) -> None:
 
 def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
   """Adds ``--weights`` to ``randconv reproduce``: the files reach the
-  Section 3 experiments through ``$RANDCONV_WEIGHTS``."""
+  Section 3 experiments as a field of their config
+  (:class:`randconv.settings.Settings` ``weights``)."""
   original = parser.get_default("func")
   parser.add_argument(
       "--weights", nargs="+", default=None, metavar="FILE",
@@ -123,8 +147,7 @@ def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
       for p in a.weights:
         if not Path(p).is_file():
           raise RandconvError(f"no such weights file: {p}")
-      os.environ[WEIGHTS_ENV] = os.pathsep.join(
-          str(Path(p).resolve()) for p in a.weights)
+      a.weights = tuple(str(Path(p).resolve()) for p in a.weights)
     original(a)
 
   parser.set_defaults(func=run)
@@ -155,8 +178,8 @@ def add_commands(sub) -> None:
                  help="random encoder's distribution")
   p.add_argument("--seed", type=int, default=0, help="random encoder's seed")
   p.add_argument("--size", type=positive_int, default=227)
-  p.add_argument("--npy", required=True, help="output .npy, [H, W, C] "
-                 "float32")
+  p.add_argument("--npy", required=True, type=out_file,
+                 help="output .npy, [H, W, C] float32")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_features)
 
@@ -200,7 +223,8 @@ def add_commands(sub) -> None:
                  "(default: wgrad on a CPU, direct elsewhere)")
   p.add_argument("--threads", type=int, default=1,
                  help="grain reader threads (0: none)")
-  p.add_argument("--out", required=True, help="the run's folder")
+  p.add_argument("--out", required=True, type=out_folder,
+                 help="the run's folder")
   p.add_argument("--json", action="store_true")
   p.set_defaults(func=cmd_train)
 

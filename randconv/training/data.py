@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from randconv import images
+from randconv import images, settings
 from randconv.errors import RandconvError
 
 CATALOG = ("imagenet2012", "imagenette")
@@ -88,7 +88,7 @@ class DataConfig:
 
 
 def _data_dir(cfg: DataConfig) -> str | None:
-  return cfg.data_dir or os.environ.get("RANDCONV_DATA_DIR") or None
+  return cfg.data_dir or settings.current().data_dir
 
 
 # --------------------------------------------------------------------------

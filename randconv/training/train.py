@@ -24,7 +24,8 @@ same workdir resumes from the last checkpoint; batch ``t`` is a pure function
 of the seed and ``t`` (:mod:`randconv.training.data`), so the resumed losses
 equal an uninterrupted run's.
 
-``RANDCONV_TIME_BUDGET_S`` (or ``deadline``) stops a run cleanly between
+A :class:`randconv.deadline.Deadline` (``--time-budget`` or
+``RANDCONV_TIME_BUDGET_S`` of the command) stops a run cleanly between
 steps, with a checkpoint, when the time is up; run it again to go on.
 
 The networks are the Flax modules of :mod:`randconv.modules`: the decoder's
@@ -50,14 +51,14 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from randconv import modules
+from randconv import modules, settings
+from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.errors import RandconvError
 from randconv.policy import ConvPolicy
+from randconv.rundir import RunDir, WorkdirError, read_jsonl
 from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import data as data_lib
 from randconv.training import weights as weights_lib
-
-TIME_BUDGET_ENV = "RANDCONV_TIME_BUDGET_S"
 
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
 
@@ -209,11 +210,16 @@ def reconstruct(dec_params: Params, enc: weights_lib.Encoder,
                                              x.shape[1:3])
 
 
+def lr_schedule(cfg: TrainConfig) -> optax.Schedule:
+  """The multistep rate: ``lr``, times ``gamma`` at each milestone."""
+  return optax.piecewise_constant_schedule(
+      cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
   """Adam(0.9, 0.999) with Caffe's weight decay added to the kernels'
   gradient first, and the multistep rate."""
-  schedule = optax.piecewise_constant_schedule(
-      cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
+  schedule = lr_schedule(cfg)
   kernels_only = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
       lambda path, _: path[-1].key == "kernel", params)
   return optax.chain(
@@ -323,30 +329,17 @@ def _restore(manager, step: int, dec, opt_state):
 
 
 def read_metrics(workdir: str | os.PathLike) -> list[dict]:
-  path = Path(workdir) / "metrics.jsonl"
-  if not path.exists():
-    return []
-  out = []
-  for line in path.read_text().splitlines():
-    line = line.strip()
-    if line:
-      try:
-        out.append(json.loads(line))
-      except json.JSONDecodeError:
-        break  # a line cut by a kill: everything after it is redone
-  return out
+  """The metrics records of a run folder (a line cut by a kill, and what
+  follows it, is left out: it is redone)."""
+  return read_jsonl(Path(workdir) / "metrics.jsonl")
 
 
-def _truncate_metrics(workdir: Path, step: int) -> None:
+def _truncate_metrics(run: RunDir, step: int) -> None:
   """Keeps the records of steps before ``step`` and the evaluation at
   ``step`` (made with the checkpoint's params); the rest is recomputed."""
-  kept = [r for r in read_metrics(workdir) if r.get("step", 0) < step or (
+  run.rewrite([r for r in run.records if r.get("step", 0) < step or (
       r.get("step") == step and "loss" not in r
-      and r.get("event") in (None, "checkpoint"))]
-  text = "".join(json.dumps(r) + "\n" for r in kept)
-  tmp = workdir / "metrics.jsonl.tmp"
-  tmp.write_text(text)
-  tmp.replace(workdir / "metrics.jsonl")
+      and r.get("event") in (None, "checkpoint"))])
 
 
 def loss_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
@@ -381,26 +374,6 @@ class RunResult:
   summary: dict = field(default_factory=dict)
 
 
-def deadline_from_env() -> float | None:
-  """The monotonic time at which ``RANDCONV_TIME_BUDGET_S`` runs out,
-  counted from the first call in this process."""
-  global _DEADLINE
-  text = os.environ.get(TIME_BUDGET_ENV)
-  if not text:
-    return None
-  if _DEADLINE is None:
-    try:
-      budget = float(text)
-    except ValueError:
-      raise RandconvError(f"{TIME_BUDGET_ENV}={text!r} is not a number of "
-                          "seconds") from None
-    _DEADLINE = time.monotonic() + budget
-  return _DEADLINE
-
-
-_DEADLINE: float | None = None
-
-
 def enable_compilation_cache() -> None:
   """Keeps compiled XLA programs on disk (``$RANDCONV_JAX_CACHE``, default
   ``~/.cache/randconv/jax``) so that a resumed or repeated run does not
@@ -408,7 +381,7 @@ def enable_compilation_cache() -> None:
   if os.environ.get("JAX_COMPILATION_CACHE_DIR") or \
       jax.config.jax_compilation_cache_dir:
     return
-  path = os.environ.get("RANDCONV_JAX_CACHE") or os.path.join(
+  path = settings.current().jax_cache or os.path.join(
       os.path.expanduser("~"), ".cache", "randconv", "jax")
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
@@ -421,8 +394,17 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
               disable=not enabled, mininterval=1.0)
 
 
+def open_run(cfg: TrainConfig, workdir: str | os.PathLike) -> RunDir:
+  """The run folder of ``cfg``; the conv path changes only float rounding
+  and speed, so a run may go on with another one."""
+  try:
+    return RunDir(workdir, cfg.as_dict(), may_differ=("conv_impl",))
+  except WorkdirError as e:
+    raise RunMismatch(str(e)) from None
+
+
 def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
-                       deadline: float | None = None,
+                       deadline: Deadline | None = None,
                        progress: bool | str = True,
                        threads: int = 1) -> RunResult:
   """Trains the decoder of ``cfg`` in ``workdir``, resuming if it holds a
@@ -431,9 +413,9 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   Args:
     cfg: the run.
     workdir: its folder.
-    deadline: a ``time.monotonic()`` value; between steps past it the run
-      saves a checkpoint and stops (``RunResult.stopped``). None: from
-      ``RANDCONV_TIME_BUDGET_S`` if set.
+    deadline: the invocation's clock (:mod:`randconv.deadline`); between
+      steps past it the run saves a checkpoint and stops
+      (``RunResult.stopped``). None: no limit.
     progress: show a progress bar (a string is its label).
     threads: grain reader threads (0: read in the training thread).
 
@@ -443,161 +425,153 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       checkpoint stays in the workdir.
     RandconvError: bad data or weights (one line).
   """
-  workdir = Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
-  config_path = workdir / "config.json"
-  wanted = cfg.as_dict()
-  if config_path.exists():
-    # The conv path changes only float rounding and speed: not compared.
-    have = json.loads(config_path.read_text())
-    want = json.loads(json.dumps(wanted))
-    diff = sorted(k for k in set(have) | set(want)
-                  if k != "conv_impl" and have.get(k) != want.get(k))
-    if diff:
-      raise RunMismatch(f"{workdir} holds a run with another config "
-                        f"(differs in {', '.join(diff)}); use another --out")
-  else:
-    config_path.write_text(json.dumps(wanted, indent=1) + "\n")
-  if deadline is None:
-    deadline = deadline_from_env()
-
+  run = open_run(cfg, workdir)
   spec = cfg.spec()
   spec.shapes(cfg.data.crop, cfg.data.crop)  # the crop fits the network
   enc = build_encoder(cfg, spec)
   optimizer = make_optimizer(cfg)
   dec = init_decoder(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2), spec)
   opt_state = jax.jit(optimizer.init)(dec)
-
-  manager = _manager(workdir)
+  manager = _manager(run.path)
   start = manager.latest_step() or 0
   if start:
     dec, opt_state = _restore(manager, start, dec, opt_state)
     dec = jax.tree_util.tree_map(jnp.asarray, dec)
     opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
-  summary_path = workdir / "summary.json"
-  if start >= cfg.steps and summary_path.exists():
+  summary = run.read_json("summary.json")
+  if start >= cfg.steps and summary is not None:
     manager.close()
-    return RunResult(workdir, cfg, read_metrics(workdir), dec, start, True,
-                     summary=json.loads(summary_path.read_text()))
-  _truncate_metrics(workdir, start)
-
-  data = data_lib.load(cfg.data, cfg.batch)
-  step_fn = make_train_step(spec, enc, optimizer, cfg.impl)
-  evaluate = make_eval(spec, enc, cfg.batch, cfg.impl)
-  batches = data.batches(cfg.batch, start=start, threads=threads)
-  schedule = optax.piecewise_constant_schedule(
-      cfg.lr, {m: cfg.gamma for m in cfg.schedule_milestones() if m > 0})
-
-  log = open(workdir / "metrics.jsonl", "a")
-  pending: list[tuple[int, jax.Array]] = []
+    return RunResult(run.path, cfg, run.records, dec, start, True,
+                     summary=summary)
+  _truncate_metrics(run, start)
   label = progress if isinstance(progress, str) else \
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
-  bar = _progress(cfg.steps, start, label, bool(progress))
-  last_saved = start
-  last_eval = max((r["step"] for r in read_metrics(workdir)
-                   if "val_loss" in r), default=-1)
-  t0, step0 = time.monotonic(), start
-
-  def write(record: dict) -> None:
-    log.write(json.dumps(record) + "\n")
-
-  def diverged(s: int, key: str, value, when: str) -> None:
-    write({"step": s, "event": "diverged", key: str(value)})
-    log.close()
-    bar.close()
+  loop = _Loop(cfg, run, manager, make_train_step(spec, enc, optimizer,
+                                                  cfg.impl),
+               make_eval(spec, enc, cfg.batch, cfg.impl),
+               data_lib.load(cfg.data, cfg.batch), enc.params, dec, opt_state,
+               _progress(cfg.steps, start, label, bool(progress)), start)
+  try:
+    step, stopped = loop.run(deadline or NO_DEADLINE, threads)
+  finally:
+    loop.bar.close()
     manager.close()
+  return _summarise(loop, step, stopped)
+
+
+class _Loop:
+  """One session of a training run: the steps, and the evaluations,
+  checkpoints and metrics records between them."""
+
+  def __init__(self, cfg, run, manager, step_fn, evaluate, data, enc_params,
+               dec, opt_state, bar, start):
+    self.cfg, self.run_dir, self.manager = cfg, run, manager
+    self.step_fn, self.evaluate, self.data = step_fn, evaluate, data
+    self.enc_params, self.dec, self.opt_state = enc_params, dec, opt_state
+    self.bar, self.start = bar, start
+    self.schedule = lr_schedule(cfg)
+    self.pending: list[tuple[int, jax.Array]] = []
+    self.last_saved = start
+    self.last_eval = max((r["step"] for r in run.records if "val_loss" in r),
+                         default=-1)
+    self.t0 = time.monotonic()
+
+  def run(self, deadline: Deadline, threads: int) -> tuple[int, str | None]:
+    """Steps until the end or the deadline; returns (step, why stopped)."""
+    cfg, step = self.cfg, self.start
+    batches = self.data.batches(cfg.batch, start=step, threads=threads)
+    if step == 0:
+      self.do_eval(0)
+    else:
+      self.run_dir.append({"step": step, "event": "resumed"})
+    while step < cfg.steps:
+      if deadline.expired():
+        self.flush()
+        if step > self.last_eval:
+          self.do_eval(step)  # the partial curve ends with a validation point
+        return self.save_if_new(step), "time budget"
+      self.dec, self.opt_state, loss = self.step_fn(
+          self.dec, self.opt_state, self.enc_params, next(batches))
+      self.pending.append((step, loss))
+      step += 1
+      self.bar.update(1)
+      if step % cfg.log_every == 0:
+        self.flush()
+      if step % cfg.eval_every == 0 or step == cfg.steps:
+        self.flush()
+        self.do_eval(step)
+      if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+        self.save(step)
+    return self.save_if_new(step), None
+
+  def diverged(self, s: int, key: str, value, when: str) -> None:
+    self.run_dir.append({"step": s, "event": "diverged", key: str(value)})
     what = {"loss": "loss", "params": "params"}.get(key, "validation or "
                                                      "training-set loss")
     raise TrainingDiverged(
         f"training diverged {when} ({what} {value}); the last good "
-        f"checkpoint (step {last_saved}) is kept in {workdir}; lower --lr")
+        f"checkpoint (step {self.last_saved}) is kept in "
+        f"{self.run_dir.path}; lower --lr")
 
-  def flush() -> None:
-    if not pending:
+  def flush(self) -> None:
+    """Writes the pending steps' losses (one device transfer)."""
+    if not self.pending:
       return
-    values = jax.device_get([loss for _, loss in pending])
-    now = round(time.monotonic() - t0, 3)  # the last step is done by now
-    for (s, _), v in zip(pending, values, strict=True):
+    values = jax.device_get([loss for _, loss in self.pending])
+    now = round(time.monotonic() - self.t0, 3)  # the last step is done
+    records = []
+    for (s, _), v in zip(self.pending, values, strict=True):
       v = float(v)
       if not math.isfinite(v):
-        diverged(s, "loss", v, f"at step {s}")
-      rec = {"step": s, "loss": v, "lr": float(schedule(s))}
-      if s == pending[-1][0]:
-        rec["time"] = now  # wall seconds since this session's start
-      write(rec)
-    bar.set_postfix(loss=f"{float(values[-1]):.4g}", refresh=False)
-    pending.clear()
-    log.flush()
+        self.run_dir.append(records)
+        self.diverged(s, "loss", v, f"at step {s}")
+      records.append({"step": s, "loss": v, "lr": float(self.schedule(s))})
+    records[-1]["time"] = now  # wall seconds since this session's start
+    self.run_dir.append(records)
+    self.bar.set_postfix(loss=f"{float(values[-1]):.4g}", refresh=False)
+    self.pending.clear()
 
-  def do_eval(s: int) -> None:
-    nonlocal last_eval
-    val = evaluate(dec, data.val)
-    tr = evaluate(dec, data.train_eval)
+  def do_eval(self, s: int) -> None:
+    val = self.evaluate(self.dec, self.data.val)
+    tr = self.evaluate(self.dec, self.data.train_eval)
     if not (math.isfinite(val) and math.isfinite(tr)):
-      diverged(s, "val_loss", val if not math.isfinite(val) else tr,
-               f"before step {s}")
-    write({"step": s, "val_loss": val, "train_eval_loss": tr})
-    log.flush()
-    last_eval = s
+      self.diverged(s, "val_loss", val if not math.isfinite(val) else tr,
+                    f"before step {s}")
+    self.run_dir.append({"step": s, "val_loss": val, "train_eval_loss": tr})
+    self.last_eval = s
 
-  def save(s: int) -> None:
-    nonlocal last_saved
-    flush()
+  def save(self, s: int) -> None:
+    self.flush()
     finite = all(np.isfinite(np.asarray(a)).all()
-                 for a in jax.tree_util.tree_leaves(dec))
+                 for a in jax.tree_util.tree_leaves(self.dec))
     if not finite:
-      diverged(s, "params", "not finite", f"before step {s}")
-    _save(manager, s, dec, opt_state)
-    last_saved = s
-    write({"step": s, "event": "checkpoint"})
-    log.flush()
+      self.diverged(s, "params", "not finite", f"before step {s}")
+    _save(self.manager, s, self.dec, self.opt_state)
+    self.last_saved = s
+    self.run_dir.append({"step": s, "event": "checkpoint"})
 
-  stopped = None
-  try:
-    step = start
-    if step == 0:
-      do_eval(0)
-    else:
-      write({"step": step, "event": "resumed"})
-    while step < cfg.steps:
-      if deadline is not None and time.monotonic() > deadline:
-        stopped = "time budget"
-        flush()
-        if step > last_eval:
-          do_eval(step)  # the partial curve ends with a validation point
-        break
-      batch = next(batches)
-      dec, opt_state, loss = step_fn(dec, opt_state, enc.params, batch)
-      pending.append((step, loss))
-      step += 1
-      bar.update(1)
-      if step % cfg.log_every == 0:
-        flush()
-      if step % cfg.eval_every == 0 or step == cfg.steps:
-        flush()
-        do_eval(step)
-      if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-        save(step)
-    flush()
-    if step > last_saved:
-      save(step)
-  finally:
-    if not log.closed:
-      log.close()
-    bar.close()
-  manager.close()
-  elapsed = time.monotonic() - t0
-  records = read_metrics(workdir)
+  def save_if_new(self, s: int) -> int:
+    self.flush()
+    if s > self.last_saved:
+      self.save(s)
+    return s
+
+
+def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
+  """The session's result; ``summary.json`` once the run is done."""
+  cfg, run = loop.cfg, loop.run_dir
+  elapsed = time.monotonic() - loop.t0
   done = step >= cfg.steps
-  summary = summarize(records)
+  summary = summarize(run.records)
   summary.update({"steps": step, "done": done,
                   "seconds_this_session": elapsed,
-                  "steps_per_second": (step - step0) / elapsed
+                  "steps_per_second": (step - loop.start) / elapsed
                   if elapsed > 0 else None,
                   "device": str(jax.devices()[0].device_kind)})
   if done:
-    summary_path.write_text(json.dumps(summary, indent=1) + "\n")
-  return RunResult(workdir, cfg, records, dec, step, done, stopped, summary)
+    run.write_json("summary.json", summary)
+  return RunResult(run.path, cfg, run.records, loop.dec, step, done, stopped,
+                   summary)
 
 
 def summarize(records: list[dict], tail: float = 0.1) -> dict:

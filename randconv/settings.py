@@ -1,0 +1,79 @@
+"""Every environment variable the project reads, mapped to one field of
+:class:`Settings` in one place (:data:`ENV`); command-line flags override
+the same fields (:func:`current` with keyword arguments).
+
+* ``RANDCONV_TIME_BUDGET_S`` -> ``time_budget_s``: seconds for one whole
+  invocation (``--time-budget``; :mod:`randconv.deadline`);
+* ``RANDCONV_WEIGHTS`` -> ``weights``: pre-trained weights files, separated
+  by ``os.pathsep`` (``reproduce --weights``);
+* ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder;
+* ``RANDCONV_PAPER_DATA`` -> ``paper_data``: Section 3's dataset at the
+  paper preset;
+* ``RANDCONV_IMAGES`` / ``RANDCONV_IMAGE_DIR`` -> ``images`` / ``image_dir``:
+  Section 4's image source, and a folder of images for it;
+* ``RANDCONV_MEMORY_BUDGET_GB`` -> ``memory_budget_gb``: the engine's chunk
+  budget;
+* ``RANDCONV_JAX_CACHE`` -> ``jax_cache``: the compiled-program cache;
+* ``RANDCONV_GP_MAX_PIXELS`` -> ``gp_max_pixels``: T7's largest full kernel.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from randconv.errors import RandconvError
+
+
+@dataclass(frozen=True)
+class Settings:
+  time_budget_s: float | None = None
+  weights: tuple[str, ...] = ()
+  data_dir: str | None = None
+  paper_data: str | None = None
+  images: str | None = None
+  image_dir: str | None = None
+  memory_budget_gb: float | None = None
+  jax_cache: str | None = None
+  gp_max_pixels: int = 64 * 64
+
+
+def _paths(text: str) -> tuple[str, ...]:
+  return tuple(p for p in text.split(os.pathsep) if p)
+
+
+# variable -> (field, parser)
+ENV = {
+    "RANDCONV_TIME_BUDGET_S": ("time_budget_s", float),
+    "RANDCONV_WEIGHTS": ("weights", _paths),
+    "RANDCONV_DATA_DIR": ("data_dir", str),
+    "RANDCONV_PAPER_DATA": ("paper_data", str),
+    "RANDCONV_IMAGES": ("images", str),
+    "RANDCONV_IMAGE_DIR": ("image_dir", str),
+    "RANDCONV_MEMORY_BUDGET_GB": ("memory_budget_gb", float),
+    "RANDCONV_JAX_CACHE": ("jax_cache", str),
+    "RANDCONV_GP_MAX_PIXELS": ("gp_max_pixels", int),
+}
+VARIABLE = {f: name for name, (f, _) in ENV.items()}
+
+
+def current(**overrides) -> Settings:
+  """The settings from the environment now; ``overrides`` (CLI flags) win
+  where they are not None."""
+  values = {}
+  for name, (fld, parse) in ENV.items():
+    text = os.environ.get(name)
+    if text:
+      try:
+        values[fld] = parse(text)
+      except ValueError:
+        raise RandconvError(f"{name}={text!r} is not a valid "
+                            f"{parse.__name__}") from None
+  values.update({k: v for k, v in overrides.items() if v is not None})
+  try:
+    return Settings(**values)
+  except TypeError as e:
+    raise RandconvError(f"unknown setting: {e}") from None
+
+
+__all__ = ["Settings", "ENV", "current"]
