@@ -281,6 +281,8 @@ def test_time_budget_stops_with_a_checkpoint_and_resumes(data_dir, tmp_path,
   monkeypatch.delenv("RANDCONV_TIME_BUDGET_S")
   assert main(args) == 0
   assert [r["step"] for r in T.read_metrics(out) if "loss" in r] == [0, 1]
+  # The step-0 evaluation is kept, not repeated.
+  assert [r["step"] for r in T.read_metrics(out) if "val_loss" in r] == [0, 2]
   assert json.loads((tmp_path / "budget" / "summary.json").read_text())[
       "done"]
   capsys.readouterr()

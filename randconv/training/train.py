@@ -480,10 +480,10 @@ class _Loop:
     """Steps until the end or the deadline; returns (step, why stopped)."""
     cfg, step = self.cfg, self.start
     batches = self.data.batches(cfg.batch, start=step, threads=threads)
-    if step == 0:
-      self.do_eval(0)
-    else:
+    if step > 0:
       self.run_dir.append({"step": step, "event": "resumed"})
+    elif self.last_eval < 0:  # kept when a run stopped before its 1st step
+      self.do_eval(0)
     while step < cfg.steps:
       if deadline.expired():
         self.flush()
