@@ -487,9 +487,9 @@ def _write(workdir: Path, name: str, payload: dict) -> None:
 # The claims.
 
 @_experiment("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs AlexNet, "
-          "random vs pre-trained", name="s3a_loss_curves")
+             "random vs pre-trained", name="s3a_loss_curves")
 def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   w = find_weights(cfg.weights)
   runs = {"VGG random": Run("vgg16", "conv2"),
           "AlexNet random": Run(ALEX, "conv2")}
@@ -538,18 +538,24 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   return [decide("S3a", m, bool(holds), by, [fig], summary, fin)]
 
 
-@_experiment("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
-          name="s3b_sigmas")
-def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
-  sigmas = cfg.sigmas
-  runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
-          for s in sigmas}
+def _curves(runs: dict[str, Run], cfg: Section3Config, workdir: Path,
+            deadline: Deadline, figure: str, title: str):
+  """Trains ``runs`` (labelled), then their curve numbers and figure."""
   res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
-  fig = plot_curves(by, workdir / "s3b_loss.png",
-                    f"random VGG Conv2, Gaussian sigmas ({cfg.preset})")
+  fig = plot_curves(by, workdir / figure, f"{title} ({cfg.preset})")
+  return by, num, fig
+
+
+@_experiment("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
+             name="s3b_sigmas")
+def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
+            ) -> list[ClaimResult]:
+  runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
+          for s in cfg.sigmas}
+  by, num, fig = _curves(runs, cfg, workdir, deadline, "s3b_loss.png",
+                         "random VGG Conv2, Gaussian sigmas")
   first = [v["first_loss"] for v in num.values()]
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "first_loss_ratio": max(first) / min(first),
@@ -564,15 +570,12 @@ def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
 
 
 @_experiment("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
-          name="s3c_distributions")
+             name="s3c_distributions")
 def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   runs = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
-  res = train_runs(list(runs.values()), cfg, workdir, deadline)
-  by = {k: res[r] for k, r in runs.items()}
-  num = {k: curve_numbers(v) for k, v in by.items()}
-  fig = plot_curves(by, workdir / "s3c_loss.png",
-                    f"random VGG Conv2 per distribution ({cfg.preset})")
+  by, num, fig = _curves(runs, cfg, workdir, deadline, "s3c_loss.png",
+                         "random VGG Conv2 per distribution")
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
   _write(workdir, "s3c.json", m)
@@ -588,9 +591,9 @@ def _close(num: dict) -> float:
 
 
 @_experiment("S3d", title="generalization: train vs validation, Conv1..Conv5, "
-          "random and pre-trained VGG", name="s3d_generalization")
+             "random and pre-trained VGG", name="s3d_generalization")
 def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   layers = cfg.layers
   w = find_weights(cfg.weights)
   runs = {("random", k): Run("vgg16", k) for k in layers}
@@ -637,9 +640,9 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
 
 
 @_experiment("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
-          name="s3e_conv3")
+             name="s3e_conv3")
 def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   w = find_weights(cfg.weights)
   layer = cfg.s3e_layer
   runs = {"VGG random": Run("vgg16", layer),
@@ -687,9 +690,9 @@ def _decays(ssims: list[float]) -> bool:
 
 
 @_experiment("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
-          "random AlexNet", name="s3f_reconstructions")
+             "random AlexNet", name="s3f_reconstructions")
 def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   layers = cfg.layers
   runs = {(a, k): Run(a, k) for a in ("vgg16", ALEX) for k in layers}
   res = train_runs(list(runs.values()), cfg, workdir, deadline)
@@ -730,9 +733,9 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
 
 
 @_experiment("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
-          "distribution", name="s3g_cat")
+             "distribution", name="s3g_cat")
 def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
-           ) -> list[ClaimResult]:
+            ) -> list[ClaimResult]:
   sigmas = cfg.sigmas
   bad = [f"gaussian:{s:g}" for s in sigmas if s in (0.001, 1.0)]
   dists = list(PAPER_DISTS) + bad
