@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -243,6 +244,7 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
           file=log, flush=True)
     t0 = time.time()
     config = exp.configure(preset, settings)
+    _write_config(out / exp.name, exp, preset, config)
     smoke = preset in exp.smoke_presets
     for r in exp.run(config, out / exp.name, deadline):
       results[r.id] = finalise(r, out, smoke)
@@ -251,6 +253,20 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
                  timings)
   return write_report(out, preset, _all(results, wanted),
                       time.time() - start, timings)
+
+
+def _write_config(workdir: Path, exp: Experiment, preset: str, config
+                  ) -> None:
+  """``experiment.json``: the experiment's whole config dataclass, so that
+  a reader can rebuild and rerun it (``type(config)(**fields)``)."""
+  from randconv.rundir import canonical, write_atomic
+  workdir.mkdir(parents=True, exist_ok=True)
+  fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) \
+      else config
+  write_atomic(workdir / "experiment.json", json.dumps(canonical({
+      "experiment": exp.name, "claims": list(exp.ids), "preset": preset,
+      "config_class": f"{type(config).__module__}.{type(config).__name__}",
+      "config": fields}), indent=1) + "\n")
 
 
 def _all(results: dict[str, dict], wanted) -> list[dict]:

@@ -172,3 +172,30 @@ def test_a_broken_plugin_is_an_error_naming_it(monkeypatch):
   finally:
     registry.experiments.cache_clear()
     registry.catalog.cache_clear()
+
+
+def test_reproduce_records_each_experiments_config(tmp_path, monkeypatch):
+  """``experiment.json`` holds the whole config dataclass: a reader can
+  rebuild it; the run gets the invocation's deadline."""
+  from experiments.section4 import KernelConfig, config_for
+  from randconv.deadline import Deadline
+  seen = {}
+
+  def run(cfg, workdir, deadline):
+    seen.update(cfg=cfg, deadline=deadline)
+    return [ClaimResult("S4f", registry.claim_text("S4f"), {"x": 1.0}, True)]
+
+  exp = registry.Experiment("kernels", ("S4f",), "t", run,
+                            lambda p, s: config_for(KernelConfig, p),
+                            smoke_presets=("quick",))
+  monkeypatch.setattr(registry, "experiments", lambda: {"kernels": exp})
+  deadline = Deadline.after(100)
+  [c] = registry.reproduce("quick", tmp_path, only=["S4f"],
+                           deadline=deadline)
+  assert c["status"] == "smoke" and seen["deadline"] is deadline
+  saved = json.loads((tmp_path / "kernels" / "experiment.json").read_text())
+  assert saved["config_class"] == "experiments.section4.KernelConfig"
+  fields = {k: tuple(v) if isinstance(v, list) else v
+            for k, v in saved["config"].items()}
+  assert KernelConfig(**fields) == seen["cfg"] == config_for(KernelConfig,
+                                                             "quick")

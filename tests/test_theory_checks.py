@@ -2,6 +2,7 @@
 bounds against Monte Carlo, the finite-width sampler against the library's
 network, and a wrong limit that the checks must reject."""
 
+import dataclasses
 import json
 import math
 
@@ -241,3 +242,49 @@ def test_sampler_threefry_is_exact_under_vmap():
   a = mc.draw(fn, x, 3, strategy="loop")
   b = mc.draw(fn, x, 3, strategy="vmap", spec=spec)
   np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-4 * np.abs(a).max())
+
+
+KILLED_T3 = """
+import dataclasses, sys
+from theory_checks import checks
+cfg = dataclasses.replace(checks.config_for("T3", "quick"), **{fields!r})
+checks.t3(cfg, sys.argv[1])
+"""
+
+
+def test_killed_check_resumes_to_the_same_numbers(tmp_path):
+  """A real SIGKILL of T3 after its first width; the rerun keeps what was
+  written, drops a half-written line and ends with the uninterrupted run's
+  records and verdict."""
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+  fields = {"t3_widths": (4, 16, 64, 128), "t3_seeds": 40}
+  cfg = dataclasses.replace(checks.config_for("T3", "quick"), **fields)
+  want = checks.t3(cfg, tmp_path / "full")
+  cut = tmp_path / "cut"
+  run = subprocess.Popen(
+      [sys.executable, "-c", KILLED_T3.format(fields=fields), str(cut)],
+      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  metrics = cut / "metrics.jsonl"
+  stop = time.time() + 300
+  while time.time() < stop and run.poll() is None:
+    if metrics.exists() and metrics.read_text().count("\n") >= 1:
+      break
+    time.sleep(0.01)
+  assert run.poll() is None, "the check ended before it could be killed"
+  os.kill(run.pid, signal.SIGKILL)
+  run.wait()
+  kept = metrics.read_text().count("\n")
+  assert 0 < kept < len(fields["t3_widths"])
+  with open(metrics, "a") as f:
+    f.write('{"width": 128, "rel_err": [[0.')  # cut in the middle
+  got = checks.t3(cfg, cut)
+  strip = lambda p: [{k: v for k, v in json.loads(line).items()  # noqa: E731
+                      if k != "seconds"} for line in p.read_text().splitlines()]
+  assert strip(metrics) == strip(tmp_path / "full" / "metrics.jsonl")
+  assert json.dumps(got.measured, sort_keys=True) == json.dumps(
+      want.measured, sort_keys=True)
+  assert got.holds == want.holds
