@@ -288,3 +288,14 @@ def test_killed_check_resumes_to_the_same_numbers(tmp_path):
   assert json.dumps(got.measured, sort_keys=True) == json.dumps(
       want.measured, sort_keys=True)
   assert got.holds == want.holds
+
+
+def test_theory_command_stops_at_the_time_budget(tmp_path, capsys,
+                                                 monkeypatch):
+  from randconv.cli import main
+  monkeypatch.setenv("RANDCONV_TIME_BUDGET_S", "0")
+  assert main(["theory", "--preset", "quick", "--only", "T1", "--out",
+               str(tmp_path), "--json"]) == 0
+  payload = json.loads(capsys.readouterr().out)
+  assert payload["stopped"].startswith("T1: stopped by the time budget")
+  assert payload["checks"] == [] and payload["holds"] is False

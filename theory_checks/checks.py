@@ -857,18 +857,23 @@ CHECKS = {"T1": t1, "T2": t2, "T3": t3, "T4": t4, "T5": t5, "T6": t6,
 
 
 def run_checks(preset: str, out: Path, only=None,
-               deadline: Deadline = NO_DEADLINE) -> list[CheckResult]:
+               deadline: Deadline = NO_DEADLINE
+               ) -> tuple[list[CheckResult], str | None]:
   """Runs the checks (all, or those in ``only``) into ``out/<id>/`` under
-  one deadline (:class:`theory_checks.montecarlo.OutOfTime` when it
-  passes)."""
+  one deadline. Returns the finished checks' results and, when the deadline
+  stopped one, why (the same call resumes it)."""
+  from theory_checks.montecarlo import OutOfTime
   out = Path(out)
   results = []
   for cid, fn in CHECKS.items():
     if only and cid not in only:
       continue
-    results.append(fn(config_for(cid, preset), out / cid.lower(),
-                      deadline=deadline))
-  return results
+    try:
+      results.append(fn(config_for(cid, preset), out / cid.lower(),
+                        deadline=deadline))
+    except OutOfTime as e:
+      return results, f"{cid}: {e}"
+  return results, None
 
 
 __all__ = ["OVERRIDES", "Preset", "config_for", "CheckResult", "t1", "t2",
