@@ -32,3 +32,30 @@ def positive_images(n, size, seed=0):
                                         + r.uniform(0, 6))
     out.append(np.clip(img + 0.05 * r.standard_normal(img.shape), 0, 1))
   return np.stack(out).astype(np.float32)
+
+
+def kill_when(cmd: list[str], ready, env=None, timeout: float = 300):
+  """Runs ``cmd`` and SIGKILLs it as soon as ``ready()`` is true (polled
+  every 10 ms); fails if it ends first or ``ready`` never comes."""
+  import signal
+  import subprocess
+  import time
+  proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.PIPE, text=True)
+  stop = time.time() + timeout
+  try:
+    while time.time() < stop and proc.poll() is None and not ready():
+      time.sleep(0.01)
+    if proc.poll() is not None:
+      pytest.fail("the run ended before it could be killed: "
+                  + proc.stderr.read()[-500:])
+    proc.send_signal(signal.SIGKILL)
+  finally:
+    proc.wait(timeout=60)
+    proc.stderr.close()
+  assert proc.returncode == -signal.SIGKILL
+
+
+def has_lines(path, n: int = 1):
+  """``ready`` for :func:`kill_when`: ``path`` holds ``n`` whole lines."""
+  return lambda: path.exists() and path.read_text().count("\n") >= n

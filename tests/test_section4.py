@@ -4,16 +4,13 @@ kill-and-resume of the kernel sweep."""
 
 import json
 import math
-import os
-import signal
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import has_lines, kill_when
 from randconv import registry
 from randconv.deadline import NO_DEADLINE, Deadline
 
@@ -185,20 +182,8 @@ def test_killed_kernel_sweep_resumes_to_the_same_numbers(tmp_path,
                                                          fig7_and_kernels):
   want = _cells(fig7_and_kernels[0] / "kernel_sweep" / "metrics.jsonl")
   metrics = tmp_path / "metrics.jsonl"
-  env = dict(os.environ)
-  run = subprocess.Popen(
-      [sys.executable, "-c", KILLED.format(fields=TINY[KernelConfig]),
-       str(tmp_path)], env=env, stdout=subprocess.DEVNULL,
-      stderr=subprocess.PIPE, text=True)
-  deadline = time.time() + 300
-  while time.time() < deadline and run.poll() is None:
-    if metrics.exists() and metrics.read_text().count("\n") >= 1:
-      break
-    time.sleep(0.01)
-  assert run.poll() is None, "the run ended before it could be killed"
-  os.kill(run.pid, signal.SIGKILL)
-  run.wait()
-  assert run.returncode == -signal.SIGKILL
+  kill_when([sys.executable, "-c", KILLED.format(fields=TINY[KernelConfig]),
+             str(tmp_path)], has_lines(metrics))
   cut = _cells(metrics)
   assert 0 < len(cut) < len(want)
   # Half a line, as a kill in the middle of a write leaves it: dropped.

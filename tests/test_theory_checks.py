@@ -256,27 +256,16 @@ def test_killed_check_resumes_to_the_same_numbers(tmp_path):
   """A real SIGKILL of T3 after its first width; the rerun keeps what was
   written, drops a half-written line and ends with the uninterrupted run's
   records and verdict."""
-  import os
-  import signal
-  import subprocess
   import sys
-  import time
+
+  from conftest import has_lines, kill_when
   fields = {"t3_widths": (4, 16, 64, 128), "t3_seeds": 40}
   cfg = dataclasses.replace(checks.config_for("T3", "quick"), **fields)
   want = checks.t3(cfg, tmp_path / "full")
   cut = tmp_path / "cut"
-  run = subprocess.Popen(
-      [sys.executable, "-c", KILLED_T3.format(fields=fields), str(cut)],
-      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
   metrics = cut / "metrics.jsonl"
-  stop = time.time() + 300
-  while time.time() < stop and run.poll() is None:
-    if metrics.exists() and metrics.read_text().count("\n") >= 1:
-      break
-    time.sleep(0.01)
-  assert run.poll() is None, "the check ended before it could be killed"
-  os.kill(run.pid, signal.SIGKILL)
-  run.wait()
+  kill_when([sys.executable, "-c", KILLED_T3.format(fields=fields), str(cut)],
+            has_lines(metrics))
   kept = metrics.read_text().count("\n")
   assert 0 < kept < len(fields["t3_widths"])
   with open(metrics, "a") as f:

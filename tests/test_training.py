@@ -10,16 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from conftest import kill_when
 from randconv.cli import main
 from randconv.training import data as D
 from randconv.training import train as T
@@ -65,23 +64,9 @@ def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
   steps, every = 40, 5
   env = dict(os.environ, RANDCONV_DATA_DIR=str(data_dir))
   killed = tmp_path / "killed"
-  proc = subprocess.Popen(_cmd(killed, steps, every), env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-  deadline = time.time() + 120
-  try:
-    while time.time() < deadline:
-      recs = T.read_metrics(killed)
-      if any(r.get("event") == "checkpoint" for r in recs):
-        break
-      if proc.poll() is not None:
-        pytest.fail("the run ended before its first checkpoint: "
-                    + proc.stderr.read().decode()[-500:])
-      time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-  finally:
-    proc.wait(timeout=60)
-  assert proc.returncode == -signal.SIGKILL
-  proc.stderr.close()
+  kill_when(_cmd(killed, steps, every), lambda: any(
+      r.get("event") == "checkpoint" for r in T.read_metrics(killed)),
+      env=env, timeout=120)
   assert not (killed / "summary.json").exists(), "killed too late to test"
   first = [r["step"] for r in T.read_metrics(killed) if "loss" in r]
   assert max(first) < steps - 1
