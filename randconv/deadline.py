@@ -27,10 +27,6 @@ class Deadline:
       return cls(None)
     return cls(time.monotonic() + float(seconds))
 
-  @property
-  def limited(self) -> bool:
-    return self.at is not None
-
   def expired(self) -> bool:
     return self.at is not None and time.monotonic() >= self.at
 

@@ -237,6 +237,7 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
   results: dict[str, dict] = {}
   start = time.time()
   timings: dict[str, float] = {}
+  final: list[dict] = []
   for exp in experiments().values():
     if wanted is not None and not wanted & set(exp.ids):
       continue
@@ -249,10 +250,11 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
     for r in exp.run(config, out / exp.name, deadline):
       results[r.id] = finalise(r, out, smoke)
     timings[exp.name] = round(time.time() - t0, 1)
-    write_report(out, preset, _all(results, wanted), time.time() - start,
-                 timings)
-  return write_report(out, preset, _all(results, wanted),
-                      time.time() - start, timings)
+    final = write_report(out, preset, _all(results, wanted),
+                         time.time() - start, timings)
+  # Written after each experiment; again only when none ran.
+  return final or write_report(out, preset, _all(results, wanted),
+                               time.time() - start, timings)
 
 
 def _write_config(workdir: Path, exp: Experiment, preset: str, config

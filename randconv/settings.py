@@ -54,7 +54,6 @@ ENV = {
     "RANDCONV_JAX_CACHE": ("jax_cache", str),
     "RANDCONV_GP_MAX_PIXELS": ("gp_max_pixels", int),
 }
-VARIABLE = {f: name for name, (f, _) in ENV.items()}
 
 
 def current(**overrides) -> Settings:
