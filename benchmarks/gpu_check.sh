@@ -9,6 +9,12 @@
 #           the offline photos at short side 512 (enough crops for a batch),
 #           batch 32, Adam 1e-4): training steps per second
 #   s4      the paper preset of S4c-S4e within $S4_BUDGET seconds
+#   s4full  the whole paper preset of S4c-S4e (widths 4..2048, 227 px, 30
+#           nets x 50 images, both variants: 600 cells) end to end, no
+#           budget: wall time and peak device memory (goal: under 5 min on
+#           one H200); the cap is $S4FULL_SECONDS
+#   scaling benchmarks/scaling.py on the GPUs there (1, 2, 4 devices;
+#           counts above the GPUs are skipped)
 #   theory  the theory checks' paper preset within $THEORY_BUDGET seconds
 #   bash benchmarks/gpu_check.sh memory s3a s4
 # Results land in $OUT (results.tgz holds the run folders).
@@ -19,6 +25,7 @@
 # with `pip wheel`), importlib_resources, portpicker.
 set -uo pipefail
 S4_BUDGET=${S4_BUDGET:-120}
+S4FULL_SECONDS=${S4FULL_SECONDS:-420}
 THEORY_BUDGET=${THEORY_BUDGET:-90}
 S3A_SECONDS=${S3A_SECONDS:-100}
 S3A_SIZE=${S3A_SIZE:-227}        # smaller for a smoke run on a CPU
@@ -68,6 +75,29 @@ EOF
         python3 -m randconv.cli reproduce --preset paper \
         --only S4c S4d S4e --out /tmp/s4paper 2>&1 \
         | grep -v "it/s\]$" | tail -40 | tee "$OUT/s4paper.txt" ;;
+    s4full)
+      rm -rf /tmp/s4full
+      timeout "$S4FULL_SECONDS" python3 - <<'EOF' 2>&1 | grep -v "it/s\]$" \
+        | tail -30 | tee "$OUT/s4full.txt"
+import json, time
+import jax
+from randconv.cli import main
+t0 = time.time()
+code = main(["reproduce", "--preset", "paper", "--only", "S4c", "S4d", "S4e",
+             "--out", "/tmp/s4full"])
+wall = time.time() - t0
+stats = jax.devices()[0].memory_stats() or {}
+print(json.dumps({"exit": code, "wall_s": round(wall, 1),
+                  "peak_gib": round(stats.get("peak_bytes_in_use", 0)
+                                    / 2**30, 2),
+                  "device": jax.devices()[0].device_kind}))
+EOF
+      ;;
+    scaling)
+      timeout 300 python3 benchmarks/scaling.py --width 0 --size 227 \
+        --batch 32 --steps 50 --sweep-width 256 --sweep-size 227 \
+        --nets 8 --images 16 --json "$OUT/scaling.json" 2>&1 \
+        | grep -v "^WARNING" | tee "$OUT/scaling.txt" ;;
     theory)
       timeout "$THEORY_BUDGET" python3 -m randconv.cli theory --preset paper \
         --out /tmp/theory_paper --json > "$OUT/theory_paper.json" \
@@ -77,5 +107,6 @@ EOF
   esac
   echo "== $stage: $(( $(date +%s) - start )) s"
 done
-tar czf "$OUT/results.tgz" -C /tmp s4paper theory_paper s3a_gpu 2>/dev/null
+tar czf "$OUT/results.tgz" -C /tmp s4paper s4full theory_paper s3a_gpu \
+  2>/dev/null
 ls -la "$OUT"

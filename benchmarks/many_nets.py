@@ -29,8 +29,11 @@ from randconv.spec import conv_flops, make_spec
 def main():
   ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   ap.add_argument("--widths", type=int, nargs="+", default=[4, 16, 64, 256])
-  ap.add_argument("--strategies", nargs="+", default=list(
-      engine.NET_STRATEGIES), choices=engine.NET_STRATEGIES)
+  ap.add_argument("--strategies", nargs="+", default=[
+      s for s in engine.NET_STRATEGIES if s != "shard"],
+                  choices=engine.NET_STRATEGIES,
+                  help="shard: the nets split over the devices "
+                       "(benchmarks/scaling.py measures it)")
   ap.add_argument("--nets", type=int, default=8)
   ap.add_argument("--images", type=int, default=8)
   ap.add_argument("--size", type=int, default=64)

@@ -92,7 +92,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from randconv import images, metrics, plotting
+from randconv import distributed, images, metrics, plotting
 from randconv.deadline import Deadline
 from randconv.registry import (ClaimResult, Table, claim_text,
                                preset_config)
@@ -479,6 +479,8 @@ def reconstructions(res: train_lib.RunResult, x: np.ndarray
 
 
 def _write(workdir: Path, name: str, payload: dict) -> None:
+  if not distributed.is_main():
+    return
   workdir.mkdir(parents=True, exist_ok=True)
   (workdir / name).write_text(json.dumps(_r3(payload), indent=1) + "\n")
 

@@ -96,7 +96,9 @@ class Fig7Config:
 class WidthConfig:
   """Figs. 8-10 (S4c-S4e): ``images`` images at ``size`` px from
   ``source`` (section4_data.sample_images) through ``nets`` nets per
-  width; Fig. 10 shows ``fig10_images`` images at ``fig10_widths``."""
+  width; Fig. 10 shows ``fig10_images`` images at ``fig10_widths``;
+  ``t7``: T7's infinite-width predictions beside the curves (off: the
+  sweep alone, for a quick look or a test)."""
 
   preset: str = "cpu"
   size: int = 64
@@ -107,6 +109,7 @@ class WidthConfig:
   fig10_widths: tuple[int, ...] = (4, 16, 64, 256, 1024)
   source: str = "photos"
   sensitivity_size: int | None = 128
+  t7: bool = True
 
   def record(self) -> dict:
     return {k: getattr(self, k) for k in (
@@ -243,8 +246,17 @@ def _groups(n: int, size: int) -> list[range]:
 
 def _net_group_size(spec, size: int, n_nets: int, n_images: int) -> int:
   """Nets per cell group: all of them when the strategy vmaps them (cheap
-  nets), else one. Fixed by the preset, so a resumed run computes the same
-  groups and the same numbers."""
+  nets), else one; on several devices (many processes), one net per
+  device at least. Fixed by the preset and the devices, so a resumed run
+  computes the same groups and the same numbers."""
+  devices = jax.device_count()
+  if devices > 1:
+    return min(n_nets, devices * max(1, _net_group_size_one(
+        spec, size, -(-n_nets // devices), n_images)))
+  return _net_group_size_one(spec, size, n_nets, n_images)
+
+
+def _net_group_size_one(spec, size: int, n_nets: int, n_images: int) -> int:
   strategy = engine.pick_strategy(spec, size, size)
   if strategy == "loop":
     return 1
@@ -259,6 +271,8 @@ def _run_group(spec, keys, x, post, chunks=None, policy="auto"):
   strategy = engine.pick_strategy(spec, x.shape[1], x.shape[2])
   if len(keys) == 1:
     strategy = "loop"
+  if jax.device_count() > 1:
+    strategy = "shard"  # the group's nets split over every device
   return engine.run_nets(spec, DIST, keys, x, post=post, strategy=strategy,
                          chunks=chunks, policy=policy)
 
@@ -561,7 +575,7 @@ def run_width_sweep(cfg: WidthConfig, workdir: Path, deadline: Deadline
       done, total = done + d, total + t
 
   stats = {v: _width_stats(log, v, widths, n_nets) for v in variants}
-  theory = _t7_predictions(log, x)
+  theory = _t7_predictions(log, x) if cfg.t7 else None
   figures = []
   wd = Path(workdir)
   if any(stats[v]["width"] for v in variants):

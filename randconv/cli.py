@@ -16,7 +16,7 @@ import json
 import sys
 from pathlib import Path
 
-from randconv import plugins
+from randconv import distributed, plugins
 from randconv.errors import RandconvError
 from randconv.preflight import check_net_fits, out_folder
 
@@ -65,6 +65,9 @@ def spec_from_args(a):
 
 
 def emit(args, payload: dict, text: str) -> None:
+  """Prints a command's result on stdout (process 0 alone prints it)."""
+  if not distributed.is_main():
+    return
   if getattr(args, "json", False):
     print(json.dumps(payload, default=float))
   else:
@@ -243,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "$RANDCONV_TIME_BUDGET_S, else none); what is cut is "
                       "reported partial and the same command resumes it")
   p.add_argument("--json", action="store_true")
+  distributed.add_arguments(p)
   p.set_defaults(func=cmd_reproduce)
 
   p = sub.add_parser("report", help="rewrite a run's report.html and "
@@ -265,21 +269,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+  """Runs one command; returns its exit status (with many processes:
+  process 0's, and a process that fails alone ends at once)."""
+  code = 0
   try:
     args = build_parser().parse_args(argv)
+    if hasattr(args, "coordinator"):
+      distributed.initialize(distributed.launch_from_args(args))
     args.func(args)
   except RandconvError as e:
     print(f"randconv: error: {e}", file=sys.stderr)
-    return 2
+    code = 2
   except MemoryError:
     print("randconv: error: out of memory past the size checks; lower "
           "--size (or --batch, --seeds, --samples)", file=sys.stderr)
-    return 2
+    code = 2
   except KeyboardInterrupt:
     print("randconv: interrupted; run the same command again to resume",
           file=sys.stderr)
-    return 130
-  return 0
+    code = 130
+  except Exception:
+    distributed.abort_with_traceback()
+    raise
+  if code:
+    distributed.abort(code)
+    return code
+  return distributed.finish(0)
 
 
 if __name__ == "__main__":

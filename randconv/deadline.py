@@ -6,6 +6,10 @@ passes it down; Section 3 checks it between training steps, Section 4
 between cells, the theory checks between Monte Carlo widths. Work stopped by
 it is written as far as it went, reported ``partial``, and resumes when the
 same command runs again.
+
+With many processes (:mod:`randconv.distributed`) the budget and every
+``expired`` answer are process 0's, so all processes stop at the same
+point.
 """
 
 from __future__ import annotations
@@ -22,13 +26,20 @@ class Deadline:
 
   @classmethod
   def after(cls, seconds: float | None) -> Deadline:
-    """A deadline ``seconds`` from now (None: none)."""
+    """A deadline ``seconds`` from now (None: none); process 0's
+    ``seconds`` for every process."""
+    from randconv import distributed
+    seconds = distributed.broadcast_json(seconds)
     if seconds is None:
       return cls(None)
     return cls(time.monotonic() + float(seconds))
 
   def expired(self) -> bool:
-    return self.at is not None and time.monotonic() >= self.at
+    """Whether the time is up (process 0's answer for every process)."""
+    if self.at is None:
+      return False
+    from randconv import distributed
+    return distributed.agree(time.monotonic() >= self.at)
 
   def left(self) -> float | None:
     """Seconds left (never negative), or None without a limit."""

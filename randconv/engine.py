@@ -39,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from randconv import settings
 from randconv.distributions import Distribution, parse_distribution
@@ -48,7 +48,7 @@ from randconv.policy import ConvPolicy
 from randconv.spec import NetSpec, conv_flops
 
 KEY_STRATEGIES = ("loop", "vmap", "map", "shard")
-NET_STRATEGIES = ("loop", "group", "vmap")
+NET_STRATEGIES = ("loop", "group", "vmap", "shard")
 # The strategy tables, measured with benchmarks/many_nets.py
 # (docs/performance.md, "Many nets"). run_keys: one strategy per backend.
 # run_nets: per backend, (largest multiply-adds per image per net, strategy)
@@ -77,8 +77,24 @@ def default_budget(backend: str | None = None) -> int:
 
 
 def default_strategy(backend: str | None = None) -> str:
-  """:func:`run_keys`'s strategy for the backend (:data:`KEY_STRATEGY`)."""
+  """:func:`run_keys`'s strategy for the backend (:data:`KEY_STRATEGY`);
+  ``shard`` over every device of a job of several processes."""
+  if jax.process_count() > 1:
+    return "shard"
   return KEY_STRATEGY.get(backend or jax.default_backend(), "loop")
+
+
+def _global(array: np.ndarray, sharding) -> jax.Array:
+  """A host array that every process holds whole, placed by ``sharding``
+  (which may span other processes' devices)."""
+  array = np.asarray(array)
+  return jax.make_array_from_callback(array.shape, sharding,
+                                      lambda index: array[index])
+
+
+def _host(tree):
+  """A replicated output on this process's host, as numpy."""
+  return jax.tree_util.tree_map(np.asarray, tree)
 
 
 def seed_keys(seed: int, n: int, start: int = 0) -> jax.Array:
@@ -154,16 +170,22 @@ def _runner(fn: Callable, strategy: str, batch_size: int | None,
     return jax.jit(lambda ks, x: lax.map(lambda k: fn(k, x), ks,
                                          batch_size=batch_size))
   mesh = Mesh(np.array(devices), ("seeds",))
+  split, whole = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
+  # The output sharding gathers the results onto every device (and so
+  # every process) inside the same program.
   mapped = jax.jit(jax.shard_map(
       lambda ks, x: lax.map(lambda k: fn(k, x), ks, batch_size=batch_size),
-      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
+      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")),
+      out_shardings=whole)
 
   def run(ks, x):
+    ks = np.asarray(ks)
     n = ks.shape[0]
     if n % len(devices):  # pad with repeats of the last key, dropped below
       pad = len(devices) - n % len(devices)
-      ks = jnp.concatenate([ks, jnp.repeat(ks[-1:], pad, 0)])
-    return jax.tree_util.tree_map(lambda a: a[:n], mapped(ks, x))
+      ks = np.concatenate([ks, np.repeat(ks[-1:], pad, 0)])
+    out = _host(mapped(_global(ks, split), _global(x, whole)))
+    return jax.tree_util.tree_map(lambda a: a[:n], out)
 
   return run
 
@@ -185,7 +207,8 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
       for shard, ``seed_chunk`` counts seeds per device).
     batch_size: seeds vmapped together inside ``map``.
     progress: show a tqdm bar on stderr (a string gives its label).
-    devices: devices for ``shard`` (default: all local devices).
+    devices: devices for ``shard`` (default: every device of the job,
+      the local ones for one process).
 
   Returns:
     The pytree with leaves [S, B, ...] as numpy arrays.
@@ -195,10 +218,10 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
   if strategy not in KEY_STRATEGIES:
     raise ValueError(f"unknown key strategy {strategy!r}; choose one of "
                      f"{', '.join(KEY_STRATEGIES)} or auto")
-  keys = jnp.asarray(keys)
-  images = jnp.asarray(images)
+  keys = np.asarray(keys)
+  images = np.asarray(images)
   n_seeds, n_images = keys.shape[0], images.shape[0]
-  devices = tuple(devices or jax.local_devices())
+  devices = tuple(devices or jax.devices())
   if plan is None:
     plan = Plan(seed_chunk={"loop": 1, "shard": -(-n_seeds // len(devices))
                             }.get(strategy, n_seeds), image_chunk=n_images)
@@ -456,8 +479,9 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
       Must be hashable (a module-level function) for the compile cache.
     policy: the conv algorithms (:class:`ConvPolicy` or its name; ``auto``
       is the backend's default, ``direct`` the reference).
-    strategy: ``loop``, ``group``, ``vmap`` or ``auto``
-      (:func:`pick_strategy`).
+    strategy: ``loop``, ``group``, ``vmap``, ``shard`` (the nets split
+      over every device of the job, :func:`run_sharded`) or ``auto``
+      (``shard`` on several devices, else :func:`pick_strategy`).
     budget: memory budget in bytes for the chunks (default: the backend's).
     rescale: RMS-normalise after every conv (docs/design.md §4).
     chunks: explicit chunk sizes (default: :func:`plan`, then
@@ -472,10 +496,15 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
   h, w = images.shape[1:3]
   policy = ConvPolicy.named(policy)
   if strategy == "auto":
-    strategy = pick_strategy(spec, h, w)
+    strategy = "shard" if jax.device_count() > 1 else pick_strategy(spec, h,
+                                                                    w)
   if strategy not in NET_STRATEGIES:
     raise ValueError(f"unknown net strategy {strategy!r}; choose one of "
                      f"{', '.join(NET_STRATEGIES)} or auto")
+  if strategy == "shard":
+    return run_sharded(spec, distribution, keys, images, post=post,
+                       policy=policy, budget=budget, rescale=rescale,
+                       chunks=chunks)
   many = strategy != "loop"
   if chunks is None:
     budget = budget or default_budget()
@@ -501,7 +530,74 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
   return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
 
 
-__all__ = ["run_nets", "run_keys", "net_fn", "draw", "compiled", "plan", "plan_chunks",
+def _draw_sharded(spec: NetSpec, distribution, keys: np.ndarray,
+                  sharding) -> dict:
+  """The params of the nets in ``keys`` as global arrays split over the
+  nets: each process draws only the nets of its own devices."""
+  shapes = param_shapes(spec, len(keys))
+  some = jax.tree_util.tree_leaves(shapes)[0].shape
+  index = sharding.addressable_devices_indices_map(some)
+  local = {d: draw(spec, distribution, keys[ix[0]], many=True)
+           for d, ix in index.items()}
+  return {c.name: {"kernel": jax.make_array_from_single_device_arrays(
+      shapes[c.name]["kernel"].shape, sharding,
+      [jax.device_put(local[d][c.name]["kernel"], d) for d in index])}
+      for c in spec.convs}
+
+
+@functools.lru_cache(maxsize=32)
+def _sharded_fn(spec: NetSpec, post, policy: ConvPolicy, rescale: bool,
+                inner: str, mesh: Mesh):
+  fn = compiled(spec, post, policy, rescale, inner)
+  # Replicated outputs: the results reach every process in this program.
+  return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("nets"), P()),
+                               out_specs=P("nets")),
+                 out_shardings=NamedSharding(mesh, P()))
+
+
+def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
+                policy: ConvPolicy | str = "auto", budget: int | None = None,
+                rescale: bool = True, chunks: Plan | None = None,
+                devices: Sequence[jax.Device] | None = None):
+  """:func:`run_nets` with the nets split over ``devices`` (default: every
+  device of the job, on every process of it): each device runs its share
+  of the nets (padded with repeats of the last key, dropped after) on every
+  image, by ``vmap`` where the backend's table says so, else one net after
+  the other (``lax.map``); every process gets all the results.
+
+  ``chunks``: nets per device and images per call (default: :func:`plan`
+  for one device's share).
+  """
+  keys = np.asarray(keys)
+  images = np.asarray(images, np.float32)
+  devices = list(devices or jax.devices())
+  n, h, w = len(keys), images.shape[1], images.shape[2]
+  per = -(-n // len(devices))
+  policy = ConvPolicy.named(policy)
+  inner = "vmap" if pick_strategy(spec, h, w) == "vmap" else "group"
+  if chunks is None:
+    chunks = plan(spec, per, len(images), h, w, inner, policy,
+                  budget or default_budget())
+  chunk = max(1, min(per, chunks.seed_chunk))  # nets per device per call
+  step = chunk * len(devices)
+  keys = np.concatenate([keys, np.repeat(keys[-1:], -(-n // step) * step - n,
+                                         0)])
+  mesh = Mesh(np.array(devices), ("nets",))
+  fn = _sharded_fn(spec, post, policy, rescale, inner, mesh)
+  split, whole = NamedSharding(mesh, P("nets")), NamedSharding(mesh, P())
+  rows = []
+  for s0 in range(0, len(keys), step):
+    params = _draw_sharded(spec, distribution, keys[s0:s0 + step], split)
+    cols = [_host(fn(params, _global(images[i0:i0 + chunks.image_chunk],
+                                     whole)))
+            for i0 in range(0, len(images), max(1, chunks.image_chunk))]
+    rows.append(jax.tree_util.tree_map(
+        lambda *a: np.concatenate(a, axis=1), *cols))
+  out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+  return jax.tree_util.tree_map(lambda a: a[:n], out)
+
+
+__all__ = ["run_nets", "run_sharded", "run_keys", "net_fn", "draw", "compiled", "plan", "plan_chunks",
            "fit_chunks", "program_bytes", "param_shapes", "pick_strategy",
            "default_strategy", "default_budget", "seed_keys", "Plan",
            "keep_freed_memory", "KEY_STRATEGIES", "NET_STRATEGIES",

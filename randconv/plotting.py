@@ -6,6 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
+from randconv import distributed
+
 
 def _plt():
   import matplotlib
@@ -32,8 +34,9 @@ def save_png(path: str | Path, img: np.ndarray) -> Path:
   """Saves an [H, W], [H, W, 1] or [H, W, 3] image in [0, 1]."""
   from PIL import Image
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  Image.fromarray(to_uint8(img)).save(path)
+  if distributed.is_main():  # many processes: process 0 writes
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(to_uint8(img)).save(path)
   return path
 
 
@@ -73,10 +76,12 @@ def image_grid(rows: list[list[np.ndarray]], path: str | Path, *,
 
 
 def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
-  """Lays out, saves (creating the folder) and closes a matplotlib figure."""
-  fig.tight_layout()
+  """Lays out, saves (creating the folder) and closes a matplotlib figure
+  (with many processes, process 0 alone saves it)."""
   path = Path(path)
-  path.parent.mkdir(parents=True, exist_ok=True)
-  fig.savefig(path, dpi=dpi)
+  if distributed.is_main():
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=dpi)
   _plt().close(fig)
   return path

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from randconv import plugins
+from randconv import distributed, plugins
 from randconv import settings as settings_lib
 from randconv.deadline import Deadline
 from randconv.errors import RandconvError
@@ -233,7 +233,8 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
   if deadline is None:
     deadline = Deadline.after(settings.time_budget_s)
   out = Path(out)
-  out.mkdir(parents=True, exist_ok=True)
+  if distributed.is_main():
+    out.mkdir(parents=True, exist_ok=True)
   results: dict[str, dict] = {}
   start = time.time()
   timings: dict[str, float] = {}
@@ -262,6 +263,8 @@ def _write_config(workdir: Path, exp: Experiment, preset: str, config
   """``experiment.json``: the experiment's whole config dataclass, so that
   a reader can rebuild and rerun it (``type(config)(**fields)``)."""
   from randconv.rundir import canonical, write_atomic
+  if not distributed.is_main():
+    return
   workdir.mkdir(parents=True, exist_ok=True)
   fields = dataclasses.asdict(config) if dataclasses.is_dataclass(config) \
       else config

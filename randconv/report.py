@@ -270,7 +270,11 @@ def render_markdown(claims: list[dict], meta: dict) -> str:
 
 def write(out: Path, claims: list[dict], meta: dict) -> None:
   """Writes claims.json (with the run's metadata), report.md and
-  report.html into the run folder ``out``."""
+  report.html into the run folder ``out`` (with many processes, process 0
+  alone writes them)."""
+  from randconv import distributed
+  if not distributed.is_main():
+    return
   out = Path(out)
   (out / "claims.json").write_text(json.dumps(claims, indent=1,
                                               default=_json) + "\n")

@@ -15,6 +15,11 @@ their results in a :class:`RunDir`:
   its work is done again.
 * :meth:`RunDir.write_json` writes a summary atomically (a temporary file,
   then a rename), so a reader never sees half a file.
+
+With many processes (:mod:`randconv.distributed`) only process 0 touches
+the folder: it opens it, and the others receive what it found (the records,
+or the error); every process then keeps the same records in memory, and
+only process 0 writes them.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from randconv import distributed
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.errors import RandconvError
 
@@ -111,16 +117,21 @@ class RunDir:
                deadline: Deadline = NO_DEADLINE):
     self.path = Path(path)
     self.deadline = deadline
+    self.config = canonical(config)
+    self.metrics_path = self.path / METRICS
+    self.writer = distributed.is_main()
+    self.records: list[dict] = distributed.from_main(
+        lambda: self._open(tuple(may_differ)))
+    self._cells = {r["cell"]: r for r in self.records if "cell" in r}
+
+  def _open(self, may_differ: tuple[str, ...]) -> list[dict]:
     try:
       self.path.mkdir(parents=True, exist_ok=True)
     except OSError as e:
       raise WorkdirError(f"cannot create the run folder {self.path}: "
                          f"{e.strerror or e}") from None
-    self.config = canonical(config)
-    self._check_config(tuple(may_differ))
-    self.metrics_path = self.path / METRICS
-    self.records: list[dict] = read_jsonl(self.metrics_path, repair=True)
-    self._cells = {r["cell"]: r for r in self.records if "cell" in r}
+    self._check_config(may_differ)
+    return read_jsonl(self.metrics_path, repair=True)
 
   def _check_config(self, may_differ: tuple[str, ...]) -> None:
     path = self.path / CONFIG
@@ -148,10 +159,11 @@ class RunDir:
     as they were stored (JSON values)."""
     one = isinstance(records, dict)
     records = [canonical(r) for r in ([records] if one else records)]
-    with open(self.metrics_path, "a") as f:
-      f.write("".join(json.dumps(r) + "\n" for r in records))
-      f.flush()
-      os.fsync(f.fileno())
+    if self.writer:
+      with open(self.metrics_path, "a") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in records))
+        f.flush()
+        os.fsync(f.fileno())
     self.records.extend(records)
     self._cells.update((r["cell"], r) for r in records if "cell" in r)
     return records[0] if one else records
@@ -160,8 +172,9 @@ class RunDir:
     """Replaces ``metrics.jsonl`` atomically (for work that is redone)."""
     self.records = [canonical(r) for r in records]
     self._cells = {r["cell"]: r for r in self.records if "cell" in r}
-    write_atomic(self.metrics_path,
-                 "".join(json.dumps(r) + "\n" for r in self.records))
+    if self.writer:
+      write_atomic(self.metrics_path,
+                   "".join(json.dumps(r) + "\n" for r in self.records))
 
   def find(self, **key) -> dict | None:
     """The last record whose fields equal ``key``, or None."""
@@ -182,12 +195,14 @@ class RunDir:
 
   def write_json(self, name: str, obj) -> Path:
     path = self.path / name
-    write_atomic(path, json.dumps(canonical(obj), indent=1) + "\n")
+    if self.writer:
+      write_atomic(path, json.dumps(canonical(obj), indent=1) + "\n")
     return path
 
   def read_json(self, name: str) -> dict | None:
     path = self.path / name
-    return json.loads(path.read_text()) if path.exists() else None
+    return distributed.from_main(
+        lambda: json.loads(path.read_text()) if path.exists() else None)
 
 
 __all__ = ["RunDir", "WorkdirError", "read_jsonl", "write_atomic",

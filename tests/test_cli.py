@@ -154,6 +154,12 @@ reproduce out is a file | reproduce --out {d}/notes.png | a file, not a folder
 reproduce missing weights | reproduce --weights {d}/nope.pth | no such weights
 # reproduce: the claims
 reproduce unknown claim id | reproduce --only S9z | unknown claim id S9z
+# many processes (checked before joining a job)
+train coordinator alone | train --coordinator 127.0.0.1:4321 | needs --num-processes, --process-id
+train distributed and ids | train --distributed --process-id 0 | --distributed lets JAX
+reproduce coordinator without port | reproduce --coordinator localhost --num-processes 2 --process-id 0 | give HOST:PORT
+reproduce process id out of range | reproduce --coordinator 127.0.0.1:4321 --num-processes 2 --process-id 2 | not in 0..1
+reproduce heartbeat zero | reproduce --heartbeat-timeout 0 | must be positive
 """
 BAD = {name: (command, words) for name, command, words in (
     map(str.strip, row.split("|")) for row in BAD_TABLE.splitlines()

@@ -30,13 +30,15 @@ def cmd_theory(a) -> None:
   results, stopped = checks.run_checks(a.preset, out, only,
                                        deadline=deadline)
   total = time.time() - start
-  out.mkdir(parents=True, exist_ok=True)
   payload = {"preset": a.preset, "out": str(out), "seconds": round(total, 1),
              "holds": all(r.holds for r in results) and not stopped,
              "stopped": stopped,
              "checks": [r.as_dict() for r in results]}
-  (out / "theory.json").write_text(json.dumps(payload, indent=1,
-                                              default=float) + "\n")
+  from randconv import distributed
+  if distributed.is_main():
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "theory.json").write_text(json.dumps(payload, indent=1,
+                                                default=float) + "\n")
   lines = [f"Section 5 theory checks, preset {a.preset} ({total:.0f} s)",
            f"{'id':<3} {'pass':<5} {'s':>5}  measured",
            ]
@@ -147,6 +149,7 @@ def cmd_limit(a) -> None:
 
 
 def add_commands(sub) -> None:
+  from randconv import distributed
   from randconv.cli import positive_int
   p = sub.add_parser(
       "theory", help="Section 5 theory checks T1-T7 (limit image, "
@@ -158,6 +161,7 @@ def add_commands(sub) -> None:
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
                  help="checks to run (T1 .. T7)")
   p.add_argument("--json", action="store_true")
+  distributed.add_arguments(p)
   p.set_defaults(func=cmd_theory)
 
   p = sub.add_parser(

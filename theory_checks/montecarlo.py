@@ -37,6 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
+from randconv import distributed
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.errors import RandconvError
 from randconv.rundir import RunDir, read_jsonl
@@ -257,11 +258,12 @@ def open_log(workdir: Path, config: dict,
 
 
 def read_norm_ratio(path: Path, tag: str, width: int):
-  """||y|| / ||y_hat|| [S, B] of one width from a metrics file, or None."""
-  for r in read_jsonl(path):
-    if r.get("tag") == tag and r.get("width") == width:
-      return np.asarray(r["norm_ratio"])
-  return None
+  """||y|| / ||y_hat|| [S, B] of one width from a metrics file, or None
+  (process 0's file, with many processes)."""
+  found = distributed.from_main(lambda: [
+      r["norm_ratio"] for r in read_jsonl(path)
+      if r.get("tag") == tag and r.get("width") == width][:1])
+  return np.asarray(found[0]) if found else None
 
 
 def check_time(log: RunDir, what: str) -> None:
@@ -296,7 +298,8 @@ def width_sweep(log: RunDir, make_fn, limits: np.ndarray, images: np.ndarray,
       a = angles_to(out, limits)
       ratio = np.linalg.norm(out, axis=(-2, -1)) / np.linalg.norm(
           limits, axis=(-2, -1))[None]
-      if samples_dir is not None and n in keep_samples:
+      if samples_dir is not None and n in keep_samples and \
+          distributed.is_main():
         Path(samples_dir).mkdir(parents=True, exist_ok=True)
         np.save(Path(samples_dir) / f"{tag}_N{n}.npy",
                 out[0].astype(np.float32))
@@ -308,7 +311,11 @@ def width_sweep(log: RunDir, make_fn, limits: np.ndarray, images: np.ndarray,
 
 
 def load_samples(samples_dir: Path, tag: str, widths) -> dict[int, np.ndarray]:
+  """The kept outputs of each width (process 0 only: the others draw no
+  figure)."""
   out = {}
+  if not distributed.is_main():
+    return out
   for n in widths:
     f = Path(samples_dir) / f"{tag}_N{n}.npy"
     if f.exists():

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from randconv import distributed
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.registry import preset_config
 from theory_checks import checks, gp
@@ -172,9 +173,10 @@ def laws(p: T7Preset, x: np.ndarray, log, samples_dir: Path,
                             seed=ROOT_SEED + 10 * b)
       kernels[b] = pred["law"].kernel
       mean, lim = mean_law(xb, seed=ROOT_SEED + b)
-      samples_dir.mkdir(parents=True, exist_ok=True)
-      np.save(samples_dir / f"gp_{b}.npy", pred["samples"][:8])
-      np.save(samples_dir / f"limit_{b}.npy", lim.astype(np.float32))
+      if distributed.is_main():  # many processes: process 0 writes
+        samples_dir.mkdir(parents=True, exist_ok=True)
+        np.save(samples_dir / f"gp_{b}.npy", pred["samples"][:8])
+        np.save(samples_dir / f"limit_{b}.npy", lim.astype(np.float32))
       rec = log.append({"tag": "law", "photo": b, **conv, **mean,
                      "seconds": round(time.time() - t0, 1)})
     out.append(rec)
@@ -485,6 +487,8 @@ def plot_fig8(path, sweep, pred):
 
 def plot_samples(path, x, names, samples_dir: Path):
   from randconv.plotting import image_grid, unit
+  if not distributed.is_main():
+    return Path(path)  # the samples and the figure are process 0's
   rows, titles = [], []
   for b, nm in enumerate(names):
     draws = np.load(samples_dir / f"gp_{b}.npy")[:4]

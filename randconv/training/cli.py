@@ -154,6 +154,7 @@ def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(sub) -> None:
+  from randconv import distributed
   from randconv.cli import positive_int
 
   p = sub.add_parser("features", help="the ConvK features of an image "
@@ -226,6 +227,7 @@ def add_commands(sub) -> None:
   p.add_argument("--out", required=True, type=out_folder,
                  help="the run's folder")
   p.add_argument("--json", action="store_true")
+  distributed.add_arguments(p)
   p.set_defaults(func=cmd_train)
 
   if "reproduce" in sub.choices:

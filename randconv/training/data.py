@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from randconv import images, settings
+from randconv import distributed, images, settings
 from randconv.errors import RandconvError
 
 CATALOG = ("imagenet2012", "imagenette")
@@ -230,10 +230,14 @@ def packed_builder(cfg: DataConfig):
                           file_format="array_record")
   finally:
     absl.setLevel(level)
-  # tfds announces its work on stdout; keep stdout for results.
-  with contextlib.redirect_stdout(sys.stderr):
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig())
+
+  def prepare():
+    # tfds announces its work on stdout; keep stdout for results.
+    with contextlib.redirect_stdout(sys.stderr):
+      builder.download_and_prepare(
+          download_config=tfds.download.DownloadConfig())
+
+  distributed.main_first(prepare, "randconv-data-" + name)
   return builder
 
 
@@ -372,25 +376,34 @@ class Data:
   train_eval: np.ndarray
   describe: str
 
-  def dataset(self, batch: int):
+  def dataset(self, batch: int, rows: slice | None = None):
     """The grain ``MapDataset`` whose item ``t`` is batch ``t``:
-    uint8 [batch, crop, crop, 3]."""
+    uint8 [batch, crop, crop, 3], or only its ``rows`` (one process's
+    share of a data-parallel batch: those crops alone are read). Crop ``i``
+    of the endless shuffled stream depends only on the seed and ``i``, so
+    batch ``t`` is the same whatever the split."""
     import grain
     split, crop = self.train, self.config.crop
 
     def sample(row, rng):
       return crop_window(split, row, crop, rng)
 
-    return (grain.MapDataset.source(self.train.windows)
-            .seed(self.config.seed).shuffle().repeat(None)
-            .random_map(sample)
-            .batch(batch, drop_remainder=True, batch_fn=np.stack))
+    crops = (grain.MapDataset.source(self.train.windows)
+             .seed(self.config.seed).shuffle().repeat(None)
+             .random_map(sample))
+    if rows is None or (rows.start, rows.stop) == (0, batch):
+      return crops.batch(batch, drop_remainder=True, batch_fn=np.stack)
+    lo, share = rows.start, rows.stop - rows.start
+    return (grain.MapDataset.range(0, sys.maxsize)
+            .map(lambda k: crops[(k // share) * batch + lo + k % share])
+            .batch(share, drop_remainder=True, batch_fn=np.stack))
 
   def batches(self, batch: int, start: int = 0, threads: int = 1,
-              prefetch: int = 2):
-    """Batches ``start, start + 1, ...`` (an endless iterator)."""
+              prefetch: int = 2, rows: slice | None = None):
+    """Batches ``start, start + 1, ...`` (an endless iterator); ``rows``:
+    as :meth:`dataset`."""
     import grain
-    ds = self.dataset(batch)
+    ds = self.dataset(batch, rows)
     if threads <= 0:
       return (ds[i] for i in range(start, sys.maxsize))
     return iter(ds.slice(slice(start, None)).to_iter_dataset(

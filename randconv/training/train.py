@@ -51,8 +51,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from randconv import modules, settings
+from randconv import distributed, modules, settings
 from randconv.deadline import NO_DEADLINE, Deadline
+from randconv.distributed import Placement
 from randconv.errors import RandconvError
 from randconv.policy import ConvPolicy
 from randconv.rundir import RunDir, WorkdirError, read_jsonl
@@ -230,11 +231,14 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 
 def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
                     optimizer: optax.GradientTransformation,
-                    conv_impl: str | ConvPolicy = "direct"):
+                    conv_impl: str | ConvPolicy = "direct",
+                    placement: Placement | None = None):
   """``step(dec, opt_state, enc_params, batch_u8) -> (dec, opt_state,
   loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]. The encoder is
   frozen: only the decoder's params are differentiated. ``conv_impl``: a
-  :meth:`ConvPolicy.named` name, or a policy."""
+  :meth:`ConvPolicy.named` name, or a policy. ``placement``: on several
+  devices the batch is split over them and everything else replicated
+  (data parallelism; the compiler reduces the gradients)."""
   mode = enc.preprocessing
   policy = ConvPolicy.named(conv_impl)
   encoder = _encoder_module(spec, enc, policy)
@@ -245,28 +249,34 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
     y = decoder.apply({"params": dec}, z, x.shape[1:3])
     return jnp.mean(per_image_loss(y, x))
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(dec, opt_state, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
     loss, grads = jax.value_and_grad(loss_fn)(dec, enc_params, x)
     updates, opt_state = optimizer.update(grads, opt_state, dec)
     return optax.apply_updates(dec, updates), opt_state, loss
 
-  return step
+  return (placement or Placement.one()).jit(
+      step, 3, donate_argnums=(0, 1), out_replicated=3)
 
 
 def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
-              conv_impl: str | ConvPolicy = "direct"):
+              conv_impl: str | ConvPolicy = "direct",
+              placement: Placement | None = None):
   """``evaluate(dec, images_u8) -> mean per-image loss`` over fixed crops,
-  in batches of ``batch`` (the last one padded and masked)."""
+  in batches of ``batch`` (the last one padded and masked); every process
+  passes all the crops. ``placement``: as :func:`make_train_step`'s (the
+  params and ``enc.params`` placed by it)."""
   conv_impl = ConvPolicy.named(conv_impl)
+  place = placement or Placement.one()
+  rows = place.rows(batch)
 
-  @jax.jit
-  def losses(dec, enc_params, batch_u8):
+  def per_image(dec, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
     y = reconstruct(dec, dataclasses.replace(enc, params=enc_params), spec, x,
                     conv_impl)
     return per_image_loss(y, x)
+
+  losses = place.jit(per_image, 2)
 
   def evaluate(dec, images_u8: np.ndarray) -> float:
     total, n = 0.0, len(images_u8)
@@ -276,7 +286,8 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
       if pad:
         chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]),
                                                 chunk.dtype)])
-      vals = np.asarray(losses(dec, enc.params, chunk))
+      vals = np.asarray(losses(dec, enc.params,
+                               place.batch(chunk[rows], batch)))
       total += float(vals[:batch - pad].astype(np.float64).sum())
     return total / n
 
@@ -391,7 +402,8 @@ def _progress(total: int, initial: int, desc: str, enabled: bool):
   from tqdm import tqdm
   return tqdm(total=total, initial=initial, desc=desc, unit="step",
               file=sys.stderr, dynamic_ncols=True, leave=False,
-              disable=not enabled, mininterval=1.0)
+              disable=not (enabled and distributed.is_main()),
+              mininterval=1.0)
 
 
 def open_run(cfg: TrainConfig, workdir: str | os.PathLike) -> RunDir:
@@ -425,6 +437,8 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       checkpoint stays in the workdir.
     RandconvError: bad data or weights (one line).
   """
+  place = Placement()
+  place.check_batch(cfg.batch)
   run = open_run(cfg, workdir)
   spec = cfg.spec()
   spec.shapes(cfg.data.crop, cfg.data.crop)  # the crop fits the network
@@ -433,7 +447,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   dec = init_decoder(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2), spec)
   opt_state = jax.jit(optimizer.init)(dec)
   manager = _manager(run.path)
-  start = manager.latest_step() or 0
+  start = int(distributed.agree_value(manager.latest_step() or 0))
   if start:
     dec, opt_state = _restore(manager, start, dec, opt_state)
     dec = jax.tree_util.tree_map(jnp.asarray, dec)
@@ -446,11 +460,14 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   _truncate_metrics(run, start)
   label = progress if isinstance(progress, str) else \
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
+  enc = dataclasses.replace(enc, params=place.replicate(enc.params))
   loop = _Loop(cfg, run, manager, make_train_step(spec, enc, optimizer,
-                                                  cfg.impl),
-               make_eval(spec, enc, cfg.batch, cfg.impl),
-               data_lib.load(cfg.data, cfg.batch), enc.params, dec, opt_state,
-               _progress(cfg.steps, start, label, bool(progress)), start)
+                                                  cfg.impl, place),
+               make_eval(spec, enc, cfg.batch, cfg.impl, place),
+               data_lib.load(cfg.data, cfg.batch), enc.params,
+               place.replicate(dec), place.replicate(opt_state),
+               _progress(cfg.steps, start, label, bool(progress)), start,
+               place)
   try:
     step, stopped = loop.run(deadline or NO_DEADLINE, threads)
   finally:
@@ -464,11 +481,11 @@ class _Loop:
   checkpoints and metrics records between them."""
 
   def __init__(self, cfg, run, manager, step_fn, evaluate, data, enc_params,
-               dec, opt_state, bar, start):
+               dec, opt_state, bar, start, place):
     self.cfg, self.run_dir, self.manager = cfg, run, manager
     self.step_fn, self.evaluate, self.data = step_fn, evaluate, data
     self.enc_params, self.dec, self.opt_state = enc_params, dec, opt_state
-    self.bar, self.start = bar, start
+    self.bar, self.start, self.place = bar, start, place
     self.schedule = lr_schedule(cfg)
     self.pending: list[tuple[int, jax.Array]] = []
     self.last_saved = start
@@ -478,20 +495,25 @@ class _Loop:
 
   def run(self, deadline: Deadline, threads: int) -> tuple[int, str | None]:
     """Steps until the end or the deadline; returns (step, why stopped)."""
-    cfg, step = self.cfg, self.start
-    batches = self.data.batches(cfg.batch, start=step, threads=threads)
+    cfg, step, place = self.cfg, self.start, self.place
+    batches = self.data.batches(cfg.batch, start=step, threads=threads,
+                                rows=place.rows(cfg.batch))
+    # With many processes the clock is agreed on (a collective), so it is
+    # read every log_every steps only.
+    every = cfg.log_every if distributed.many() else 1
     if step > 0:
       self.run_dir.append({"step": step, "event": "resumed"})
     elif self.last_eval < 0:  # kept when a run stopped before its 1st step
       self.do_eval(0)
     while step < cfg.steps:
-      if deadline.expired():
+      if (step - self.start) % every == 0 and deadline.expired():
         self.flush()
         if step > self.last_eval:
           self.do_eval(step)  # the partial curve ends with a validation point
         return self.save_if_new(step), "time budget"
       self.dec, self.opt_state, loss = self.step_fn(
-          self.dec, self.opt_state, self.enc_params, next(batches))
+          self.dec, self.opt_state, self.enc_params,
+          place.batch(next(batches), cfg.batch))
       self.pending.append((step, loss))
       step += 1
       self.bar.update(1)
@@ -568,9 +590,14 @@ def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
                   "steps_per_second": (step - loop.start) / elapsed
                   if elapsed > 0 else None,
                   "device": str(jax.devices()[0].device_kind)})
+  dec = loop.dec
+  if loop.place.mesh is not None:  # data-parallel: say so, hand back local
+    summary.update({"devices": jax.device_count(),
+                    "processes": jax.process_count()})
+    dec = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), dec)
   if done:
     run.write_json("summary.json", summary)
-  return RunResult(run.path, cfg, run.records, loop.dec, step, done, stopped,
+  return RunResult(run.path, cfg, run.records, dec, step, done, stopped,
                    summary)
 
 
