@@ -249,7 +249,7 @@ def _net_group_size(spec, size: int, n_nets: int, n_images: int) -> int:
   nets), else one; on several devices (many processes), one net per
   device at least. Fixed by the preset and the devices, so a resumed run
   computes the same groups and the same numbers."""
-  devices = jax.device_count()
+  devices = len(engine.sweep_devices())
   if devices > 1:
     return min(n_nets, devices * max(1, _net_group_size_one(
         spec, size, -(-n_nets // devices), n_images)))
@@ -271,7 +271,7 @@ def _run_group(spec, keys, x, post, chunks=None, policy="auto"):
   strategy = engine.pick_strategy(spec, x.shape[1], x.shape[2])
   if len(keys) == 1:
     strategy = "loop"
-  if jax.device_count() > 1:
+  if len(engine.sweep_devices()) > 1:
     strategy = "shard"  # the group's nets split over every device
   return engine.run_nets(spec, DIST, keys, x, post=post, strategy=strategy,
                          chunks=chunks, policy=policy)
@@ -287,7 +287,8 @@ def _scores(res: dict) -> dict:
 def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
                group_size: int | None = None, **run_kw) -> tuple[int, int]:
   """Runs every net of ``keys`` on ``x`` as cells of ``log``, in groups
-  (``group_size`` nets, default :func:`_net_group_size`): a group whose
+  (``group_size`` nets, default :func:`_net_group_size`; on several
+  devices at least one net per device): a group whose
   cells are all logged is skipped, none starts once the deadline has
   passed, and each group's new cells are logged as ``{"cell": cell(i),
   "net": i, **record(res_i)}`` where ``res_i`` is net ``i``'s slice of
@@ -298,6 +299,7 @@ def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
   """
   n_nets = len(keys)
   size = group_size or _net_group_size(spec, x.shape[1], n_nets, len(x))
+  size = max(size, min(n_nets, len(engine.sweep_devices())))
   total = done = 0
   for group in _groups(n_nets, size):
     cells = [cell(i) for i in group]

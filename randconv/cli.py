@@ -294,7 +294,12 @@ def main(argv: list[str] | None = None) -> int:
   if code:
     distributed.abort(code)
     return code
-  return distributed.finish(0)
+  try:
+    return distributed.finish(0)
+  except Exception as e:  # noqa: BLE001 - a process lost at the very end
+    print(f"randconv: error: the job did not end together ({e}); its "
+          "results are written", file=sys.stderr)
+    return 1
 
 
 if __name__ == "__main__":

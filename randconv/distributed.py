@@ -127,6 +127,8 @@ def initialize(launch: Launch) -> None:
   if not launch.requested:
     return
   import jax
+  before = {k: getattr(jax.config, k) for k in (
+      "jax_cpu_collectives_implementation", "jax_enable_recoverability")}
   if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
     # Only the CPU client reads it; a GPU or TPU job is unaffected.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -138,6 +140,8 @@ def initialize(launch: Launch) -> None:
         launch.coordinator, launch.num_processes, launch.process_id,
         heartbeat_timeout_seconds=launch.heartbeat_s)
   except (RuntimeError, ValueError) as e:
+    for k, v in before.items():
+      jax.config.update(k, v)
     first = str(e).strip().splitlines()[0] if str(e).strip() else ""
     raise RandconvError(f"could not join the job ({first[:200]}); with "
                         "--distributed, JAX must detect a cluster (SLURM, "
@@ -148,9 +152,14 @@ def initialize(launch: Launch) -> None:
     os.environ["TQDM_DISABLE"] = "1"
   if jax.process_count() > 1:
     stop = threading.Event()
-    _WATCHDOG.update(stop=stop, heartbeat_s=launch.heartbeat_s)
-    threading.Thread(target=_watch, args=(stop,), name="randconv-watchdog",
-                     daemon=True).start()
+    watchdog = threading.Thread(target=_watch, args=(stop,),
+                                name="randconv-watchdog", daemon=True)
+    _WATCHDOG.update(stop=stop, heartbeat_s=launch.heartbeat_s,
+                     thread=watchdog)
+    watchdog.start()
+    from randconv import settings
+    same_everywhere({k: os.environ.get(k) for k in settings.ENV},
+                    "the RANDCONV_* environment variables")
 
 
 def _stdout_for_results() -> None:
@@ -198,17 +207,25 @@ def finish(code: int) -> int:
   must outlive their goodbyes."""
   if "stop" not in _WATCHDOG:
     return code
+  import time
+
   import jax
   code = int(agree_value(code))
   _WATCHDOG.pop("stop").set()
+  # Every watchdog leaves its round together (a barrier), then stops.
+  _WATCHDOG["thread"].join(timeout=30)
   if jax.process_index() != 0:
     jax.distributed.shutdown()
     return code
   from jax._src import distributed as jax_distributed  # the runtime client
   client = jax_distributed.global_state.client
-  others = list(range(jax.process_count()))
-  while client is not None and len(client.get_live_nodes(others)) > 1:
-    pass  # returns once the others have left (barrier semantics)
+  everyone = list(range(jax.process_count()))
+  give_up = time.monotonic() + 60
+  # get_live_nodes waits for the live processes (barrier semantics), so
+  # it returns {0} once the others have left.
+  while client is not None and time.monotonic() < give_up and \
+      len(client.get_live_nodes(everyone)) > 1:
+    time.sleep(0.05)
   jax.distributed.shutdown()
   return code
 
@@ -258,17 +275,19 @@ def many() -> bool:
 
 
 def agree_value(value: int | float):
-  """Process 0's ``value`` on every process (a number)."""
+  """Process 0's ``value`` on every process (a number; an integer below
+  2**31, or a float sent as float32 unless JAX runs in 64 bits)."""
   if not many():
     return value
   import numpy as np
   from jax.experimental import multihost_utils
-  return multihost_utils.broadcast_one_to_all(np.float64(value)).item()
+  kind = np.int64 if isinstance(value, (int, np.integer)) else np.float64
+  return multihost_utils.broadcast_one_to_all(kind(value)).item()
 
 
 def agree(flag: bool) -> bool:
   """Process 0's ``flag`` on every process."""
-  return bool(agree_value(1.0 if flag else 0.0))
+  return bool(agree_value(1 if flag else 0))
 
 
 def broadcast_json(obj=None):
@@ -291,7 +310,8 @@ def broadcast_json(obj=None):
 def from_main(fn: Callable[[], object]):
   """``fn()`` run on process 0 only, its JSON-able result given to every
   process; a :class:`RandconvError` it raises is raised on every process
-  (same class where it is a known one, with the same message)."""
+  (same class where it is a known one, with the same message), and so is
+  an ``OSError`` or ``ValueError`` (as a :class:`RandconvError`)."""
   if not many():
     return fn()
   out = None
@@ -300,10 +320,35 @@ def from_main(fn: Callable[[], object]):
       out = {"value": fn()}
     except RandconvError as e:
       out = {"error": str(e), "kind": type(e).__name__}
+    except (OSError, ValueError) as e:  # a file process 0 could not read
+      out = {"error": f"process 0: {type(e).__name__}: {e}",
+             "kind": "RandconvError"}
   out = broadcast_json(out)
   if "error" in out:
     raise _error_class(out["kind"])(out["error"])
   return out["value"]
+
+
+def same_everywhere(obj, what: str) -> None:
+  """Raises the same :class:`RandconvError` on every process when the
+  JSON-able ``obj`` is not the same on all of them (the processes would
+  then take different paths and wait for each other forever)."""
+  if not many():
+    return
+  import hashlib
+
+  import numpy as np
+  from jax.experimental import multihost_utils
+  digest = hashlib.sha256(json.dumps(obj, sort_keys=True,
+                                     default=str).encode()).digest()
+  every = np.asarray(multihost_utils.process_allgather(
+      np.frombuffer(digest, np.uint8)))
+  odd = [i for i in range(len(every)) if (every[i] != every[0]).any()]
+  if odd:
+    raise RandconvError(
+        f"{what} differ between processes (process "
+        f"{', '.join(map(str, odd))} against process 0); give every "
+        "process the same flags, environment and files")
 
 
 def main_first(fn: Callable[[], object], name: str = "randconv-main-first"):
@@ -359,6 +404,29 @@ class Placement:
     """The placement of a single-device program (changes nothing)."""
     return cls([None])
 
+  @classmethod
+  def for_batch(cls, batch: int, flag: str = "--batch") -> Placement:
+    """Every device, for a batch of ``batch`` rows. One process whose
+    devices do not divide the batch uses the most that do (and says so);
+    a job of several processes needs them all.
+
+    Raises:
+      RandconvError: a job of several processes whose devices do not
+        divide the batch.
+    """
+    import jax
+    devices = jax.devices()
+    n = len(devices)
+    if batch % n == 0:
+      return cls(devices)
+    if many():
+      raise RandconvError(f"{flag} {batch} does not split over the job's "
+                          f"{n} devices; give a multiple of {n}")
+    use = max(k for k in range(1, n + 1) if batch % k == 0)
+    print(f"randconv: {flag} {batch} does not split over {n} devices; "
+          f"using {use} of them", file=sys.stderr)
+    return cls(devices[:use])
+
   def check_batch(self, batch: int, flag: str = "--batch") -> None:
     if batch % self.size:
       raise RandconvError(f"{flag} {batch} does not split over "
@@ -413,5 +481,6 @@ class Placement:
 
 __all__ = ["Launch", "add_arguments", "launch_from_args", "initialize",
            "finish", "abort", "is_main", "many", "process_count", "agree",
-           "agree_value", "broadcast_json", "from_main", "main_first", "Placement",
+           "agree_value", "broadcast_json", "from_main", "main_first",
+           "same_everywhere", "Placement",
            "LOST_EXIT"]

@@ -78,10 +78,25 @@ def default_budget(backend: str | None = None) -> int:
 
 def default_strategy(backend: str | None = None) -> str:
   """:func:`run_keys`'s strategy for the backend (:data:`KEY_STRATEGY`);
-  ``shard`` over every device of a job of several processes."""
+  ``shard`` (over :func:`sweep_devices`) in a job of several processes."""
   if jax.process_count() > 1:
     return "shard"
   return KEY_STRATEGY.get(backend or jax.default_backend(), "loop")
+
+
+def sweep_devices() -> list:
+  """The devices that many nets are split over (``shard``): every device
+  of the job, but on CPUs one per process. Several CPU devices of one
+  process share its thread pool, and the theory checks' Gram sampler was
+  measured to hang there (jax 0.10.2, 2 forced CPU devices, with or
+  without other processes); one CPU device per process does not."""
+  devices = jax.devices()
+  if jax.default_backend() != "cpu":
+    return devices
+  first = {}
+  for d in devices:
+    first.setdefault(d.process_index, d)
+  return [first[p] for p in sorted(first)]
 
 
 def _global(array: np.ndarray, sharding) -> jax.Array:
@@ -92,9 +107,18 @@ def _global(array: np.ndarray, sharding) -> jax.Array:
                                       lambda index: array[index])
 
 
-def _host(tree):
-  """A replicated output on this process's host, as numpy."""
-  return jax.tree_util.tree_map(np.asarray, tree)
+def _gather(tree):
+  """Every process gets the whole of each output split over the devices,
+  as numpy: one gather of the whole tree, in a program of its own. (A
+  replicated output sharding would gather inside the computing program;
+  on CPU devices whose programs block on a collective while others still
+  need the shared thread pool, that can hang: the theory checks' Gram
+  sampler did, on 2 processes x 2 CPU devices.)"""
+  if jax.process_count() == 1:
+    return jax.tree_util.tree_map(np.asarray, tree)
+  from jax.experimental import multihost_utils
+  return jax.tree_util.tree_map(
+      np.asarray, multihost_utils.process_allgather(tree, tiled=True))
 
 
 def seed_keys(seed: int, n: int, start: int = 0) -> jax.Array:
@@ -171,12 +195,9 @@ def _runner(fn: Callable, strategy: str, batch_size: int | None,
                                          batch_size=batch_size))
   mesh = Mesh(np.array(devices), ("seeds",))
   split, whole = NamedSharding(mesh, P("seeds")), NamedSharding(mesh, P())
-  # The output sharding gathers the results onto every device (and so
-  # every process) inside the same program.
   mapped = jax.jit(jax.shard_map(
       lambda ks, x: lax.map(lambda k: fn(k, x), ks, batch_size=batch_size),
-      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")),
-      out_shardings=whole)
+      mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
 
   def run(ks, x):
     ks = np.asarray(ks)
@@ -184,7 +205,7 @@ def _runner(fn: Callable, strategy: str, batch_size: int | None,
     if n % len(devices):  # pad with repeats of the last key, dropped below
       pad = len(devices) - n % len(devices)
       ks = np.concatenate([ks, np.repeat(ks[-1:], pad, 0)])
-    out = _host(mapped(_global(ks, split), _global(x, whole)))
+    out = _gather(mapped(_global(ks, split), _global(x, whole)))
     return jax.tree_util.tree_map(lambda a: a[:n], out)
 
   return run
@@ -207,8 +228,7 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
       for shard, ``seed_chunk`` counts seeds per device).
     batch_size: seeds vmapped together inside ``map``.
     progress: show a tqdm bar on stderr (a string gives its label).
-    devices: devices for ``shard`` (default: every device of the job,
-      the local ones for one process).
+    devices: devices for ``shard`` (default: :func:`sweep_devices`).
 
   Returns:
     The pytree with leaves [S, B, ...] as numpy arrays.
@@ -221,7 +241,7 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
   keys = np.asarray(keys)
   images = np.asarray(images)
   n_seeds, n_images = keys.shape[0], images.shape[0]
-  devices = tuple(devices or jax.devices())
+  devices = tuple(devices or sweep_devices())
   if plan is None:
     plan = Plan(seed_chunk={"loop": 1, "shard": -(-n_seeds // len(devices))
                             }.get(strategy, n_seeds), image_chunk=n_images)
@@ -496,15 +516,15 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
   h, w = images.shape[1:3]
   policy = ConvPolicy.named(policy)
   if strategy == "auto":
-    strategy = "shard" if jax.device_count() > 1 else pick_strategy(spec, h,
-                                                                    w)
+    strategy = "shard" if len(sweep_devices()) > 1 else pick_strategy(
+        spec, h, w)
   if strategy not in NET_STRATEGIES:
     raise ValueError(f"unknown net strategy {strategy!r}; choose one of "
                      f"{', '.join(NET_STRATEGIES)} or auto")
   if strategy == "shard":
     return run_sharded(spec, distribution, keys, images, post=post,
                        policy=policy, budget=budget, rescale=rescale,
-                       chunks=chunks)
+                       chunks=chunks, check_memory=check_memory)
   many = strategy != "loop"
   if chunks is None:
     budget = budget or default_budget()
@@ -549,35 +569,40 @@ def _draw_sharded(spec: NetSpec, distribution, keys: np.ndarray,
 def _sharded_fn(spec: NetSpec, post, policy: ConvPolicy, rescale: bool,
                 inner: str, mesh: Mesh):
   fn = compiled(spec, post, policy, rescale, inner)
-  # Replicated outputs: the results reach every process in this program.
   return jax.jit(jax.shard_map(fn, mesh=mesh, in_specs=(P("nets"), P()),
-                               out_specs=P("nets")),
-                 out_shardings=NamedSharding(mesh, P()))
+                               out_specs=P("nets")))
 
 
 def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
                 policy: ConvPolicy | str = "auto", budget: int | None = None,
                 rescale: bool = True, chunks: Plan | None = None,
-                devices: Sequence[jax.Device] | None = None):
-  """:func:`run_nets` with the nets split over ``devices`` (default: every
-  device of the job, on every process of it): each device runs its share
+                devices: Sequence[jax.Device] | None = None,
+                check_memory: bool | None = None):
+  """:func:`run_nets` with the nets split over ``devices`` (default:
+  :func:`sweep_devices`, on every process of the job): each device runs its share
   of the nets (padded with repeats of the last key, dropped after) on every
   image, by ``vmap`` where the backend's table says so, else one net after
   the other (``lax.map``); every process gets all the results.
 
   ``chunks``: nets per device and images per call (default: :func:`plan`
-  for one device's share).
+  for one device's share, then, where ``check_memory`` (default: on any
+  backend but the CPU), :func:`fit_chunks` of one device's program).
   """
   keys = np.asarray(keys)
   images = np.asarray(images, np.float32)
-  devices = list(devices or jax.devices())
+  devices = list(devices or sweep_devices())
   n, h, w = len(keys), images.shape[1], images.shape[2]
   per = -(-n // len(devices))
   policy = ConvPolicy.named(policy)
   inner = "vmap" if pick_strategy(spec, h, w) == "vmap" else "group"
   if chunks is None:
-    chunks = plan(spec, per, len(images), h, w, inner, policy,
-                  budget or default_budget())
+    budget = budget or default_budget()
+    chunks = plan(spec, per, len(images), h, w, inner, policy, budget)
+    if check_memory is None:
+      check_memory = jax.default_backend() != "cpu"
+    if check_memory:
+      chunks, _ = fit_chunks(spec, post, policy, rescale, inner,
+                             tuple(images.shape[1:]), chunks, budget)
   chunk = max(1, min(per, chunks.seed_chunk))  # nets per device per call
   step = chunk * len(devices)
   keys = np.concatenate([keys, np.repeat(keys[-1:], -(-n // step) * step - n,
@@ -588,8 +613,8 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
   rows = []
   for s0 in range(0, len(keys), step):
     params = _draw_sharded(spec, distribution, keys[s0:s0 + step], split)
-    cols = [_host(fn(params, _global(images[i0:i0 + chunks.image_chunk],
-                                     whole)))
+    cols = [_gather(fn(params, _global(images[i0:i0 + chunks.image_chunk],
+                                       whole)))
             for i0 in range(0, len(images), max(1, chunks.image_chunk))]
     rows.append(jax.tree_util.tree_map(
         lambda *a: np.concatenate(a, axis=1), *cols))
@@ -598,7 +623,7 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
 
 
 __all__ = ["run_nets", "run_sharded", "run_keys", "net_fn", "draw", "compiled", "plan", "plan_chunks",
-           "fit_chunks", "program_bytes", "param_shapes", "pick_strategy",
+           "fit_chunks", "program_bytes", "sweep_devices", "param_shapes", "pick_strategy",
            "default_strategy", "default_budget", "seed_keys", "Plan",
            "keep_freed_memory", "KEY_STRATEGIES", "NET_STRATEGIES",
            "BUDGET_ENV"]

@@ -242,8 +242,9 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
   for exp in experiments().values():
     if wanted is not None and not wanted & set(exp.ids):
       continue
-    print(f"[reproduce] {exp.name} ({', '.join(exp.ids)}): {exp.title}",
-          file=log, flush=True)
+    if distributed.is_main():
+      print(f"[reproduce] {exp.name} ({', '.join(exp.ids)}): {exp.title}",
+            file=log, flush=True)
     t0 = time.time()
     config = exp.configure(preset, settings)
     _write_config(out / exp.name, exp, preset, config)

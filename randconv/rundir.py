@@ -120,6 +120,7 @@ class RunDir:
     self.config = canonical(config)
     self.metrics_path = self.path / METRICS
     self.writer = distributed.is_main()
+    distributed.same_everywhere(self.config, f"the configs of {self.path}")
     self.records: list[dict] = distributed.from_main(
         lambda: self._open(tuple(may_differ)))
     self._cells = {r["cell"]: r for r in self.records if "cell" in r}

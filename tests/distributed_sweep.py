@@ -9,8 +9,9 @@ import sys
 from randconv import distributed
 from randconv.deadline import NO_DEADLINE
 
-# The sweep: width 4, three nets (more than fit evenly on 4 devices), two
-# images, no T7 predictions.
+# The sweep: width 4, three nets (more than fit evenly on the job's two
+# sweep devices, one CPU device per process), two images, no T7
+# predictions.
 FIELDS = dict(size=16, widths=(4,), nets=3, images=2, fig10_images=1,
               fig10_widths=(4,), sensitivity_size=None, t7=False)
 

@@ -160,6 +160,7 @@ train distributed and ids | train --distributed --process-id 0 | --distributed l
 reproduce coordinator without port | reproduce --coordinator localhost --num-processes 2 --process-id 0 | give HOST:PORT
 reproduce process id out of range | reproduce --coordinator 127.0.0.1:4321 --num-processes 2 --process-id 2 | not in 0..1
 reproduce heartbeat zero | reproduce --heartbeat-timeout 0 | must be positive
+train distributed without a cluster | train --distributed | could not join the job
 """
 BAD = {name: (command, words) for name, command, words in (
     map(str.strip, row.split("|")) for row in BAD_TABLE.splitlines()

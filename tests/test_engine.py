@@ -79,10 +79,12 @@ from conftest import positive_images
 from randconv import engine
 x = positive_images(3, 16)
 keys = engine.seed_keys(0, 5)   # 5 seeds over 4 devices: padding is exercised
-a = engine.run_keys(t.net_fn, keys, x, strategy="shard")
+a = engine.run_keys(t.net_fn, keys, x, strategy="shard", devices=jax.devices())
 b = engine.run_keys(t.net_fn, keys, x, strategy="loop")
-# run_nets splits the nets over the devices by itself ("auto").
-c = engine.run_nets(t.SPEC, "gaussian:0.015", keys, x, policy="direct")
+# The nets split over the 4 devices (on CPUs engine.sweep_devices() would
+# take one per process).
+c = engine.run_sharded(t.SPEC, "gaussian:0.015", keys, x, policy="direct",
+                       devices=jax.devices())
 d = engine.run_nets(t.SPEC, "gaussian:0.015", keys[:1], x, strategy="loop",
                     policy="direct")
 print(json.dumps({"devices": jax.device_count(), "rel": t.rel(a["out"], b["out"]),

@@ -90,8 +90,11 @@ def _layer_key_fn(prng: str):
   import jax
   import jax.numpy as jnp
   if prng == "auto":
-    from randconv.engine import default_strategy
-    prng = "rbg" if default_strategy() == "loop" else "threefry"
+    # By the backend's one-process strategy, so that a job of several
+    # processes draws the same nets as one process on the same backend.
+    from randconv.engine import KEY_STRATEGY
+    prng = "rbg" if KEY_STRATEGY.get(jax.default_backend(),
+                                      "loop") == "loop" else "threefry"
 
   def layer_key(key, i):
     if prng == "threefry":

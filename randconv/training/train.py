@@ -437,8 +437,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       checkpoint stays in the workdir.
     RandconvError: bad data or weights (one line).
   """
-  place = Placement()
-  place.check_batch(cfg.batch)
+  place = Placement.for_batch(cfg.batch)
   run = open_run(cfg, workdir)
   spec = cfg.spec()
   spec.shapes(cfg.data.crop, cfg.data.crop)  # the crop fits the network
