@@ -128,13 +128,18 @@ def initialize(launch: Launch) -> None:
     return
   import jax
   before = {k: getattr(jax.config, k) for k in (
-      "jax_cpu_collectives_implementation", "jax_enable_recoverability")}
+      "jax_cpu_collectives_implementation", "jax_enable_recoverability",
+      "jax_enable_preemption_service")}
   if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
     # Only the CPU client reads it; a GPU or TPU job is unaffected.
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
   # A lost process is then reported to the others (the watchdog) instead
   # of ending them from inside the runtime.
   jax.config.update("jax_enable_recoverability", True)
+  # JAX's preemption service would catch SIGTERM and wait for a sync point
+  # that randconv never reaches: a scheduler's SIGTERM must end the
+  # process (the others then see it lost; the run resumes).
+  jax.config.update("jax_enable_preemption_service", False)
   try:
     jax.distributed.initialize(
         launch.coordinator, launch.num_processes, launch.process_id,

@@ -81,15 +81,8 @@ x = positive_images(3, 16)
 keys = engine.seed_keys(0, 5)   # 5 seeds over 4 devices: padding is exercised
 a = engine.run_keys(t.net_fn, keys, x, strategy="shard", devices=jax.devices())
 b = engine.run_keys(t.net_fn, keys, x, strategy="loop")
-# The nets split over the 4 devices (on CPUs engine.sweep_devices() would
-# take one per process).
-c = engine.run_sharded(t.SPEC, "gaussian:0.015", keys, x, policy="direct",
-                       devices=jax.devices())
-d = engine.run_nets(t.SPEC, "gaussian:0.015", keys[:1], x, strategy="loop",
-                    policy="direct")
 print(json.dumps({"devices": jax.device_count(), "rel": t.rel(a["out"], b["out"]),
-                  "shape": list(a["out"].shape), "nets_shape": list(c.shape),
-                  "nets_rel": t.rel(c, b["out"]), "nets_first": t.rel(c[:1], d)}))
+                  "shape": list(a["out"].shape)}))
 """
 
 
@@ -102,8 +95,7 @@ def test_shard_on_four_cpu_devices():
   assert proc.returncode == 0, proc.stderr[-2000:]
   res = json.loads(proc.stdout.strip().splitlines()[-1])
   assert res["devices"] == 4
-  assert res["shape"] == res["nets_shape"] == [5, 3, 16, 16, 3]
-  assert res["nets_rel"] < 1e-5 and res["nets_first"] < 1e-5
+  assert res["shape"] == [5, 3, 16, 16, 3]
   assert res["rel"] < 1e-5
 
 
