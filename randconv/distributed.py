@@ -260,11 +260,6 @@ def abort_with_traceback() -> None:
 # --------------------------------------------------------------------------
 # Who is who, and agreeing.
 
-def process_count() -> int:
-  import jax
-  return jax.process_count()
-
-
 def is_main() -> bool:
   """Whether this process writes the results (process 0; always true for
   one process)."""
@@ -485,7 +480,7 @@ class Placement:
 
 
 __all__ = ["Launch", "add_arguments", "launch_from_args", "initialize",
-           "finish", "abort", "is_main", "many", "process_count", "agree",
+           "finish", "abort", "is_main", "many", "agree",
            "agree_value", "broadcast_json", "from_main", "main_first",
            "same_everywhere", "Placement",
            "LOST_EXIT"]

@@ -175,6 +175,20 @@ def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
   return Plan(seed_chunk=seeds_live, image_chunk=int(images))
 
 
+def _concat(trees: list, axis: int):
+  """The leaves of same-shaped pytrees of numpy arrays, concatenated."""
+  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=axis),
+                                *trees)
+
+
+def _pad_keys(keys: np.ndarray, multiple: int) -> np.ndarray:
+  """``keys`` padded to a multiple of ``multiple`` with repeats of the last
+  key (whose results the callers drop)."""
+  pad = -len(keys) % multiple
+  return np.concatenate([keys, np.repeat(keys[-1:], pad, 0)]) if pad \
+      else keys
+
+
 def _chunks(n: int, size: int) -> list[slice]:
   return [slice(i, min(n, i + size)) for i in range(0, n, size)]
 
@@ -200,11 +214,8 @@ def _runner(fn: Callable, strategy: str, batch_size: int | None,
       mesh=mesh, in_specs=(P("seeds"), P()), out_specs=P("seeds")))
 
   def run(ks, x):
-    ks = np.asarray(ks)
     n = ks.shape[0]
-    if n % len(devices):  # pad with repeats of the last key, dropped below
-      pad = len(devices) - n % len(devices)
-      ks = np.concatenate([ks, np.repeat(ks[-1:], pad, 0)])
+    ks = _pad_keys(np.asarray(ks), len(devices))
     out = _gather(mapped(_global(ks, split), _global(x, whole)))
     return jax.tree_util.tree_map(lambda a: a[:n], out)
 
@@ -268,11 +279,10 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
       cols.append(out)
       if bar is not None:
         bar.update((ss.stop - ss.start) * (sl.stop - sl.start))
-    rows.append(jax.tree_util.tree_map(
-        lambda *a: np.concatenate(a, axis=1), *cols))
+    rows.append(_concat(cols, axis=1))
   if bar is not None:
     bar.close()
-  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+  return _concat(rows, axis=0)
 
 
 def keep_freed_memory() -> bool:
@@ -482,6 +492,23 @@ def net_fn(spec: NetSpec, distribution="gaussian:0.015", rescale: bool = True,
   return f
 
 
+def _planned(spec: NetSpec, post, policy: ConvPolicy, rescale: bool,
+             strategy: str, n_nets: int, images: np.ndarray,
+             budget: int | None, check_memory: bool | None) -> Plan:
+  """:func:`plan`'s chunks for ``n_nets`` nets on ``images`` under
+  ``budget`` (default: the backend's), then, where ``check_memory``
+  (default: on any backend but the CPU), :func:`fit_chunks`'s."""
+  budget = budget or default_budget()
+  h, w = images.shape[1:3]
+  chunks = plan(spec, n_nets, len(images), h, w, strategy, policy, budget)
+  if check_memory is None:
+    check_memory = jax.default_backend() != "cpu"
+  if check_memory:
+    chunks, _ = fit_chunks(spec, post, policy, rescale, strategy,
+                           tuple(images.shape[1:]), chunks, budget)
+  return chunks
+
+
 def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
              post=None, policy: ConvPolicy | str = "auto",
              strategy: str = "auto", budget: int | None = None,
@@ -527,13 +554,8 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
                        chunks=chunks, check_memory=check_memory)
   many = strategy != "loop"
   if chunks is None:
-    budget = budget or default_budget()
-    chunks = plan(spec, n_seeds, n_images, h, w, strategy, policy, budget)
-    if check_memory is None:
-      check_memory = jax.default_backend() != "cpu"
-    if check_memory:
-      chunks, _ = fit_chunks(spec, post, policy, rescale, strategy,
-                             tuple(images.shape[1:]), chunks, budget)
+    chunks = _planned(spec, post, policy, rescale, strategy, n_seeds, images,
+                      budget, check_memory)
   fn = compiled(spec, post, policy, rescale, strategy)
   seed_size = max(1, chunks.seed_chunk) if many else 1
   rows = []
@@ -545,9 +567,8 @@ def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
       if not many:
         out = jax.tree_util.tree_map(lambda a: a[None], out)
       cols.append(jax.device_get(out))
-    rows.append(jax.tree_util.tree_map(
-        lambda *a: np.concatenate(a, axis=1), *cols))
-  return jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+    rows.append(_concat(cols, axis=1))
+  return _concat(rows, axis=0)
 
 
 def _draw_sharded(spec: NetSpec, distribution, keys: np.ndarray,
@@ -579,10 +600,11 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
                 devices: Sequence[jax.Device] | None = None,
                 check_memory: bool | None = None):
   """:func:`run_nets` with the nets split over ``devices`` (default:
-  :func:`sweep_devices`, on every process of the job): each device runs its share
-  of the nets (padded with repeats of the last key, dropped after) on every
-  image, by ``vmap`` where the backend's table says so, else one net after
-  the other (``lax.map``); every process gets all the results.
+  :func:`sweep_devices`, on every process of the job): each device runs
+  its share of the nets (padded with repeats of the last key, dropped
+  after) on every image, by ``vmap`` where the backend's table says so,
+  else one net after the other (``lax.map``); every process gets all the
+  results.
 
   ``chunks``: nets per device and images per call (default: :func:`plan`
   for one device's share, then, where ``check_memory`` (default: on any
@@ -596,17 +618,11 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
   policy = ConvPolicy.named(policy)
   inner = "vmap" if pick_strategy(spec, h, w) == "vmap" else "group"
   if chunks is None:
-    budget = budget or default_budget()
-    chunks = plan(spec, per, len(images), h, w, inner, policy, budget)
-    if check_memory is None:
-      check_memory = jax.default_backend() != "cpu"
-    if check_memory:
-      chunks, _ = fit_chunks(spec, post, policy, rescale, inner,
-                             tuple(images.shape[1:]), chunks, budget)
+    chunks = _planned(spec, post, policy, rescale, inner, per, images,
+                      budget, check_memory)
   chunk = max(1, min(per, chunks.seed_chunk))  # nets per device per call
   step = chunk * len(devices)
-  keys = np.concatenate([keys, np.repeat(keys[-1:], -(-n // step) * step - n,
-                                         0)])
+  keys = _pad_keys(keys, step)
   mesh = Mesh(np.array(devices), ("nets",))
   fn = _sharded_fn(spec, post, policy, rescale, inner, mesh)
   split, whole = NamedSharding(mesh, P("nets")), NamedSharding(mesh, P())
@@ -616,14 +632,14 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
     cols = [_gather(fn(params, _global(images[i0:i0 + chunks.image_chunk],
                                        whole)))
             for i0 in range(0, len(images), max(1, chunks.image_chunk))]
-    rows.append(jax.tree_util.tree_map(
-        lambda *a: np.concatenate(a, axis=1), *cols))
-  out = jax.tree_util.tree_map(lambda *a: np.concatenate(a, axis=0), *rows)
+    rows.append(_concat(cols, axis=1))
+  out = _concat(rows, axis=0)
   return jax.tree_util.tree_map(lambda a: a[:n], out)
 
 
-__all__ = ["run_nets", "run_sharded", "run_keys", "net_fn", "draw", "compiled", "plan", "plan_chunks",
-           "fit_chunks", "program_bytes", "sweep_devices", "param_shapes", "pick_strategy",
+__all__ = ["run_nets", "run_sharded", "run_keys", "net_fn", "draw",
+           "compiled", "plan", "plan_chunks", "fit_chunks", "program_bytes",
+           "sweep_devices", "param_shapes", "pick_strategy",
            "default_strategy", "default_budget", "seed_keys", "Plan",
            "keep_freed_memory", "KEY_STRATEGIES", "NET_STRATEGIES",
            "BUDGET_ENV"]

@@ -78,6 +78,17 @@ def kill_when(cmd: list[str], ready, env=None, timeout: float = 300):
   assert proc.returncode == -signal.SIGKILL
 
 
+def training_records(workdir):
+  """A training run's (step, batch loss) and (step, validation loss,
+  training-set loss) records."""
+  from randconv.training.train import read_metrics
+  recs = read_metrics(workdir)
+  losses = [(r["step"], r["loss"]) for r in recs if "loss" in r]
+  evals = [(r["step"], r["val_loss"], r["train_eval_loss"]) for r in recs
+           if "val_loss" in r]
+  return losses, evals
+
+
 def has_lines(path, n: int = 1):
   """``ready`` for :func:`kill_when`: ``path`` holds ``n`` whole lines."""
   return lambda: path.exists() and path.read_text().count("\n") >= n

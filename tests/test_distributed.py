@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import Job, job_flags
+from conftest import Job, job_flags, training_records
 from randconv.cli import main
 from randconv.distributed import LOST_EXIT
 from randconv.training import train as T
@@ -67,13 +67,7 @@ def _relative(a, b) -> float:
 def _same_training(run: Path, ref: Path, tol: float = 1e-5) -> None:
   """Same steps, batch losses, evaluations and final params (relative
   error at most ``tol``; the two reduce the batch in another order)."""
-  def curves(path):
-    recs = T.read_metrics(path)
-    losses = [(r["step"], r["loss"]) for r in recs if "loss" in r]
-    evals = [(r["step"], r["val_loss"], r["train_eval_loss"]) for r in recs
-             if "val_loss" in r]
-    return losses, evals
-  (la, ea), (lb, eb) = curves(run), curves(ref)
+  (la, ea), (lb, eb) = training_records(run), training_records(ref)
   assert [s for s, _ in la] == [s for s, _ in lb] == list(range(20))
   assert _relative([v for _, v in la], [v for _, v in lb]) < tol
   assert [e[0] for e in ea] == [e[0] for e in eb] == [0, 10, 20]

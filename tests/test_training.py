@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import kill_when
+from conftest import kill_when, training_records
 from randconv.cli import main
 from randconv.training import data as D
 from randconv.training import train as T
@@ -52,14 +52,6 @@ def _cmd(out, steps, every):
           str(steps), "--checkpoint-every", str(every), "--out", str(out)]
 
 
-def _records(workdir):
-  recs = T.read_metrics(workdir)
-  losses = [(r["step"], r["loss"]) for r in recs if "loss" in r]
-  evals = [(r["step"], r["val_loss"], r["train_eval_loss"]) for r in recs
-           if "val_loss" in r]
-  return losses, evals
-
-
 def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
   steps, every = 40, 5
   env = dict(os.environ, RANDCONV_DATA_DIR=str(data_dir))
@@ -79,8 +71,8 @@ def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
                          capture_output=True, text=True, timeout=300)
   assert plain.returncode == 0, plain.stderr[-500:]
 
-  la, ea = _records(killed)
-  lb, eb = _records(straight)
+  la, ea = training_records(killed)
+  lb, eb = training_records(straight)
   assert [s for s, _ in la] == list(range(steps)) == [s for s, _ in lb]
   np.testing.assert_allclose([v for _, v in la], [v for _, v in lb],
                              rtol=1e-6)
