@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from randconv.plotting import _plt, image_grid, save_figure
+from randconv.plotting import _plt, image_grid, save_figure, width_panels
 
 
 def fig7(inputs: np.ndarray, rows: dict[str, list[np.ndarray]],
@@ -28,49 +28,17 @@ def fig7(inputs: np.ndarray, rows: dict[str, list[np.ndarray]],
                     "simplified nets (row 2)")
 
 
+PANELS_89 = [("conv", "(a) rrVGG Conv1-DeConv1"),
+             ("mean", "(b) channel-mean variant")]
+
+
 def width_curves(widths: list[int], stats: dict[str, dict[str, np.ndarray]],
                  key: str, ylabel: str, title: str, path: Path,
                  theory: dict | None = None) -> Path:
-  """Figs. 8/9: ``key`` (mean over nets, std band) against the width on a
-  log axis; panel (a) the original rrVGG, (b) the channel-mean variant.
-
-  ``theory[variant]`` (check T7's infinite-width prediction, with
-  ``<key>_mean`` and ``<key>_std``) is drawn as a horizontal band (std > 0)
-  or line."""
-  plt = _plt()
-  panels = [("conv", "(a) rrVGG Conv1-DeConv1"),
-            ("mean", "(b) channel-mean variant")]
-  fig, axes = plt.subplots(1, 2, figsize=(9, 3.4), sharey=True)
-  for ax, (variant, label) in zip(axes, panels):
-    if variant not in stats:
-      ax.set_visible(False)
-      continue
-    s = stats[variant]
-    w = np.asarray(s["width"], float)
-    m, sd = np.asarray(s[key + "_mean"]), np.asarray(s[key + "_std"])
-    ax.fill_between(w, m - sd, m + sd, alpha=0.25, color="C0",
-                    label="mean +- std over nets")
-    ax.plot(w, m, "o-", color="C0", ms=4)
-    t = (theory or {}).get(variant)
-    if t is not None:
-      tm, tsd = t[key + "_mean"], t.get(key + "_std", 0.0)
-      lab = "T7: N = inf" + (" (mean +- one image's std)" if tsd > 0
-                             else "")
-      ax.axhline(tm, color="C3", ls="--", lw=1.2, label=lab)
-      if tsd > 0:
-        ax.axhspan(tm - tsd, tm + tsd, color="C3", alpha=0.12)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(w)
-    ax.set_xticklabels([str(int(v)) for v in w], fontsize=7)
-    ax.set_xlabel("channels (width)")
-    ax.set_title(label, fontsize=9)
-    ax.grid(alpha=0.3)
-  axes[0].set_ylabel(ylabel)
-  for ax in axes:
-    if ax.get_legend_handles_labels()[0]:
-      ax.legend(fontsize=7, loc="best")
-  fig.suptitle(title, fontsize=9)
-  return save_figure(fig, path)
+  """Figs. 8/9: ``key`` against the width, panel (a) the original rrVGG,
+  (b) the channel-mean variant (:func:`randconv.plotting.width_panels`)."""
+  return width_panels(stats, key, ylabel, title, path, PANELS_89,
+                      theory=theory, theory_label="T7: N = inf")
 
 
 def fig10(inputs: list[np.ndarray], outputs: list[list[np.ndarray]],

@@ -85,3 +85,52 @@ def save_figure(fig, path: str | Path, dpi: int = 100) -> Path:
     fig.savefig(path, dpi=dpi)
   _plt().close(fig)
   return path
+
+
+def width_panels(stats: dict[str, dict], key: str, ylabel: str, title: str,
+                 path: str | Path, panels: list[tuple[str, str]], *,
+                 theory: dict | None = None,
+                 theory_label: str = "N = inf (predicted)") -> Path:
+  """A metric against the width, one panel per ``(variant, title)`` of
+  ``panels``: the mean over nets with a +-std band on a log2 axis.
+
+  ``stats[variant]`` holds ``width``, ``<key>_mean`` and ``<key>_std``;
+  ``theory[variant]`` (an infinite-width prediction with ``<key>_mean`` and
+  ``<key>_std``) is drawn as a horizontal line, with a band where its std
+  is positive."""
+  plt = _plt()
+  fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.4),
+                           sharey=True, squeeze=False)
+  axes = axes[0]
+  for ax, (variant, label) in zip(axes, panels):
+    if variant not in stats:
+      ax.set_visible(False)
+      continue
+    s = stats[variant]
+    w = np.asarray(s["width"], float)
+    m, sd = np.asarray(s[key + "_mean"]), np.asarray(s[key + "_std"])
+    ax.fill_between(w, m - sd, m + sd, alpha=0.25, color="C0",
+                    label="mean +- std over nets")
+    ax.plot(w, m, "o-", color="C0", ms=4)
+    t = (theory or {}).get(variant)
+    if t is not None:
+      tm, tsd = t[key + "_mean"], t.get(key + "_std", 0.0)
+      lab = theory_label + (" (mean +- one image's std)" if tsd > 0
+                            else "")
+      ax.axhline(tm, color="C3", ls="--", lw=1.2, label=lab)
+      if tsd > 0:
+        ax.axhspan(tm - tsd, tm + tsd, color="C3", alpha=0.12)
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(w)
+    ax.set_xticklabels([str(int(v)) for v in w], fontsize=7)
+    ax.set_xlabel("channels (width)")
+    ax.set_title(label, fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[0].set_ylabel(ylabel)
+  for ax in axes:
+    if ax.get_legend_handles_labels()[0]:
+      ax.legend(fontsize=7, loc="best")
+  fig.suptitle(title, fontsize=9)
+  return save_figure(fig, path)
+
+

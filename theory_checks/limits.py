@@ -29,21 +29,20 @@ number of convs (:func:`sigma_factor`); angles never depend on sigma.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 
-from randconv.errors import RandconvError
+from randconv.kernels import (C1, WINDOW_SAMPLES, KernelError, arccos_relu,
+                              axis_taps, window_pool_diag)
 from randconv.spec import ChannelMean, Conv, Crop, NetSpec, Pool, Unpool
 
-C1 = 1.0 / math.sqrt(2.0 * math.pi)  # E[relu(w)] for w ~ N(0, 1)
 M2 = 0.5                             # E[relu(w)^2] for w ~ N(0, 1)
 
-
-class TheoryError(RandconvError):
-  """The spec is not a Section 5 network the theory covers."""
+# The spec is not a network the theory covers: the library's kernel error,
+# so one except clause catches both.
+TheoryError = KernelError
 
 
 @dataclass(frozen=True)
@@ -126,35 +125,16 @@ def sigma_factor(spec: NetSpec, sigma: float) -> float:
 
 def conv_axis(layer: Conv, n_in: int, n_out: int) -> np.ndarray:
   """[n_out, n_in] tap counts of a conv (or transposed conv) on one axis."""
-  a = np.zeros((n_out, n_in))
-  k, s, p = layer.kernel, layer.stride, layer.padding
-  for o in range(n_out):
-    for t in range(k):
-      if layer.transpose:
-        # Correlation with the input dilated by s and padded by k - 1 - p.
-        d = o + t - (k - 1 - p)
-        if d >= 0 and d % s == 0 and d // s < n_in:
-          a[o, d // s] += 1
-      else:
-        i = o * s + t - p
-        if 0 <= i < n_in:
-          a[o, i] += 1
-  return a
+  return axis_taps(layer, n_in, n_out).sum(axis=0)
 
 
 def pool_axis(layer: Pool, n_in: int, n_out: int) -> np.ndarray:
   """[n_out, n_in] membership of the pool windows (ceil-mode cells cut)."""
-  a = np.zeros((n_out, n_in))
-  for o in range(n_out):
-    a[o, o * layer.stride:min(n_in, o * layer.stride + layer.window)] = 1
-  return a
+  return axis_taps(layer, n_in, n_out)[0]
 
 
 def unpool_axis(stride: int, n_in: int, n_out: int) -> np.ndarray:
-  a = np.zeros((n_out, n_in))
-  for i in range(min(n_in, -(-n_out // stride))):
-    a[i * stride, i] = 1
-  return a
+  return axis_taps(Unpool("unpool", stride, ""), n_in, n_out)[0]
 
 
 def crop_axis(n_in: int, n_out: int) -> np.ndarray:
@@ -219,16 +199,6 @@ def energy_limit(spec: NetSpec, x: np.ndarray, *,
 
 # --------------------------------------------------------------------------
 # Average pooling: the banded covariance recursion (Theorem A.7).
-
-def arccos_relu(s: np.ndarray, d1: np.ndarray, d2: np.ndarray) -> np.ndarray:
-  """E[relu(u) relu(u')] for (u, u') ~ N(0, [[d1, s], [s, d2]]):
-  sqrt(d1 d2) (sin t + (pi - t) cos t) / (2 pi), cos t = s / sqrt(d1 d2)."""
-  norm = np.sqrt(d1 * d2)
-  safe = np.where(norm > 0, norm, 1.0)
-  c = np.clip(s / safe, -1.0, 1.0)
-  k = norm * (np.sqrt(1.0 - c * c) + (np.pi - np.arccos(c)) * c) / (2 * np.pi)
-  return np.where(norm > 0, k, 0.0)
-
 
 def required_offsets(steps: list[Step]) -> list[tuple[int, int]]:
   """The covariance offsets (per axis) each step's *input* must carry so
@@ -362,11 +332,10 @@ def _sampled_pool(pre: np.ndarray | None, step: Step, d_next, samples: int,
     raise TheoryError(
         f"{layer.name}: the banded recursion samples a {layer.pooling} "
         "pool only where the layers after it need its diagonal alone; "
-        "use theory_checks.gp.full_law (maps up to 64x64)")
+        "use randconv.kernel_fn (maps up to 64x64)")
   if pre is None:
     raise TheoryError(f"{layer.name}: a sampled pool must follow a ReLU "
                       "conv")
-  from theory_checks.gp import window_pool_diag
   diag, se = window_pool_diag(pre, layer, step.out_hw, samples=samples,
                               seed=seed)
   if info is not None:
@@ -395,7 +364,7 @@ def covariance_limit(spec: NetSpec, x: np.ndarray, *,
   ``H W (2D + 1)^2`` floats at the widest layer (D = 15 before VGG16's
   pool1 at Conv5: 0.4 GB at 227x227). A max pool has no closed form: its
   output's diagonal is estimated from ``samples`` draws of each window's
-  pre-activations (:func:`theory_checks.gp.window_pool_diag`); this needs
+  pre-activations (:func:`randconv.kernels.window_pool_diag`); this needs
   the pool's output diagonal only (as in the pool1 network of Figs. 8-9),
   and its relative standard error goes to ``info["pool_rel_se"]``.
 
@@ -462,7 +431,7 @@ def limit_image(spec: NetSpec, x: np.ndarray, pooling: str | None = None,
   specs that have pools (default: the pools' own kind): ``l2`` the energy
   recursion, ``avg`` the covariance recursion, ``max`` the covariance
   recursion with each max pool sampled (``samples`` draws per window,
-  default :data:`theory_checks.gp.WINDOW_SAMPLES`; the spec's pools must be
+  default :data:`randconv.kernels.WINDOW_SAMPLES`; the spec's pools must be
   max pools).
   """
   kinds = {l.pooling for l in spec.layers if isinstance(l, Pool)}
@@ -476,7 +445,6 @@ def limit_image(spec: NetSpec, x: np.ndarray, pooling: str | None = None,
     if kinds - {"max"}:
       raise TheoryError("the max-pooling limit needs a spec built with "
                         "pooling='max'")
-    from theory_checks.gp import WINDOW_SAMPLES
     return covariance_limit(spec, x, samples=samples or WINDOW_SAMPLES,
                             seed=seed, info=info)
   raise TheoryError(f"unknown pooling {pooling!r} for the limit; use l2, avg "

@@ -25,10 +25,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from randconv.spec import ChannelMean, Conv, Crop, NetSpec, Pool, Unpool
-from theory_checks.limits import (C1, M2, TheoryError, arccos_relu,
-                                  input_energy, section5_steps)
-
-MAX_FULL_PIXELS = 64 * 64  # the full covariance is [HW, HW] float64
+from randconv.kernels import arccos_relu, max_full_pixels
+from theory_checks.limits import (C1, M2, TheoryError, input_energy,
+                                  section5_steps)
 
 
 def _flat(y, x, w):
@@ -143,7 +142,7 @@ def full_covariance_limit(spec: NetSpec, x: np.ndarray) -> np.ndarray:
   """The average-pooling limit with the full covariance K [HW, HW].
 
   Raises:
-    TheoryError: a map larger than :data:`MAX_FULL_PIXELS`.
+    TheoryError: a map larger than :func:`randconv.kernels.max_full_pixels`.
   """
   x = np.asarray(x, np.float64)
   if x.ndim == 2:
@@ -151,9 +150,10 @@ def full_covariance_limit(spec: NetSpec, x: np.ndarray) -> np.ndarray:
   h, w, c = x.shape
   steps = section5_steps(spec, h, w, pooling="avg")
   biggest = max(s.out_hw[0] * s.out_hw[1] for s in steps)
-  if max(biggest, h * w) > MAX_FULL_PIXELS:
+  cap = max_full_pixels()
+  if max(biggest, h * w) > cap:
     raise TheoryError(f"the full covariance needs maps of at most "
-                      f"{MAX_FULL_PIXELS} pixels, this one has {biggest}")
+                      f"{cap} pixels, this one has {biggest}")
   flat = x.reshape(h * w, c)
   k = flat @ flat.T
   y = None

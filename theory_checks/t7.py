@@ -27,7 +27,7 @@ import numpy as np
 from randconv import distributed
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.registry import preset_config
-from theory_checks import checks, gp
+from theory_checks import common, gp
 from theory_checks import montecarlo as mc
 
 KS_ALPHA = 0.01   # (b): the KS tests must not reject at this family-wise
@@ -44,7 +44,7 @@ class T7Preset:
 
   preset: str = "cpu"
   size: int = 32
-  photos: tuple = checks._TWO
+  photos: tuple = common._TWO
   kernel_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024,
                                     2048)  # (a)
   kernel_nets: int = 6
@@ -65,7 +65,7 @@ OVERRIDES = {
                   sweep_nets=10),
     "cpu": {},
     "paper": dict(preset="paper", size=64, photos=tuple(
-        (n, m) for n in checks.PHOTOS_ALL[:4] for m in ("colour", "grey")),
+        (n, m) for n in common.PHOTOS_ALL[:4] for m in ("colour", "grey")),
                   kernel_nets=10, dist_nets=500, gp_samples=2000,
                   sweep_widths=(4, 8, 16, 32, 64, 128, 256, 512, 1024,
                                 2048), sweep_nets=50, pool_samples=1 << 15),
@@ -336,18 +336,18 @@ def _b_tests(lib: dict, law_recs: list[dict], names: list[str]
 
 
 def t7(preset, workdir: Path, *,
-       deadline: Deadline = NO_DEADLINE) -> checks.CheckResult:
+       deadline: Deadline = NO_DEADLINE) -> common.CheckResult:
   """T7: the infinite-width law of the Figs. 8-9 network (max pooling)."""
   p = _preset(preset)
   workdir = Path(workdir)
   start = time.time()
-  x, names = checks.inputs(p.photos, p.size)
+  x, names = common.inputs(p.photos, p.size)
   log = mc.open_log(workdir, {"check": "T7", **dataclasses.asdict(p),
                               "root_seed": ROOT_SEED}, deadline)
   kernels: dict[int, np.ndarray] = {}   # K per photo, computed once
   law_recs = laws(p, x, log, workdir / "samples", kernels)
   errs, noise = _kernel_errors(p, x, log, kernels)
-  slopes = checks.fit_slopes(errs, p.fit_min)                # [B]
+  slopes = common.fit_slopes(errs, p.fit_min)                # [B]
   top = float(errs[max(errs)].mean())
   sweep = _sweep(p, x, log)
   dist, alpha = _b_tests(sweep["conv"][p.dist_width], law_recs, names)
@@ -355,7 +355,7 @@ def t7(preset, workdir: Path, *,
   widths = sorted(sweep["mean"])
   curves = {v: approach(sweep[v], pred[v], widths, p.fit_min)
             for v in ("conv", "mean")}
-  a_holds = checks.convergence_holds(slopes) and noise < NOISE_SHARE * top
+  a_holds = common.convergence_holds(slopes) and noise < NOISE_SHARE * top
   b_holds = all(d["holds"] for v in dist.values() for d in v.values())
   c_holds = all(c["holds"] for c in curves.values())
   measured = {
@@ -377,7 +377,7 @@ def t7(preset, workdir: Path, *,
                                      for r in law_recs), 5)}
   figs = figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs,
                  dist)
-  return checks.CheckResult(
+  return common.CheckResult(
       "T7",
       "the Figs. 8-9 network with max pooling converges to a Gaussian "
       "process (conv output) and to a fixed image (channel mean): its "
@@ -404,8 +404,8 @@ def _tolerance(p: T7Preset, n_inputs: int) -> str:
   """What (a), (b) and (c) must meet, in words."""
   return (
       f"(a) every per-image log-log slope of the kernel error over N >= "
-      f"{p.fit_min} ({p.kernel_nets} nets per N) in [{checks.SLOPE_RANGE[0]},"
-      f" {checks.SLOPE_RANGE[1]}], and K's own sampling error below "
+      f"{p.fit_min} ({p.kernel_nets} nets per N) in [{common.SLOPE_RANGE[0]},"
+      f" {common.SLOPE_RANGE[1]}], and K's own sampling error below "
       f"{NOISE_SHARE:g} x the error at the largest N; (b) at N = "
       f"{p.dist_width}, {p.dist_nets} "
       f"nets vs {p.gp_samples} GP samples per input and metric: means within "
@@ -425,7 +425,7 @@ def figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs, dist):
   curves = {nm: (ws, [errs[n][:, b].mean() for n in ws],
                  [errs[n][:, b].std(ddof=1) / math.sqrt(errs[n].shape[0])
                   for n in ws]) for b, nm in enumerate(names)}
-  figs.append(checks.plot_angles(
+  figs.append(common.plot_angles(
       workdir / "kernel_error.png", curves,
       "T7 (a): relative error of the output kernel Sigma/N vs its limit K",
       hline={"sampling error of K itself": noise},
@@ -469,7 +469,7 @@ def plot_distributions(path, sweep, p, law_recs, names, dist):
 
 def plot_fig8(path, sweep, pred):
   """Fig. 8 with theory: the measured curves and the predicted plateaus."""
-  from experiments import section4_plots
+  from randconv.plotting import width_panels
   stats = {}
   for v in ("conv", "mean"):
     ws = sorted(sweep[v])
@@ -479,10 +479,12 @@ def plot_fig8(path, sweep, pred):
                 "ssim_std": [float(a.std()) for a in per_net],
                 "r_mean": [float(a.mean()) for a in per_r],
                 "r_std": [float(a.std()) for a in per_r]}
-  return section4_plots.width_curves(
-      stats["conv"]["width"], stats, "ssim", "SSIM",
+  return width_panels(
+      stats, "ssim", "SSIM",
       "T7 (c): Fig. 8 at the T7 size, measured and predicted (N = inf)",
-      path, theory=pred)
+      path, [("conv", "(a) rrVGG Conv1-DeConv1"),
+             ("mean", "(b) channel-mean variant")],
+      theory=pred, theory_label="T7: N = inf")
 
 
 def plot_samples(path, x, names, samples_dir: Path):

@@ -1,0 +1,223 @@
+"""randconv.kernel_fn against neural-tangents (the field's reference, its
+kernels saved by tests/data/make_nt_kernels.sh), against wide library
+networks where neural-tangents cannot go (max pooling), and the API's
+contract (blocks between images, named layers, rescaling, errors)."""
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import randconv
+from randconv import kernels
+from randconv.spec import Conv, NetSpec, Pool, make_spec
+
+DATA = Path(__file__).parent / "data" / "nt_kernels.npz"
+HEAD = (Conv("c1", 3, 8, 3, 1, 1), Conv("c2", 8, 8, 3, 1, 1))
+
+
+def nt_specs():
+  """The library's spec of each network in the fixture."""
+  return {
+      "conv_relu": NetSpec("custom", "c2", HEAD, ()),
+      "conv_relu_avgpool": NetSpec("custom", "p", HEAD + (
+          Pool("p", "avg", 2, 2),), ()),
+      "vgg16_pool1_avg": make_spec("vgg16", "pool1", pooling="avg",
+                                   output="conv", width=8),
+  }
+
+
+def best_scale_error(a, b) -> float:
+  """``min_c ||c a - b|| / ||b||``: the kernels agree up to one positive
+  scale (module docstring of randconv.kernels)."""
+  a, b = np.ravel(a), np.ravel(b)
+  c = float(a @ b) / float(a @ a)
+  assert c > 0
+  return float(np.linalg.norm(c * a - b) / np.linalg.norm(b))
+
+
+def _replace(spec: NetSpec, fn) -> NetSpec:
+  layers = [fn(l) for l in spec.layers]
+  cut = len(spec.encoder)
+  return dataclasses.replace(spec, encoder=tuple(layers[:cut]),
+                             decoder=tuple(layers[cut:]))
+
+
+def no_relu(spec):
+  return _replace(spec, lambda l: dataclasses.replace(l, activation=None)
+                  if isinstance(l, Conv) else l)
+
+
+def max_for_avg(spec):
+  return _replace(spec, lambda l: dataclasses.replace(l, pooling="max")
+                  if isinstance(l, Pool) else l)
+
+
+@pytest.fixture(scope="module")
+def nt():
+  return dict(np.load(DATA))
+
+
+@pytest.mark.parametrize("name", ["conv_relu", "conv_relu_avgpool",
+                                  "vgg16_pool1_avg"])
+def test_kernel_fn_equals_neural_tangents(nt, name):
+  """Every block (both images and the blocks between them) to 1e-10 after
+  the best positive scale; the wrong variants miss by more than 1e-2."""
+  spec = nt_specs()[name]
+  k = randconv.kernel_fn(spec)(nt["x"])
+  assert k.shape == nt[name].shape == (2, k.shape[1], 2, k.shape[1])
+  assert best_scale_error(k, nt[name]) < 1e-10
+  wrong = [no_relu(spec)] + ([max_for_avg(spec)] if "avg" in name else [])
+  for w in wrong:
+    kw = kernels.kernel_fn(w, samples=1 << 12)(nt["x"])
+    assert best_scale_error(kw, nt[name]) > 1e-2
+
+
+def test_named_layers_and_cross_blocks(nt):
+  """``layer=`` gives the kernel inside the network (VGG16's conv1_2 and
+  pool1 are the fixture's smaller networks), and ``f(x1, x2)`` is the block
+  between them of ``f(x)``."""
+  f = randconv.kernel_fn(nt_specs()["vgg16_pool1_avg"])
+  x = nt["x"]
+  assert best_scale_error(f(x, layer="conv1_2"), nt["conv_relu"]) < 1e-10
+  assert best_scale_error(f(x, layer="pool1"),
+                          nt["conv_relu_avgpool"]) < 1e-10
+  whole = f(x)
+  np.testing.assert_array_equal(f(x[:1], x[1:]), whole[:1, :, 1:, :])
+  np.testing.assert_array_equal(f(x[1:], x[:1]), whole[1:, :, :1, :])
+  with pytest.raises(kernels.KernelError, match="no layer 'conv9'"):
+    f(x, layer="conv9")
+
+
+def test_rescale_scales_each_image_by_its_own_factor(nt):
+  """The library's per-image RMS rescaling multiplies block (a, b) by
+  ``c_a c_b``: the ratio to the unrescaled kernel is a rank-one outer
+  product of positive per-image factors, not one constant."""
+  spec = nt_specs()["vgg16_pool1_avg"]
+  x = nt["x"] * np.array([1.0, 30.0])[:, None, None, None]
+  plain = kernels.kernel_fn(spec)(x)
+  resc = kernels.kernel_fn(spec, rescale=True)(x)
+  ratio = resc / plain
+  c = np.sqrt(np.array([ratio[0, :, 0].mean(), ratio[1, :, 1].mean()]))
+  outer = c[:, None, None, None] * c[None, None, :, None]
+  np.testing.assert_allclose(ratio, np.broadcast_to(outer, ratio.shape),
+                             rtol=1e-9)
+  assert c[0] / c[1] > 10  # the brighter image is scaled down far more
+
+
+@pytest.fixture(scope="module")
+def wide_max_pool():
+  """Hidden features of wide library nets (VGG16 pool1, max pooling, RMS
+  rescaling) on two photos at 12x12: the empirical kernel of deconv1_2
+  over both images, averaged over nets."""
+  import jax
+
+  from randconv import engine
+  from randconv.modules import CNNDCN, apply_with_features
+  from theory_checks import common
+  x, _ = common.inputs(common._TWO, 12)
+  spec = make_spec("vgg16", "pool1", output="conv", pooling="max",
+                   width=1024)
+  model = CNNDCN(spec, "gaussian:1.0", rescale=True)
+
+  @jax.jit
+  def gram(key, images):
+    variables = model.init(key, images)
+    _, feats = apply_with_features(model, variables, images)
+    d = feats["deconv1_2"]
+    return jax.numpy.einsum("aijn,bkln->aijbkl", d, d,
+                            precision="highest") / d.shape[-1]
+
+  keys = engine.seed_keys(3, 8)
+  emp = np.mean([np.asarray(gram(k, x), np.float64) for k in keys], axis=0)
+  return x, spec, emp
+
+
+def test_max_pool_kernel_against_wide_library_nets(wide_max_pool):
+  """Where neural-tangents cannot go: with max pooling and the library's
+  rescaling, the hidden kernel over two images (cross blocks included) at
+  its absolute scale, against nets of width 1024; averaging the pools
+  instead misses by far more."""
+  x, spec, emp = wide_max_pool
+  n, h, w = emp.shape[:3]
+  emp = emp.reshape(n, h * w, n, h * w)
+  f = kernels.kernel_fn(spec, samples=1 << 14, rescale=True)
+  k = f(x, layer="deconv1_2")
+  err = np.linalg.norm(k - emp) / np.linalg.norm(emp)
+  cross = np.linalg.norm(k[0, :, 1] - emp[0, :, 1]) / np.linalg.norm(
+      emp[0, :, 1])
+  avg = kernels.kernel_fn(dataclasses.replace(spec, encoder=tuple(
+      dataclasses.replace(l, pooling="avg") if isinstance(l, Pool) else l
+      for l in spec.encoder)), rescale=True)(x, layer="deconv1_2")
+  err_avg = np.linalg.norm(avg - emp) / np.linalg.norm(emp)
+  assert err < 0.05 and cross < 0.08, (err, cross)
+  assert err_avg > 3 * err, (err_avg, err)
+
+
+def test_errors_name_what_is_wrong(nt):
+  with pytest.raises(kernels.KernelError, match="LRN"):
+    kernels.kernel_fn(make_spec("alexnet", "conv2"))
+  f = kernels.kernel_fn(make_spec("vgg16", "pool1", output="conv"))
+  with pytest.raises(kernels.KernelError, match=r"GB of float64"):
+    f(np.zeros((2, 64, 64, 3)))
+  with pytest.raises(kernels.KernelError, match=r"\[N, H, W, C\]"):
+    f(np.zeros((8, 8, 3)))
+
+
+def _imports(path: Path) -> set[str]:
+  """Every module a file imports, at the top or inside a function."""
+  out = set()
+  for node in ast.walk(ast.parse(path.read_text())):
+    if isinstance(node, ast.Import):
+      out |= {a.name for a in node.names}
+    elif isinstance(node, ast.ImportFrom) and node.module:
+      out.add(node.module)
+      out |= {f"{node.module}.{a.name}" for a in node.names}
+  return out
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+  """module -> the modules of ``package`` it imports (read from source)."""
+  root = Path(__file__).parents[1] / package
+  mods = {f"{package}.{p.stem}": p for p in root.glob("*.py")
+          if p.stem != "__init__"}
+  return {m: {d for d in _imports(p) if d in mods and d != m}
+          for m, p in mods.items()}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+  state, stack = {}, []
+
+  def visit(m):
+    state[m] = "open"
+    stack.append(m)
+    for d in sorted(graph.get(m, ())):
+      if state.get(d) == "open":
+        return stack[stack.index(d):] + [d]
+      if d not in state and (c := visit(d)):
+        return c
+    state[m] = "done"
+    stack.pop()
+    return None
+
+  for m in sorted(graph):
+    if m not in state and (c := visit(m)):
+      return c
+  return None
+
+
+def test_theory_checks_import_graph():
+  """No import cycle among theory_checks' modules, none of them imports
+  experiments, and the library's kernels import no part of the harness."""
+  graph = import_graph("theory_checks")
+  assert find_cycle(graph) is None, find_cycle(graph)
+  root = Path(__file__).parents[1]
+  for p in (root / "theory_checks").glob("*.py"):
+    bad = {m for m in _imports(p) if m.split(".")[0] == "experiments"}
+    assert not bad, f"{p.name} imports {bad}"
+  harness = {"randconv.cli", "randconv.registry", "randconv.report",
+             "randconv.rundir", "randconv.deadline", "randconv.distributed"}
+  assert not _imports(root / "randconv" / "kernels.py") & harness
+  assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
