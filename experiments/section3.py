@@ -529,7 +529,8 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   summary = "final loss " + ", ".join(f"{k} {v:.4g}" for k, v in fin.items())
   if not (w.vgg and w.alexnet):
     return [decide("S3a", m, None, by, [fig], summary + " (no AlexNet "
-                   "ImageNet weights: give --weights alexnet-owt-*.pth)",
+                   "ImageNet weights: give --weights alexnet-owt-*.pth; "
+                   "docs/weights.md says where it comes from)",
                    fin, status="needs weights")]
   holds = (checks["vgg"]["converges_faster"] and checks["vgg"]["lower_final"]
            and checks["alexnet"]["converges_faster"]

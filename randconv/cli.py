@@ -18,16 +18,44 @@ from pathlib import Path
 
 from randconv import distributed, plugins
 from randconv.errors import RandconvError
-from randconv.preflight import check_net_fits, out_folder
+from randconv.preflight import check_net_fits, check_size, out_folder
 
 COMMANDS_GROUP = "randconv.commands"  # entry points: add_commands(sub)
 
 
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+  """Every option's help ends with its default: ``(default: X)``, or
+  ``(required)``; a help text that already says what its default means
+  (the word "default" in it) is left as written, and a flag that is off
+  unless given says so."""
+
+  def _get_help_string(self, action):
+    text = action.help or ""
+    if (not action.option_strings or "default" in text
+        or action.default is argparse.SUPPRESS):
+      return text
+    if action.required:
+      return f"{text} (required)"
+    if action.nargs == 0:  # store_true and the like
+      return f"{text} (default: off)"
+    if action.default is None:
+      return f"{text} (default: none)"
+    value = action.default
+    if isinstance(value, (list, tuple)):
+      value = " ".join(map(str, value))
+    return f"{text} (default: {str(value).replace('%', '%%')})"
+
+
 class _Parser(argparse.ArgumentParser):
-  """argparse, but a usage error is one line and exit code 2."""
+  """argparse with :class:`HelpFormatter`, and a usage error that is one
+  line (``randconv: error: argument --width: ...``) and exit code 2."""
+
+  def __init__(self, *args, **kwargs):
+    kwargs.setdefault("formatter_class", HelpFormatter)
+    super().__init__(*args, **kwargs)
 
   def error(self, message):
-    raise RandconvError(f"{self.prog}: {message}")
+    raise RandconvError(message)
 
 
 def positive_int(text: str) -> int:
@@ -40,6 +68,32 @@ def positive_int(text: str) -> int:
   return value
 
 
+def positive_float(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  if not value > 0:  # NaN too
+    raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+  return value
+
+
+def non_negative(kind):
+  """An argparse type of a ``kind`` number that may be 0, not below."""
+  def parse(text: str):
+    try:
+      value = kind(text)
+    except ValueError:
+      raise argparse.ArgumentTypeError(
+          f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+      ) from None
+    if not value >= 0:
+      raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+  parse.__name__ = f"non-negative {kind.__name__}"
+  return parse
+
+
 def add_net_args(p: argparse.ArgumentParser, layer_default: str = "conv1"):
   p.add_argument("--arch", default="vgg16",
                  help="vgg16, alexnet or alexnet_torchvision")
@@ -47,14 +101,18 @@ def add_net_args(p: argparse.ArgumentParser, layer_default: str = "conv1"):
                  help="conv1..conv5 (ConvK) or a layer name such as conv1_1, "
                       "pool1")
   p.add_argument("--width", type=positive_int, default=None,
-                 help="replaces every hidden channel count")
+                 help="replaces every hidden channel count (default: the "
+                      "paper's widths, 64..512)")
   p.add_argument("--output", default="conv", choices=("conv", "mean"),
                  help="conv: 3-channel output conv; mean: channel mean")
-  p.add_argument("--pooling", default=None, choices=("max", "l2", "avg"))
+  p.add_argument("--pooling", default=None, choices=("max", "l2", "avg"),
+                 help="replaces every pooling layer (default: the "
+                      "architecture's max pooling)")
   p.add_argument("--simplified", action="store_true",
                  help="the simplified ConvK net of Fig. 7 (row 2)")
   p.add_argument("--kernel-size", type=positive_int, default=None,
-                 help="every conv's kernel (Section 4.3)")
+                 help="every conv's kernel (Section 4.3; default: the "
+                      "architecture's)")
 
 
 def spec_from_args(a):
@@ -77,17 +135,19 @@ def emit(args, payload: dict, text: str) -> None:
 # --------------------------------------------------------------------------
 def cmd_describe(a) -> None:
   spec = spec_from_args(a)
+  check_size(spec, a.size, metric=False)
   enc, dec = spec.shapes(a.size, a.size)
   h, w, c = spec.feature_shape(a.size, a.size)
   feature = {"name": enc[-1].name, "shape": [h, w, c], "dimension": h * w * c}
   payload = {"arch": spec.arch, "layer": spec.layer, "size": a.size,
              "encoder": [s.as_dict() for s in enc],
              "decoder": [s.as_dict() for s in dec], "feature": feature}
-  lines = [f"{spec.arch} truncated at {spec.layer}, input {a.size}x{a.size}x3"]
+  lines = [f"{spec.arch} truncated at {spec.layer}, input {a.size} x "
+           f"{a.size} x 3; every shape is H x W x C (the arrays are NHWC)"]
   for title, part in (("encoder", enc), ("decoder", dec)):
     lines.append(f"{title}:")
-    lines += [f"  {s.name:<10} {s.kind:<7} {s.channels:>5} x {s.height} x "
-              f"{s.width}" for s in part]
+    lines += [f"  {s.name:<10} {s.kind:<7} {s.height:>4} x {s.width:>4} x "
+              f"{s.channels:>4}" for s in part]
   lines.append(f"feature {feature['name']}: {h} x {w} x {c} = "
                f"{feature['dimension']:,} dimensions")
   emit(a, payload, "\n".join(lines))
@@ -103,8 +163,10 @@ def cmd_invert(a) -> None:
   spec = spec_from_args(a)
   dist = parse_distribution(a.dist)
   n = len(a.images)
+  check_size(spec, a.size)
   check_net_fits(spec, a.size, n, outputs=a.seeds * n,
-                 advice="lower --size or --seeds, or give fewer images")
+                 advice="lower --size, --width or --seeds, or give fewer "
+                        "images")
   x = images.load_batch(a.images, a.size, spec.min_size())
   net = engine.net_fn(spec, dist, rescale=not spec.has_lrn)
 
@@ -211,10 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True,
                               parser_class=_Parser)
 
-  p = sub.add_parser("describe", help="every layer's shape, and the feature")
+  p = sub.add_parser("describe", help="every layer's output shape (H x W x "
+                     "C) and the feature's dimension at an input size")
   add_net_args(p)
-  p.add_argument("--size", type=positive_int, default=227)
-  p.add_argument("--json", action="store_true")
+  p.add_argument("--size", type=positive_int, default=227,
+                 help="input height and width in pixels")
+  add_json_arg(p)
   p.set_defaults(func=cmd_describe)
 
   p = sub.add_parser("invert", help="fully random CNN-DCN reconstructions")
@@ -225,27 +289,36 @@ def build_parser() -> argparse.ArgumentParser:
   p.add_argument("--seeds", type=positive_int, default=1,
                  help="number of random nets")
   p.add_argument("--seed", type=int, default=0, help="root seed")
-  p.add_argument("--size", type=positive_int, default=227)
+  p.add_argument("--size", type=positive_int, default=227,
+                 help="images are resized to SIZE x SIZE pixels (at least "
+                      "SSIM's 11 x 11 window)")
   p.add_argument("--dist", default="gaussian:0.015",
-                 help="gaussian:S, uniform:A, logistic:S, laplace:B or msra")
+                 help="weight distribution: gaussian:S, uniform:A, "
+                      "logistic:S, laplace:B or msra")
   p.add_argument("--strategy", default="auto",
-                 choices=("auto", "loop", "vmap", "map", "shard"))
+                 choices=("auto", "loop", "vmap", "map", "shard"),
+                 help="how the nets run at once (same numbers; auto: the "
+                      "fastest measured for the backend)")
   p.add_argument("--out", required=True, type=out_folder,
                  help="output folder")
-  p.add_argument("--json", action="store_true")
+  add_json_arg(p)
   p.set_defaults(func=cmd_invert)
 
   p = sub.add_parser("reproduce", help="run the paper's experiments")
   p.add_argument("--preset", default="quick", choices=("quick", "cpu",
-                                                        "paper"))
-  p.add_argument("--out", required=True, type=out_folder)
+                                                        "paper"),
+                 help="sizes: quick (smoke, minutes), cpu (evidence on a "
+                      "CPU, about an hour), paper (the paper's, a GPU)")
+  p.add_argument("--out", required=True, type=out_folder,
+                 help="the run's folder (the same one resumes the run)")
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
-                 help="claim ids to run (S4c, T3, ...)")
-  p.add_argument("--time-budget", type=float, default=None, metavar="S",
+                 help="claim ids to run (S4c, T3, ...; default: all)")
+  p.add_argument("--time-budget", type=positive_float, default=None,
+                 metavar="S",
                  help="seconds for the whole run (default "
                       "$RANDCONV_TIME_BUDGET_S, else none); what is cut is "
                       "reported partial and the same command resumes it")
-  p.add_argument("--json", action="store_true")
+  add_json_arg(p)
   distributed.add_arguments(p)
   p.set_defaults(func=cmd_reproduce)
 
@@ -260,12 +333,30 @@ def build_parser() -> argparse.ArgumentParser:
                  help="rewrite the table between the README's "
                       "<!-- results:start --> and <!-- results:end --> "
                       "markers")
-  p.add_argument("--json", action="store_true")
+  add_json_arg(p)
   p.set_defaults(func=cmd_report)
 
   for _, add_commands in plugins.load(COMMANDS_GROUP):
     add_commands(sub)
+  describe_commands(sub)
   return parser
+
+
+def add_json_arg(p: argparse.ArgumentParser) -> None:
+  p.add_argument("--json", action="store_true",
+                 help="print the result as one JSON line on stdout")
+
+
+def describe_commands(sub) -> None:
+  """Shows each command's one-line help at the top of its own ``--help``
+  (argparse keeps it for the command list alone), nested groups too."""
+  for action in sub._choices_actions:
+    parser = sub.choices[action.dest]
+    if parser.description is None:
+      parser.description = action.help
+    for nested in parser._actions:
+      if isinstance(nested, argparse._SubParsersAction):
+        describe_commands(nested)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -282,7 +373,8 @@ def main(argv: list[str] | None = None) -> int:
     code = 2
   except MemoryError:
     print("randconv: error: out of memory past the size checks; lower "
-          "--size (or --batch, --seeds, --samples)", file=sys.stderr)
+          "--size (or --width, --batch, --seeds, --samples)",
+          file=sys.stderr)
     code = 2
   except KeyboardInterrupt:
     print("randconv: interrupted; run the same command again to resume",

@@ -77,7 +77,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                  help="process 0's address; with --num-processes and "
                       "--process-id")
   g.add_argument("--num-processes", type=positive_int, default=None,
-                 metavar="P")
+                 metavar="P", help="processes in the job")
   g.add_argument("--process-id", type=int, default=None, metavar="I",
                  help="this process, 0..P-1 (0 writes the results)")
   g.add_argument("--distributed", action="store_true",

@@ -20,6 +20,9 @@ import jax.numpy as jnp
 import numpy as np
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
+# SSIM's Gaussian window side: an image smaller than this has no window
+# position, so the CLI refuses such sizes (randconv.preflight.check_size).
+SSIM_WINDOW = 11
 
 
 def grey(x: jax.Array) -> jax.Array:
@@ -40,7 +43,8 @@ def minmax(x: jax.Array) -> jax.Array:
 
 
 def _ssim_raw(a: jax.Array, b: jax.Array) -> jax.Array:
-  return pix.ssim(a[..., None], b[..., None], max_val=1.0, filter_size=11,
+  return pix.ssim(a[..., None], b[..., None], max_val=1.0,
+                  filter_size=SSIM_WINDOW,
                   filter_sigma=1.5, k1=0.01, k2=0.03)
 
 

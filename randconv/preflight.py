@@ -4,6 +4,8 @@ rather than a traceback, and leaves nothing half written:
 
 * :func:`out_folder` and :func:`out_file`, argparse types of output paths:
   the path can be created and written, checked at parse time;
+* :func:`check_size`: an input size every map of the network can take,
+  and, where a metric is computed, at least SSIM's window;
 * :func:`check_memory` and :func:`check_net_fits`: the arrays a command
   would allocate fit in this machine's memory. The estimates are lower
   bounds (what must be alive at once), so a refusal is certain to fail
@@ -63,6 +65,35 @@ def out_file(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{why}; give a file in a folder that can be created and written")
   return text
+
+
+# --------------------------------------------------------------------------
+# Sizes.
+
+def check_size(spec, size: int, *, metric: bool = True,
+               flag: str = "--size") -> None:
+  """Refuses a ``size`` x ``size`` input for which some map of ``spec`` is
+  empty (the spec's own shape computation says which), or, with
+  ``metric``, where the output (the size of the input: the decoder crops
+  to it) is smaller than SSIM's window: SSIM averages over the window
+  positions that fit, so with none it has nothing to average and its
+  score means nothing (it printed 1.0).
+
+  Raises:
+    RandconvError: one line naming ``flag`` and the smallest size taken.
+  """
+  from randconv.metrics import SSIM_WINDOW
+  from randconv.spec import SpecError
+  try:
+    spec.shapes(size, size)
+  except SpecError as e:  # names the smallest input and the empty map
+    raise RandconvError(f"{flag} {size}: {e}") from None
+  if metric and size < SSIM_WINDOW:
+    smallest = max(SSIM_WINDOW, spec.min_size())
+    raise RandconvError(
+        f"{flag} {size}: the output would be {size}x{size}, smaller than "
+        f"SSIM's {SSIM_WINDOW}x{SSIM_WINDOW} window, so no SSIM can be "
+        f"measured; give {flag} {smallest} or more")
 
 
 # --------------------------------------------------------------------------

@@ -6,6 +6,9 @@ the same fields (:func:`current` with keyword arguments).
   invocation (``--time-budget``; :mod:`randconv.deadline`);
 * ``RANDCONV_WEIGHTS`` -> ``weights``: pre-trained weights files, separated
   by ``os.pathsep`` (``reproduce --weights``);
+* ``RANDCONV_WEIGHTS_DIR`` -> ``weights_dir``: the weights cache that
+  ``randconv weights fetch`` fills and ``--weights hed`` reads first
+  (default ``~/.cache/randconv/weights``; docs/weights.md);
 * ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder;
 * ``RANDCONV_PAPER_DATA`` -> ``paper_data``: Section 3's dataset at the
   paper preset;
@@ -15,6 +18,13 @@ the same fields (:func:`current` with keyword arguments).
   budget;
 * ``RANDCONV_JAX_CACHE`` -> ``jax_cache``: the compiled-program cache;
 * ``RANDCONV_GP_MAX_PIXELS`` -> ``gp_max_pixels``: T7's largest full kernel.
+
+The budgets and counts must be positive: a zero or negative value is bad
+input (a :class:`~randconv.errors.RandconvError`), not a run that stops at
+once or a division by zero later. One exception: ``RANDCONV_TIME_BUDGET_S
+=0`` is a budget already spent (every experiment stops before its first
+unit of work and the same command resumes), which the tests use to make a
+partial run; the ``--time-budget`` flag takes positive seconds only.
 """
 
 from __future__ import annotations
@@ -29,6 +39,7 @@ from randconv.errors import RandconvError
 class Settings:
   time_budget_s: float | None = None
   weights: tuple[str, ...] = ()
+  weights_dir: str | None = None
   data_dir: str | None = None
   paper_data: str | None = None
   images: str | None = None
@@ -42,17 +53,32 @@ def _paths(text: str) -> tuple[str, ...]:
   return tuple(p for p in text.split(os.pathsep) if p)
 
 
+def _positive(kind, zero: bool = False):
+  """A parser of a ``kind`` number that must be positive, or with ``zero``
+  at least 0 (NaN is neither)."""
+  def parse(text: str):
+    value = kind(text)
+    if not (value >= 0 if zero else value > 0):
+      raise ValueError(f"{value} is out of range")
+    return value
+  parse.__name__ = f"{'non-negative' if zero else 'positive'} " \
+      f"{kind.__name__}"
+  return parse
+
+
 # variable -> (field, parser)
 ENV = {
-    "RANDCONV_TIME_BUDGET_S": ("time_budget_s", float),
+    "RANDCONV_TIME_BUDGET_S": ("time_budget_s",
+                               _positive(float, zero=True)),
     "RANDCONV_WEIGHTS": ("weights", _paths),
+    "RANDCONV_WEIGHTS_DIR": ("weights_dir", str),
     "RANDCONV_DATA_DIR": ("data_dir", str),
     "RANDCONV_PAPER_DATA": ("paper_data", str),
     "RANDCONV_IMAGES": ("images", str),
     "RANDCONV_IMAGE_DIR": ("image_dir", str),
-    "RANDCONV_MEMORY_BUDGET_GB": ("memory_budget_gb", float),
+    "RANDCONV_MEMORY_BUDGET_GB": ("memory_budget_gb", _positive(float)),
     "RANDCONV_JAX_CACHE": ("jax_cache", str),
-    "RANDCONV_GP_MAX_PIXELS": ("gp_max_pixels", int),
+    "RANDCONV_GP_MAX_PIXELS": ("gp_max_pixels", _positive(int)),
 }
 
 

