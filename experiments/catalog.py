@@ -43,7 +43,7 @@ CATALOG: dict[str, tuple[str, str, str]] = {
             "the rise and its convergence are clearer; the std shrinks"),
     "S4e": ("4", "Fig. 10: outputs closest to the mean SSIM",
             "the pictures sharpen as the width grows"),
-    "S4f": ("4", "Section 4.3: Conv1_1-DeConv1_1, kernel size 1..",
+    "S4f": ("4", "Section 4.3: Conv1_1-DeConv1_1 against its kernel size",
             "SSIM falls as the kernel grows"),
     "T1": ("5", "angle to the L2 limit vs width",
            "the angle shrinks at the N^(-1/2) rate"),

@@ -412,7 +412,7 @@ def _r3(d):
 # Figures.
 
 def plot_curves(results: dict[str, train_lib.RunResult], path: Path,
-                title: str) -> str:
+                title: str, caption: str | None = None) -> str:
   plt = plotting._plt()
   fig, ax = plt.subplots(figsize=(6, 4))
   for label, res in results.items():
@@ -421,11 +421,11 @@ def plot_curves(results: dict[str, train_lib.RunResult], path: Path,
       ax.plot(steps, smoothed(losses), label=label)
   ax.set_xlabel("step")
   ax.set_ylabel("training loss (smoothed)")
-  return _finish(fig, ax, path, title)
+  return _finish(fig, ax, path, title, caption)
 
 
 def plot_bars(groups: list[str], series: dict[str, list[float | None]],
-              path: Path, title: str) -> str:
+              path: Path, title: str, caption: str | None = None) -> str:
   plt = plotting._plt()
   fig, ax = plt.subplots(figsize=(7, 4))
   n = len(series)
@@ -437,15 +437,16 @@ def plot_bars(groups: list[str], series: dict[str, list[float | None]],
   ax.set_xticks(x)
   ax.set_xticklabels(groups)
   ax.set_ylabel("loss per image")
-  return _finish(fig, ax, path, title)
+  return _finish(fig, ax, path, title, caption)
 
 
-def _finish(fig, ax, path: Path, title: str) -> str:
-  """Log y axis, title and legend; saved and closed."""
+def _finish(fig, ax, path: Path, title: str, caption: str | None) -> str:
+  """Log y axis, title and legend; saved (with the reports' one-line
+  ``caption``) and closed."""
   ax.set_yscale("log")
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=7)
-  return str(plotting.save_figure(fig, path))
+  return str(plotting.save_figure(fig, path, caption=caption))
 
 
 def figure_images(p: Section3Config) -> tuple[list[str], np.ndarray]:
@@ -504,7 +505,10 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   num = {k: curve_numbers(v) for k, v in by.items()}
   fig = plot_curves(by, workdir / "s3a_loss.png",
                     f"Conv2-DeConv2 ({cfg.preset}); pre-trained VGG: "
-                    f"{'HED' if w.vgg == 'hed' else w.vgg}")
+                    f"{'HED' if w.vgg == 'hed' else w.vgg}",
+                    "Fig. 5a: the Conv2-DeConv2 decoders' training loss "
+                    "(smoothed, log axis) against the step, with random and "
+                    "pre-trained VGG and AlexNet encoders.")
   m: dict = {"runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
              else "none given"}
@@ -542,12 +546,13 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
 
 
 def _curves(runs: dict[str, Run], cfg: Section3Config, workdir: Path,
-            deadline: Deadline, figure: str, title: str):
+            deadline: Deadline, figure: str, title: str, caption: str):
   """Trains ``runs`` (labelled), then their curve numbers and figure."""
   res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
-  fig = plot_curves(by, workdir / figure, f"{title} ({cfg.preset})")
+  fig = plot_curves(by, workdir / figure, f"{title} ({cfg.preset})",
+                    caption)
   return by, num, fig
 
 
@@ -558,7 +563,10 @@ def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
   runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
           for s in cfg.sigmas}
   by, num, fig = _curves(runs, cfg, workdir, deadline, "s3b_loss.png",
-                         "random VGG Conv2, Gaussian sigmas")
+                         "random VGG Conv2, Gaussian sigmas",
+                         "Fig. 5b: the random VGG Conv2 decoders' training "
+                         "loss (smoothed, log axis) against the step, one "
+                         "curve per sigma of the encoder's Gaussian weights.")
   first = [v["first_loss"] for v in num.values()]
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "first_loss_ratio": max(first) / min(first),
@@ -578,7 +586,10 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
   runs = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
   by, num, fig = _curves(runs, cfg, workdir, deadline, "s3c_loss.png",
-                         "random VGG Conv2 per distribution")
+                         "random VGG Conv2 per distribution",
+                         "Fig. 5c: the random VGG Conv2 decoders' training "
+                         "loss (smoothed, log axis) against the step, one "
+                         "curve per distribution of the encoder's weights.")
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
   _write(workdir, "s3c.json", m)
@@ -612,7 +623,10 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
             num[(enc, k)][what] for k in layers]
   fig = plot_bars(list(layers), series, workdir / "s3d_bars.png",
                   f"VGG train vs validation loss ({cfg.preset}); pre-trained: "
-                  f"{'HED' if w.vgg == 'hed' else w.vgg}")
+                  f"{'HED' if w.vgg == 'hed' else w.vgg}",
+                  "Sec. 3.2: the final train and validation loss per image "
+                  "(log axis) of the decoders of VGG Conv1-5, random and "
+                  "pre-trained encoders.")
   m: dict = {"pretrained_vgg": w.vgg_note,
              "per_layer": {f"{e} {k}": v for (e, k), v in num.items()}}
   by = {f"{e} {k}": res[r] for (e, k), r in runs.items()}
@@ -659,7 +673,10 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   series = {"train": [num[k]["train_eval_loss"] for k in runs],
             "val": [num[k]["val_loss"] for k in runs]}
   fig = plot_bars(list(runs), series, workdir / "s3e_bars.png",
-                  f"{layer} train vs validation loss ({cfg.preset})")
+                  f"{layer} train vs validation loss ({cfg.preset})",
+                  f"Sec. 3.2: the final train and validation loss per image "
+                  f"(log axis) of the {layer} decoders of VGG and AlexNet, "
+                  "random and pre-trained encoders.")
   m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
              else "none given",
@@ -715,7 +732,11 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
   fig = plotting.image_grid(rows, workdir / "s3f_grid.png", titles=titles,
                             suptitle=f"random VGG (rwVGG) and random AlexNet "
                             f"(rwAlexNet) with trained decoders, SSIM "
-                            f"({cfg.preset})")
+                            f"({cfg.preset})",
+                            caption="Sec. 3.3: per image (row), the input "
+                            "and its reconstructions through random VGG and "
+                            "AlexNet Conv1-5 with trained decoders, clipped "
+                            "to [0, 1], SSIM above.")
   m = {"images": names, "layers": list(layers), "mean_ssim": mean,
        "vgg_decays": _decays(mean["vgg16"]),
        "alexnet_decays": _decays(mean[ALEX]),
@@ -754,7 +775,10 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
       [[cat[0]] + [out[d] for d in dists]], workdir / "s3g_grid.png",
       titles=[["input"] + [f"{d}\nSSIM {ssim[d]:.3f}" for d in dists]],
       suptitle=f"the cat through random VGG Conv2 + trained decoder "
-      f"({cfg.preset})")
+      f"({cfg.preset})",
+      caption="Fig. 6: the cat and its reconstructions through random VGG "
+      "Conv2 with a trained decoder, one per distribution (or badly scaled "
+      "Gaussian) of the encoder's weights, clipped to [0, 1], SSIM above.")
   good = [ssim[d] for d in PAPER_DISTS]
   m = {"ssim": ssim, "paper_scale_spread": max(good) - min(good),
        "badly_scaled_below_by": {d: min(good) - ssim[d] for d in bad}}

@@ -416,6 +416,7 @@ def _fig7_figure(log, x, cfg, keys, rows, stats, workdir) -> str:
   """Per row and layer, the net closest to the mean SSIM of the cat."""
   pictures = {row: [] for row in rows}
   shown = {row: [] for row in rows}
+  nets = {row: [] for row in rows}
   for row, simplified in rows.items():
     for layer, s in zip(LAYERS, stats[row]):
       spec = make_spec("vgg16", layer, simplified=simplified,
@@ -427,9 +428,10 @@ def _fig7_figure(log, x, cfg, keys, rows, stats, workdir) -> str:
                        chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
       pictures[row].append(out["grey"][0, 0])
       shown[row].append(float(out["ssim"][0, 0]))
+      nets[row].append(best)
   return str(section4_plots.fig7(
       x[0], pictures, shown, Path(workdir) / "fig7.png",
-      [f"Conv{k}" for k in range(1, 6)]))
+      [f"Conv{k}" for k in range(1, 6)], nets, len(keys)))
 
 
 S4A_RULE = (f"decays: Spearman(K, SSIM) <= -{RANK_RISE} and SSIM(Conv1) > "

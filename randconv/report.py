@@ -4,7 +4,8 @@ an e-mail), and the README's results table.
 
 A claim's entry carries its ``status`` (:data:`STATUSES`), a one-sentence
 ``summary`` with the deciding numbers against the ``rule``, the paper's
-reference, the figures (paths relative to the run folder), an optional
+reference, the figures (paths relative to the run folder; each PNG carries
+its one-line caption, :func:`randconv.plotting.caption_of`), an optional
 ``explanation`` (what theory or an independent check says), ``sensitivity``
 rows (the verdict under another reading of the paper) and the full
 ``measured`` record.
@@ -119,11 +120,23 @@ def badge(status: str) -> str:
           f"{html.escape(status)}</span>")
 
 
-def _image_tag(path: Path, alt: str) -> str:
+def caption(run_dir: Path | None, figure: str) -> str:
+  """A figure's one-line caption: the one saved in its PNG, else (a
+  figure from before captions, or no run folder) its path."""
+  from randconv.plotting import caption_of
+  found = caption_of(Path(run_dir) / figure) if run_dir is not None \
+      else None
+  return found or figure
+
+
+def _image_tag(path: Path, text: str, name: str) -> str:
+  """The figure, embedded, with its caption ``text``; its path ``name``
+  is the image's tooltip."""
   data = base64.b64encode(path.read_bytes()).decode("ascii")
-  return (f"<figure><img alt='{html.escape(alt)}' "
+  return (f"<figure><img alt='{html.escape(text)}' "
+          f"title='{html.escape(name)}' "
           f"src='data:image/png;base64,{data}'><figcaption>"
-          f"{html.escape(alt)}</figcaption></figure>")
+          f"{html.escape(text)}</figcaption></figure>")
 
 
 def _kv_table(rows: dict, head=("", "")) -> str:
@@ -170,7 +183,7 @@ def _section(c: dict, run_dir: Path) -> str:
   for f in c.get("figures", []):
     path = run_dir / f
     if path.exists() and path.suffix == ".png":
-      parts.append(_image_tag(path, f))
+      parts.append(_image_tag(path, caption(run_dir, f), f))
   if c.get("measured") is not None:
     parts.append("<details><summary>everything measured (JSON)</summary>"
                  f"<pre>{html.escape(json.dumps(c['measured'], indent=1))}"
@@ -232,7 +245,10 @@ def results_table(claims: list[dict]) -> str:
   return "\n".join(lines)
 
 
-def render_markdown(claims: list[dict], meta: dict) -> str:
+def render_markdown(claims: list[dict], meta: dict,
+                    run_dir: Path | None = None) -> str:
+  """report.md; the figures' captions come from their PNGs in
+  ``run_dir``."""
   n = counts(claims)
   lines = [f"# randconv reproduce, preset `{meta.get('preset')}`", "",
            f"{meta.get('date')}, commit {meta.get('commit')}, "
@@ -263,7 +279,10 @@ def render_markdown(claims: list[dict], meta: dict) -> str:
       lines += [f"| {_cell(r['reading'])} | {_cell(r.get('summary', ''))} | "
                 f"{r['status']} |" for r in c["sensitivity"]]
       lines.append("")
-    lines += [f"![{c['id']}]({f})" for f in c.get("figures", [])]
+    for f in c.get("figures", []):
+      text = caption(run_dir, f).replace("\n", " ")
+      alt = text.replace("[", "\\[").replace("]", "\\]")
+      lines += [f"![{alt}]({f})", "", f"*{text}*", ""]
     lines.append("")
   return "\n".join(lines) + "\n"
 
@@ -279,7 +298,7 @@ def write(out: Path, claims: list[dict], meta: dict) -> None:
   (out / "claims.json").write_text(json.dumps(claims, indent=1,
                                               default=_json) + "\n")
   (out / "run.json").write_text(json.dumps(meta, indent=1) + "\n")
-  (out / "report.md").write_text(render_markdown(claims, meta))
+  (out / "report.md").write_text(render_markdown(claims, meta, out))
   (out / "report.html").write_text(render_html(claims, meta, out))
 
 

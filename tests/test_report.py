@@ -105,6 +105,96 @@ def test_report_html_is_self_contained_and_readable(tmp_path, preset):
   assert "](exp/curve.png)" in md and "| S4c |" in md
 
 
+class _Figures(HTMLParser):
+  """Each <figure>'s caption text and its image's alt text."""
+
+  def __init__(self):
+    super().__init__()
+    self.captions, self.alts, self._in = [], [], False
+
+  def handle_starttag(self, tag, attrs):
+    if tag == "img":
+      self.alts.append(dict(attrs).get("alt"))
+    self._in = tag == "figcaption"
+
+  def handle_endtag(self, tag):
+    self._in = False
+
+  def handle_data(self, data):
+    if self._in:
+      self.captions.append(data)
+
+
+def test_figures_carry_their_captions_not_their_paths(tmp_path):
+  """A figure saved with a caption shows it (in report.html and
+  report.md); one saved before captions existed still shows its path."""
+  from PIL import Image
+
+  from randconv import plotting
+  words = "Fig. 7: the cat and its outputs, net 0 of 2 [min-max scaled]"
+  new, old = tmp_path / "exp" / "new.png", tmp_path / "exp" / "old.png"
+  fig = plotting._plt().figure(figsize=(2, 1))
+  plotting.save_figure(fig, new, caption=words)
+  save_png(old, np.zeros((4, 4)))
+  with Image.open(new) as im:  # in the PNG's own text, as saved
+    assert im.text[plotting.CAPTION_KEY] == words
+  assert plotting.caption_of(old) is None
+  r = ClaimResult("S4a", registry.claim_text("S4a"), {"x": 1.0}, True,
+                  figures=[str(new), str(old)])
+  registry.write_report(tmp_path, "cpu", [r])
+  page = _Figures()
+  page.feed((tmp_path / "report.html").read_text())
+  assert page.captions == [words, "exp/old.png"]
+  assert page.alts == [words, "exp/old.png"]
+  md = (tmp_path / "report.md").read_text()
+  assert f"*{words}*" in md and "](exp/new.png)" in md
+  assert "*exp/old.png*" in md
+  # Old claims.json entries (figures as paths) re-render the same way.
+  entries = json.loads((tmp_path / "claims.json").read_text())
+  assert entries[0]["figures"] == ["exp/new.png", "exp/old.png"]
+  assert main(["report", str(tmp_path)]) == 0
+  again = _Figures()
+  again.feed((tmp_path / "report.html").read_text())
+  assert again.captions == page.captions
+
+
+def test_image_grid_titles_clear_the_images_above(tmp_path, monkeypatch):
+  """Fig. 7's shape (2 x 6 square images, two-line titles): every title's
+  box lies below the bottom of the image above it (with tight_layout
+  alone the second row's titles ran 3 px into the first row's images)
+  and below the suptitle."""
+  from randconv import plotting
+  seen = {}
+
+  def keep(fig, path, dpi=100, caption=None):  # save_figure's layout
+    if fig.get_layout_engine() is None:
+      fig.tight_layout()
+    fig.canvas.draw()
+    seen.update(fig=fig, caption=caption)
+    return path
+  monkeypatch.setattr(plotting, "save_figure", keep)
+  img = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+  rows = [[img] * 6 for _ in range(2)]
+  titles = [[f"Conv{j}  SSIM 0.123\nnet {i} of 8" for j in range(6)]
+            for i in range(2)]
+  plotting.image_grid(rows, tmp_path / "g.png", titles=titles, cell=2.0,
+                      row_labels=["a", "b"], caption="c",
+                      suptitle="a title\nof two lines")
+  fig = seen["fig"]
+  renderer = fig.canvas.get_renderer()
+  axes = np.array(fig.axes).reshape(2, 6)
+  for i in range(1, 2):
+    for j in range(6):
+      title = axes[i, j].title.get_window_extent(renderer)
+      above = axes[i - 1, j].get_window_extent(renderer)
+      assert title.y1 < above.y0, (i, j, title, above)
+  top = axes[0, 0].title.get_window_extent(renderer)
+  sup = fig._suptitle.get_window_extent(renderer)
+  assert top.y1 < sup.y0 and sup.y1 <= fig.bbox.y1
+  assert seen["caption"] == "c"
+  plotting._plt().close(fig)
+
+
 def test_readme_table_is_regenerated_between_markers(tmp_path, capsys):
   registry.write_report(tmp_path, "cpu", _results(tmp_path), 10.0)
   readme = tmp_path / "README.md"

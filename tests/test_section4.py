@@ -87,6 +87,10 @@ def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
   _check_workdir(out / "kernel_sweep", ["kernel_size.png"])
   _check_claims(out, results, ["S4a", "S4b", "S4f"])
   assert len(results[0].sensitivity) == 3
+  # Fig. 7 says its panels are single nets, unlike the table's means.
+  from randconv.plotting import caption_of
+  assert "each panel is one net of 2" in caption_of(out / "fig7/fig7.png")
+  assert caption_of(out / "kernel_sweep/kernel_size.png")
   nets = TINY[Fig7Config]["nets"]
   cells = _cells(out / "fig7" / "metrics.jsonl")
   main = [c for c in cells if not c.startswith("sens/")]

@@ -225,8 +225,19 @@ def test_limit_command(tmp_path, capsys):
   payload = json.loads(capsys.readouterr().out)
   y = np.load(tmp_path / "o" / "limit.npy")
   assert y.shape == (32, 32) and y.dtype == np.float32
-  assert (tmp_path / "o" / "limit.png").exists()
   assert 0 < payload["angle_to_grey_input"] < math.pi / 2
+  # limit.png is a figure: the input, its grey version and the limit side
+  # by side (a bare limit image would be square), with its caption.
+  from PIL import Image
+
+  from randconv.plotting import caption_of
+  with Image.open(tmp_path / "o" / "limit.png") as im:
+    w, h = im.size
+  assert w >= 2 * h and h > 32, (w, h)
+  caption = caption_of(tmp_path / "o" / "limit.png")
+  assert caption.startswith(f"The input {img}, its grey version and the "
+                            "infinite-width limit image")
+  assert f"{payload['angle_to_grey_input']:.3f} rad" in caption
   # AlexNet has no channel-mean net (its output deconv has stride 4).
   assert main(["limit", str(img), "--arch", "alexnet", "--size", "67",
                "--out", str(tmp_path / "p")]) == 2

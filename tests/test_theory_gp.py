@@ -164,7 +164,14 @@ def test_limit_command_conv_and_max(tmp_path, capsys):
   c = json.loads(capsys.readouterr().out)
   assert {"ssim_mean", "ssim_std", "pearson_abs_mean"} <= set(c)
   assert np.load(tmp_path / "c" / "kernel.npy").shape == (144, 144)
-  assert (tmp_path / "c" / "samples.png").exists()
+  # The input, the GP's std per pixel and 5 draws in a row, captioned.
+  from PIL import Image
+
+  from randconv.plotting import caption_of
+  with Image.open(tmp_path / "c" / "samples.png") as im:
+    assert im.size[0] >= 4 * im.size[1]  # 7 panels and their titles
+  assert "standard deviation per pixel and 5 draws" in caption_of(
+      tmp_path / "c" / "samples.png")
   assert main(["limit", "chelsea", "--layer", "pool1", "--size", "12",
                "--pooling", "max", "--output", "mean",
                "--out", str(tmp_path / "m"), "--json"]) == 0

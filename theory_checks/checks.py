@@ -108,20 +108,23 @@ def get_preset(preset: str | Preset) -> Preset:
 
 def plot_images(path: Path, x: np.ndarray, names: list[str],
                 lim: np.ndarray, samples: dict[int, np.ndarray],
-                title: str) -> Path:
-  """Rows: images. Columns: input, limit, one finite-width output per N."""
+                title: str, caption: str | None = None) -> Path:
+  """Rows: images. Columns: input, limit, one finite-width output per N
+  (one net each); grey panels min-max scaled, angles in the titles."""
   from randconv.plotting import image_grid, unit
   from theory_checks.limits import angle
   rows, titles = [], []
   for b, name in enumerate(names):
     row = [x[b], unit(lim[b])]
-    tt = [name[:18], f"limit, {angle(grey_of(x[b]), lim[b]):.3f} rad"]
+    tt = [name[:18], f"limit (N = inf)\n"
+          f"{angle(grey_of(x[b]), lim[b]):.3f} rad to grey input"]
     for n, out in sorted(samples.items()):
       row.append(unit(out[b]))
-      tt.append(f"N={n}, {angle(out[b], lim[b]):.3f}")
+      tt.append(f"N = {n}\n{angle(out[b], lim[b]):.3f} rad to limit")
     rows.append(row)
     titles.append(tt)
-  return image_grid(rows, path, titles=titles, suptitle=title, cell=1.5)
+  return image_grid(rows, path, titles=titles, suptitle=title, cell=1.5,
+                    caption=caption)
 
 
 def _summary(angles: dict[int, np.ndarray]):
@@ -313,15 +316,24 @@ def _convergence_figures(run: Run, pooling: str, ang, lim, keep,
   """The angle against width, and the inputs beside their limits and the
   finite-width outputs kept at the widths ``keep``."""
   from theory_checks import montecarlo as mc
+  what = _LIMITS[pooling][0]
   figs = [plot_angles(run.workdir / "angles.png",
                       {"mean over nets and images": _summary(ang)},
-                      f"{run.id}: angle to {_LIMITS[pooling][0]}\n"
-                      f"{measured['network']}")]
+                      f"{run.id}: angle to {what}\n{measured['network']}",
+                      caption=f"{run.id}: the angle between the width-N "
+                      f"output and {what} against N (log-log), mean over "
+                      "nets and images with standard errors; dotted: the "
+                      "N^(-1/2) rate.")]
   samples = mc.load_samples(run.workdir / "samples", "sampler", keep)
   if samples:
-    figs.append(plot_images(run.workdir / "images.png", run.x, run.names,
-                            lim, samples, f"{run.id}: input, limit "
-                            f"({pooling}), finite-width outputs"))
+    figs.append(plot_images(
+        run.workdir / "images.png", run.x, run.names, lim, samples,
+        f"{run.id}: input, limit ({pooling}), finite-width outputs (one "
+        "net each)\ngrey panels min-max scaled",
+        caption=f"{run.id}: per input (row), the input, {what} and one "
+        "net's output at each width N, grey panels min-max scaled; titles "
+        "give the angle (rad) to the grey input (limit) or to the limit "
+        "(outputs)."))
   return figs
 
 
@@ -476,7 +488,12 @@ def _t3_figure(run: Run, rows: dict, quant: dict) -> Path:
   return plot_angles(run.workdir / "angles.png",
                      {"mean sin(theta)": (ws, mean_sin, se_sin)},
                      "T3 (Theorem 5.2): two-layer net, sin(theta) vs N",
-                     bounds=bounds, ylabel="sin(theta)")
+                     bounds=bounds, ylabel="sin(theta)",
+                     caption="T3: sin of the angle between the two-layer "
+                     "net's output and its limit against N (log-log), mean "
+                     "over nets and images, with Theorem 5.2's bound "
+                     "(dashed) and the worst image's quantile (crosses) per "
+                     "delta.")
 
 
 # --------------------------------------------------------------------------
@@ -524,7 +541,11 @@ def t4(preset, workdir: Path, *,
       **growth,
       "seeds_per_width": {str(n): int(ang[n].shape[0]) for n in ws}}
   fig = plot_angles(run.workdir / "angles.png", _depth_curves(ang, depths),
-                    "T4 (Theorem 5.3): angle to the limit, by depth")
+                    "T4 (Theorem 5.3): angle to the limit, by depth",
+                    caption="T4: the angle between the output and its "
+                    "limit against N (log-log), one curve per depth, mean "
+                    "over nets and images with standard errors; dotted: "
+                    "the N^(-1/2) rate.")
   return run.result(
       "for depths 2.. the angle shrinks like N^(-1/2), and at a fixed N it "
       "grows with depth",
@@ -676,7 +697,10 @@ def _t5_figure(path: Path, kernels, table: dict) -> Path:
   ax.set_ylabel("cos(alpha); dashed 1 - <x,D>/|x|^2, dotted 1 - |D|/|x|")
   ax.set_title("T5 (Theorem 5.4): input vs two-layer limit", fontsize=9)
   ax.legend(fontsize=6)
-  return save_figure(fig, path, dpi=110)
+  return save_figure(fig, path, dpi=110, caption=(
+      "T5: cos(alpha) between each photo and its two-layer limit against "
+      "the kernel size k (solid), with Theorem 5.4's bounds 1 - <x, D>/|x|^2"
+      " (dashed) and 1 - |D|/|x| (dotted)."))
 
 
 # --------------------------------------------------------------------------
@@ -703,7 +727,11 @@ def t6(preset, workdir: Path, *,
                     {"max pooling vs L2 limit": _summary(ang)},
                     "T6: the experiment's network (max pooling) vs the L2 "
                     "limit", hline={"input vs limit (mean)": float(
-                        base.mean())})
+                        base.mean())},
+                    caption="T6: the angle between the max-pooling "
+                    "channel-mean net's output and the L2 limit against N "
+                    "(log-log), mean over nets and images; dash-dot: the "
+                    "grey input's angle to that limit.")
   return run.result(
       "the max-pooling channel-mean network's angle to the L2 limit falls far "
       "below the angle between the grey input and that limit",

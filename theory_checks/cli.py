@@ -10,6 +10,7 @@ from randconv.errors import RandconvError
 from randconv.preflight import check_memory, check_size, out_folder
 
 CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
+SCALING = "min-max scaled (black = min, white = max)"
 
 
 def cmd_theory(a) -> None:
@@ -77,7 +78,8 @@ def limit_bytes(spec, size: int, output: str, pooling: str) -> int:
 def cmd_limit(a) -> None:
   import numpy as np
 
-  from randconv import images, plotting
+  from randconv import images
+  from randconv.metrics import GREY_WEIGHTS
   from randconv.spec import make_spec
   from theory_checks import gp, limits
 
@@ -97,13 +99,9 @@ def cmd_limit(a) -> None:
     pred = gp.predict_conv(spec, x, n=a.samples)
     seconds = time.time() - start
     np.save(out / "kernel.npy", pred["law"].kernel.astype(np.float32))
-    n_show = min(7, a.samples)
-    grid = [[x] + [plotting.unit(d) for d in pred["samples"][:n_show]]]
-    titles = [[a.image[:18]] + [f"GP sample {i + 1}" for i in range(n_show)]]
-    plotting.image_grid(grid, out / "samples.png", titles=titles, cell=1.6,
-                        suptitle=f"{spec.arch} {spec.layer}, conv output, "
-                        f"{a.pooling} pooling: draws of the infinite-width "
-                        "Gaussian process")
+    conv_figure(out / "samples.png", x, a.image, pred,
+                f"{spec.arch} {spec.layer}, {a.pooling} pooling, {a.size}x"
+                f"{a.size}")
     ssim, r = gp.summarise(pred["ssim"]), gp.summarise(pred["pearson_abs"])
     payload.update({
         "ssim_mean": ssim["mean"], "ssim_std": ssim["std"],
@@ -122,10 +120,12 @@ def cmd_limit(a) -> None:
     y = limits.limit_image(spec, x, a.pooling, samples=a.samples,
                            info=info)
     seconds = time.time() - start
-    grey = x @ np.array([0.299, 0.587, 0.114])
+    grey = x @ np.array(GREY_WEIGHTS)
     ang = float(limits.angle(grey, y))
     np.save(out / "limit.npy", y.astype(np.float32))
-    plotting.save_png(out / "limit.png", plotting.unit(y))
+    mean_figure(out / "limit.png", x, grey, a.image, y, ang,
+                f"{spec.arch} {spec.layer}, {a.pooling} pooling, {a.size}x"
+                f"{a.size}")
     m = gp.metric_samples(x, y[None].astype(np.float32))
     payload.update({
         "ssim_mean": float(m["ssim"][0]), "ssim_std": 0.0,
@@ -146,6 +146,51 @@ def cmd_limit(a) -> None:
             f"and {out / 'limit.png'}")
   from randconv.cli import emit
   emit(a, payload, text)
+
+
+def _range(a) -> str:
+  return f"range {float(a.min()):.3g} to {float(a.max()):.3g}"
+
+
+def mean_figure(path: Path, x, grey, name: str, y, ang: float, what: str
+                ) -> Path:
+  """``limit``'s figure of a channel-mean output: the input, its grey
+  version (what the angle compares with) and the limit image ``y``, each
+  panel titled, the limit min-max scaled with its range stated."""
+  from randconv import plotting
+  return plotting.image_grid(
+      [[x, grey, plotting.unit(y)]], path, cell=2.0,
+      titles=[[f"input: {name[:18]}", "grey input\n(0.299 R + 0.587 G + "
+               "0.114 B)", f"limit image (N = inf)\n{_range(y)}"]],
+      suptitle=f"{what}: the channel-mean output's infinite-width limit\n"
+      f"angle to the grey input {ang:.3f} rad; the limit {SCALING}",
+      caption=f"The input {name}, its grey version and the infinite-width "
+      f"limit image of the channel-mean output (min-max scaled) of {what}; "
+      f"angle to the grey input {ang:.3f} rad.")
+
+
+def conv_figure(path: Path, x, name: str, pred: dict, what: str,
+                n_show: int = 5) -> Path:
+  """``limit``'s figure of a conv output, whose limit is a Gaussian
+  process, not an image: the input, the process's standard deviation per
+  pixel and a few of its draws, each min-max scaled, its range stated."""
+  import numpy as np
+
+  from randconv import plotting
+  law = pred["law"]
+  std = np.sqrt(np.clip(np.diag(law.kernel), 0, None)).reshape(law.hw)
+  draws = pred["samples"][:n_show]
+  return plotting.image_grid(
+      [[x, plotting.unit(std)] + [plotting.unit(d) for d in draws]], path,
+      cell=1.6, titles=[[f"input: {name[:18]}", f"GP std per pixel\n"
+                         f"{_range(std)}"] + [
+          f"GP sample {i + 1}\n{_range(d)}" for i, d in enumerate(draws)]],
+      suptitle=f"{what}: the conv output's infinite-width limit, a "
+      f"Gaussian process\nits std per pixel and {len(draws)} draws, each "
+      f"{SCALING}",
+      caption=f"The input {name}, then the infinite-width Gaussian process "
+      f"of the conv output of {what}: its standard deviation per pixel and "
+      f"{len(draws)} draws, each min-max scaled.")
 
 
 def add_commands(sub) -> None:

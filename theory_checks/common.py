@@ -90,9 +90,10 @@ def convergence_holds(slopes: np.ndarray) -> bool:
 def plot_angles(path: Path, curves: dict[str, tuple], title: str,
                 bounds: dict[str, tuple] | None = None,
                 hline: dict[str, float] | None = None,
-                ylabel: str = "angle (rad)") -> Path:
+                ylabel: str = "angle (rad)", caption: str | None = None
+                ) -> Path:
   """Angle against width on log-log axes, each curve with an N^(-1/2)
-  line through its last point.
+  line through its last point; ``caption``: one line for the reports.
 
   ``curves[label] = (widths, mean angles, std errors)``;
   ``bounds[label] = (widths, values)`` drawn dashed.
@@ -118,4 +119,4 @@ def plot_angles(path: Path, curves: dict[str, tuple], title: str,
   ax.set_ylabel(ylabel)
   ax.set_title(title, fontsize=9)
   ax.legend(fontsize=6.5)
-  return save_figure(fig, path, dpi=110)
+  return save_figure(fig, path, dpi=110, caption=caption)

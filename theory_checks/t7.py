@@ -429,7 +429,10 @@ def figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs, dist):
       workdir / "kernel_error.png", curves,
       "T7 (a): relative error of the output kernel Sigma/N vs its limit K",
       hline={"sampling error of K itself": noise},
-      ylabel="min_c ||c Sigma - K|| / ||K||"))
+      ylabel="min_c ||c Sigma - K|| / ||K||",
+      caption="T7 (a): the relative error of the conv output's empirical "
+      "kernel Sigma/N against its limit K, per input, against N (log-log); "
+      "dotted: the N^(-1/2) rate; dash-dot: K's own sampling error."))
   figs.append(plot_distributions(workdir / "distributions.png", sweep, p,
                                  law_recs, names, dist))
   figs.append(plot_fig8(workdir / "fig8_theory.png", sweep, pred))
@@ -464,7 +467,10 @@ def plot_distributions(path, sweep, p, law_recs, names, dist):
         ax.legend(fontsize=7)
   fig.suptitle("T7 (b): conv output, library nets vs the Gaussian-process "
                "limit", fontsize=9)
-  return save_figure(fig, path)
+  return save_figure(fig, path, caption=(
+      f"T7 (b): per input (row), the empirical CDFs of SSIM and |r| of "
+      f"{p.dist_nets} library nets at N = {p.dist_width} (blue) and of the "
+      "Gaussian-process limit's samples (red), KS p-value above."))
 
 
 def plot_fig8(path, sweep, pred):
@@ -484,7 +490,10 @@ def plot_fig8(path, sweep, pred):
       "T7 (c): Fig. 8 at the T7 size, measured and predicted (N = inf)",
       path, [("conv", "(a) rrVGG Conv1-DeConv1"),
              ("mean", "(b) channel-mean variant")],
-      theory=pred, theory_label="T7: N = inf")
+      theory=pred, theory_label="T7: N = inf",
+      caption="T7 (c): the mean SSIM of library nets against their width "
+      "(band: +-1 std over nets) beside the infinite-width prediction (red "
+      "dashed), (a) conv output, (b) channel mean.")
 
 
 def plot_samples(path, x, names, samples_dir: Path):
@@ -500,4 +509,8 @@ def plot_samples(path, x, names, samples_dir: Path):
                   [f"GP sample {i + 1}" for i in range(len(draws))])
   return image_grid(rows, path, titles=titles, cell=1.5,
                     suptitle="T7: the infinite-width outputs: the channel "
-                    "mean's limit image and draws of the conv output's GP")
+                    "mean's limit image and draws of the conv output's GP"
+                    "\ngrey panels min-max scaled",
+                    caption="T7: per input (row), the input, the channel-mean "
+                    "output's limit image and draws of the conv output's "
+                    "Gaussian process (N = inf), each min-max scaled.")
