@@ -77,7 +77,10 @@ class Fig7Config:
   """Fig. 7 (S4a, S4b): the cat and ``others`` more photos at ``size`` px
   through ``nets`` random nets; ``width`` narrows every layer (None: the
   paper's); ``sensitivity_size``: the other size of S4a's sensitivity rows
-  (None: no rows)."""
+  (None: no rows); ``law_size``: the size of the infinite-width law of
+  each net (``experiments.section4_law``; None: not computed), with
+  ``law_draws`` draws of its Gaussian process and ``law_pool_samples``
+  joint samples per max pool."""
 
   preset: str = "cpu"
   size: int = 227
@@ -85,6 +88,9 @@ class Fig7Config:
   others: int = 3
   width: int | None = None
   sensitivity_size: int | None = 128
+  law_size: int | None = 64
+  law_draws: int = 200
+  law_pool_samples: int = 8192
 
   def record(self) -> dict:
     """The fields that decide the cells (config.json)."""
@@ -136,7 +142,7 @@ _QUICK = dict(preset="quick", size=32, nets=3, images=4)
 OVERRIDES = {
     Fig7Config: {
         "quick": dict(preset="quick", size=64, nets=2, others=2,
-                      sensitivity_size=None),
+                      sensitivity_size=None, law_size=32, law_draws=100),
         "cpu": {},
         "paper": dict(preset="paper", nets=30, others=8,
                       sensitivity_size=None)},
@@ -357,6 +363,13 @@ def run_fig7(cfg: Fig7Config, workdir: Path, deadline: Deadline
   results = [_claim_s4a(stats["original"], n_nets, size, note, status,
                         figures),
              _claim_s4b(stats, note, status, figures)]
+  if status == "measured" and cfg.law_size:
+    from experiments import section4_law
+    law = section4_law.fig7_law(workdir, cfg, keys, rows, LAYERS, deadline,
+                                _run_cells, _fig7_post, FIG7_IMPL, DIST,
+                                ROOT_SEED)
+    for res, row in zip(results, rows):
+      section4_law.explain(res, law, row, RANK_RISE)
   if status == "measured" and cfg.sensitivity_size:
     from experiments import section4_sensitivity as sens
     results[0].sensitivity = sens.s4a_rows(log, cfg, keys, results[0])

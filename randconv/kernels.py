@@ -306,20 +306,23 @@ def _key(key, i: int):
   return jax.random.fold_in(key, i)
 
 
-def sampled_pool(pre: np.ndarray, layer: Pool, in_hw, out_hw, *,
+def sampled_pool(pre: np.ndarray, layer, in_hw, out_hw, *,
                  activation: str | None = "relu",
                  samples: int = POOL_SAMPLES, key=0,
                  chunk: int = CHUNK) -> tuple[np.ndarray, float]:
   """``E[pool(act(z)) pool(act(z))^T]`` for z ~ N(0, pre), drawn jointly
   over every image and pixel of ``pre`` [N, H, W, N, H, W].
 
-  The pool is the library's own op (:func:`randconv.ops.pool2d`), so ceil
+  ``layer`` is a pool or a sequence of pools applied in turn (a pool's
+  output is not Gaussian, so pools in a row are sampled together). The
+  pools are the library's own op (:func:`randconv.ops.pool2d`), so ceil
   mode and the window match the network. Samples are drawn in float32
   batches of ``chunk``; the batch means give the standard error.
 
   Returns:
-    (the kernel [N, H', W', N, H', W'] float64, its relative standard
-    error: the Frobenius norm of the entries' errors over the norm).
+    (the kernel [N, H', W', N, H', W'] float64 at ``out_hw``, its relative
+    standard error: the Frobenius norm of the entries' errors over the
+    norm).
   """
   import jax
   import jax.numpy as jnp
@@ -327,7 +330,9 @@ def sampled_pool(pre: np.ndarray, layer: Pool, in_hw, out_hw, *,
   side = n_img * in_hw[0] * in_hw[1]
   root = jnp.asarray(psd_root(pre.reshape(side, side)), jnp.float32)
   p_out = n_img * out_hw[0] * out_hw[1]
-  pool = (layer.pooling, layer.window, layer.stride, layer.ceil_mode)
+  pools = tuple((l.pooling, l.window, l.stride, l.ceil_mode)
+                for l in (layer if isinstance(layer, (list, tuple))
+                          else [layer]))
   key = jax.random.PRNGKey(key) if isinstance(key, (int, np.integer)) \
       else key
   n = max(2, -(-samples // chunk))
@@ -336,7 +341,7 @@ def sampled_pool(pre: np.ndarray, layer: Pool, in_hw, out_hw, *,
   for i in range(n):
     est = np.asarray(_pool_batch()(
         root, jax.random.fold_in(key, i), chunk=chunk,
-        shape=(n_img,) + tuple(in_hw), pool=pool, activation=activation),
+        shape=(n_img,) + tuple(in_hw), pools=pools, activation=activation),
         np.float64)
     total += est
     sq += est * est
@@ -356,15 +361,17 @@ def _pool_batch():
 
   from randconv import ops
 
-  def batch(root, key, *, chunk, shape, pool, activation):
+  def batch(root, key, *, chunk, shape, pools, activation):
     z = jnp.dot(root, jax.random.normal(key, (root.shape[1], chunk)),
                 precision=jax.lax.Precision.HIGHEST)
-    a = ops.activate(z.T.reshape(chunk * shape[0], *shape[1:], 1),
+    v = ops.activate(z.T.reshape(chunk * shape[0], *shape[1:], 1),
                      activation)
-    v = ops.pool2d(a, *pool).reshape(chunk, -1)
+    for pool in pools:
+      v = ops.pool2d(v, *pool)
+    v = v.reshape(chunk, -1)
     return jnp.dot(v.T, v, precision=jax.lax.Precision.HIGHEST) / chunk
 
-  return jax.jit(batch, static_argnames=("chunk", "shape", "pool",
+  return jax.jit(batch, static_argnames=("chunk", "shape", "pools",
                                          "activation"))
 
 
@@ -470,11 +477,13 @@ def check_layers(spec: NetSpec) -> None:
 
   Raises:
     KernelError: LRN, grouped convs, an activation other than ReLU (or none),
-      a max/L2 pool that does not follow a conv, a channel mean of maps
+      max or L2 pools whose run of pools does not follow a conv (what they
+      pool must be Gaussian given the layers below), a channel mean of maps
       without ReLU.
   """
-  last = None
-  for layer in spec.layers:
+  layers = spec.layers
+  for i, layer in enumerate(layers):
+    last = layers[i - 1] if i else None
     if isinstance(layer, LRN):
       raise KernelError(f"{layer.name}: LRN is not covered (not homogeneous)")
     if isinstance(layer, Conv):
@@ -483,15 +492,17 @@ def check_layers(spec: NetSpec) -> None:
       if layer.activation not in ("relu", None):
         raise KernelError(f"{layer.name}: the kernels need ReLU or no "
                           f"activation, not {layer.activation}")
-    if isinstance(layer, Pool) and layer.pooling != "avg" \
-        and not isinstance(last, Conv):
-      raise KernelError(f"{layer.name}: a {layer.pooling} pool must follow "
-                        "a conv (its input must be Gaussian given the "
-                        "layer below)")
+    if isinstance(layer, Pool) and layer.pooling != "avg":
+      j = i
+      while j > 0 and isinstance(layers[j - 1], Pool):
+        j -= 1
+      if j == 0 or not isinstance(layers[j - 1], Conv):
+        raise KernelError(f"{layer.name}: a {layer.pooling} pool must follow "
+                          "a conv, or pools right after one (what it pools "
+                          "must be Gaussian given the layers below)")
     if isinstance(layer, ChannelMean) and not (
         isinstance(last, Conv) and last.activation == "relu"):
       raise KernelError("the channel mean must average a ReLU conv's maps")
-    last = layer
 
 
 def steps(spec: NetSpec, height: int, width: int):
@@ -576,7 +587,8 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
   res = Walk((h, w))
   k = start if start is not None else np.einsum("aijc,bklc->aijbkl", x, x)
   pre, act = None, None
-  for i in range(from_layer, stop + 1):
+  i = from_layer
+  while i <= stop:
     lay, in_hw, out_hw = todo[i]
     if isinstance(lay, Conv):
       res.hidden = k
@@ -586,12 +598,15 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
       act = lay.activation
       k = relu(pre) if act == "relu" else pre
     elif isinstance(lay, Pool):
-      if lay.pooling == "avg" and not sample_avg:
+      run = _pool_run(todo, i, stop)
+      if all(p.pooling == "avg" for p, _, _ in run) and not sample_avg:
         k = avg_pool(k, lay, in_hw, out_hw)
-      else:
-        k, se = sampled_pool(pre, lay, in_hw, out_hw, activation=act,
-                             samples=samples, key=_key(key, i))
+      else:  # the run of pools sampled together from the conv before it
+        k, se = sampled_pool(pre, [p for p, _, _ in run], in_hw,
+                             run[-1][2], activation=act, samples=samples,
+                             key=_key(key, i))
         res.pool_rel_se.append(se)
+        i += len(run) - 1
       pre = None
     elif isinstance(lay, ChannelMean):
       res.limit = channel_mean(pre)
@@ -605,10 +620,19 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
         k = (crop if isinstance(lay, Crop) else unpool)(k, lay, in_hw,
                                                         out_hw)
       pre = None
+    i += 1
   res.hw = todo[stop][2]
   res.kernel = k if res.limit is None else np.einsum(
       "aij,bkl->aijbkl", res.limit, res.limit)
   return res
+
+
+def _pool_run(todo, i: int, stop: int) -> list:
+  """The pools in a row from step ``i`` (up to ``stop``)."""
+  j = i
+  while j + 1 <= stop and isinstance(todo[j + 1][0], Pool):
+    j += 1
+  return todo[i:j + 1]
 
 
 def _rescaled(pre: np.ndarray) -> np.ndarray:

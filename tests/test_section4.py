@@ -19,7 +19,8 @@ from experiments.section4 import Fig7Config, KernelConfig, WidthConfig
 
 # The tests' small runs: the quick preset (smoke verdicts) made smaller.
 TINY = {
-    Fig7Config: dict(size=32, nets=2, others=1, width=8, sensitivity_size=48),
+    Fig7Config: dict(size=32, nets=2, others=1, width=8, sensitivity_size=48,
+                     law_size=16, law_draws=20, law_pool_samples=1024),
     WidthConfig: dict(size=16, widths=(4, 8, 16), nets=2, images=3,
                       fig10_images=2, fig10_widths=(4, 16),
                       sensitivity_size=24),
@@ -96,10 +97,19 @@ def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
   main = [c for c in cells if not c.startswith("sens/")]
   assert len(main) == 2 * 5 * nets            # both rows of Fig. 7
   assert len(cells) - len(main) == 2 * 5 * nets  # row 1, 2 readings
+  # The infinite-width law of each net and the nets at its size.
+  law_cells = _cells(out / "fig7" / "law" / "metrics.jsonl")
+  assert len([c for c in law_cells if c.startswith("gp/")]) == 2 * 5
+  assert len([c for c in law_cells if c.startswith("nets/")]) == 2 * 5 * nets
+  for r in results[:2]:
+    law = r.measured["infinite_width_law"]
+    assert len(law["law_ssim_conv1_to_conv5"]) == 5 and law["size"] == 16
   # A second run in the same workdir computes no cell again.
-  before = (out / "fig7" / "metrics.jsonl").read_bytes()
+  before = [(out / "fig7" / f).read_bytes()
+            for f in ("metrics.jsonl", "law/metrics.jsonl")]
   section4.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
-  assert (out / "fig7" / "metrics.jsonl").read_bytes() == before
+  assert [(out / "fig7" / f).read_bytes()
+          for f in ("metrics.jsonl", "law/metrics.jsonl")] == before
 
 
 def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):

@@ -63,8 +63,8 @@ class Law:
 
 def law_steps(spec: NetSpec, height: int, width: int):
   """``[(layer, in_hw, out_hw)]`` of a network the law covers: the
-  library's kernels (:func:`randconv.kernels.steps`) where every pool
-  follows a ReLU conv (T7's networks).
+  library's kernels (:func:`randconv.kernels.steps`) where every run of
+  pools follows a ReLU conv (T7's and Fig. 7's networks).
 
   Raises:
     TheoryError: a layer the law does not cover.
@@ -72,9 +72,10 @@ def law_steps(spec: NetSpec, height: int, width: int):
   steps = kernels.steps(spec, height, width)
   last = None
   for layer, _, _ in steps:
-    if isinstance(layer, Pool) and not (isinstance(last, Conv)
-                                        and last.activation == "relu"):
-      raise TheoryError(f"{layer.name}: a pool must follow a ReLU conv")
+    if isinstance(layer, Pool) and not isinstance(last, Pool) and not (
+        isinstance(last, Conv) and last.activation == "relu"):
+      raise TheoryError(f"{layer.name}: a pool must follow a ReLU conv "
+                        "(or pools right after one)")
     last = layer
   return steps
 

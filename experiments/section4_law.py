@@ -1,0 +1,133 @@
+"""Fig. 7 at infinite width (S4a, S4b): the law of each ConvK-DeConvK net.
+
+Every net of Fig. 7 has a random *conv* output, so at infinite width its
+output is a Gaussian process whose kernel :func:`randconv.kernel_fn` gives
+(max pools sampled, docs/design.md); the SSIM of its draws against the cat
+is the law's prediction for that row and depth. The full kernel is
+``[HW, HW]`` float64, so the law runs at ``Fig7Config.law_size`` (64 px at
+the cpu preset: 4,096 pixels, what ``RANDCONV_GP_MAX_PIXELS`` allows by
+default), not at Fig. 7's 227 px; the library's own nets run beside it at
+that size, so the law is compared with nets of the same input.
+
+The cells live in ``<fig7 folder>/law/`` (their own config.json and
+metrics.jsonl, resumable), apart from Fig. 7's cells.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from randconv import engine
+from randconv.deadline import Deadline
+from randconv.metrics import spearman
+from randconv.rundir import RunDir
+from randconv.spec import make_spec
+
+from experiments import section4_data
+
+AGREE_SE = 3.0  # nets and law agree at a depth within this many SE
+
+
+def _law_cell(spec, x: np.ndarray, draws: int, pool_samples: int,
+              seed: int) -> dict:
+  from theory_checks import gp
+  pred = gp.predict_conv(spec, x, n=draws, samples=pool_samples, seed=seed)
+  s = pred["ssim"]
+  return {"gp_ssim_mean": float(s.mean()), "gp_ssim_std": float(s.std()),
+          "gp_ssim_se": float(s.std(ddof=1) / np.sqrt(s.size)),
+          "pool_rel_se": pred["law"].pool_rel_se}
+
+
+def fig7_law(workdir: Path, cfg, keys, rows: dict, layers: list[str],
+             deadline: Deadline, run_cells, post, impl: str, dist: str,
+             seed: int) -> dict | None:
+  """Per row of Fig. 7: the law's SSIM at Conv1..5 (mean, std over draws,
+  SE) and the library nets' at the same size (mean, SE over nets). None
+  when the time budget stopped it first (the same call resumes)."""
+  size = cfg.law_size
+  x, names = section4_data.offline_images(1, size)
+  log = RunDir(Path(workdir) / "law", {
+      "experiment": "fig7_law", "size": size, "draws": cfg.law_draws,
+      "pool_samples": cfg.law_pool_samples, "nets": len(keys),
+      "width": cfg.width, "dist": dist, "seed": seed, "images": names},
+      deadline=deadline)
+  out = {}
+  for row, simplified in rows.items():
+    law, nets = [], []
+    for k, layer in enumerate(layers, start=1):
+      spec = make_spec("vgg16", layer, simplified=simplified, width=cfg.width)
+      cell = f"gp/{row}/{layer}"
+      if not log.has(cell):
+        if log.out_of_time():
+          return None
+        log.append([{"cell": cell, **_law_cell(
+            spec, x[0], cfg.law_draws, cfg.law_pool_samples, seed + k)}])
+      law.append(log.get(cell))
+      done, total = run_cells(
+          log, spec, keys, x, post,
+          lambda i, row=row, layer=layer: f"nets/{row}/{layer}/n{i}",
+          lambda res: {"ssim": float(res["ssim"][0])},
+          group_size=1, chunks=engine.Plan(1, len(x)), policy=impl)
+      if done < total:
+        return None
+      s = np.array([log.get(f"nets/{row}/{layer}/n{i}")["ssim"]
+                    for i in range(len(keys))])
+      nets.append({"ssim": float(s.mean()),
+                   "se": float(s.std(ddof=1) / np.sqrt(s.size))
+                   if s.size > 1 else 0.0})
+    out[row] = {"law": law, "nets": nets}
+  return {"size": size, "draws": cfg.law_draws, "nets": len(keys),
+          "rows": out}
+
+
+def summary(law: dict, row: str) -> dict:
+  """One row's numbers for claims.json: the law and the nets at the law's
+  size by depth, whether the law itself decays, and at which depths the
+  nets agree with it (within :data:`AGREE_SE` standard errors)."""
+  r = law["rows"][row]
+  pred = [c["gp_ssim_mean"] for c in r["law"]]
+  nets = [c["ssim"] for c in r["nets"]]
+  agree = [abs(n["ssim"] - c["gp_ssim_mean"]) <= AGREE_SE * float(np.hypot(
+      n["se"], c["gp_ssim_se"])) for n, c in zip(r["nets"], r["law"])]
+  return {"size": law["size"], "draws": law["draws"], "nets": law["nets"],
+          "law_ssim_conv1_to_conv5": [round(v, 4) for v in pred],
+          "law_ssim_std_over_draws": [round(c["gp_ssim_std"], 4)
+                                      for c in r["law"]],
+          "nets_ssim_conv1_to_conv5": [round(v, 4) for v in nets],
+          "law_spearman": round(spearman(range(1, 6), pred), 4),
+          "agree_within_3se": agree,
+          "max_pool_rel_se": round(max([max(c["pool_rel_se"] or [0.0])
+                                        for c in r["law"]]), 4)}
+
+
+def explain(result, law: dict | None, row: str, rank_rise: float) -> None:
+  """Puts what the infinite-width law says about Fig. 7's ``row`` into the
+  claim's numbers and, where the claim does not hold, its explanation."""
+  if law is None:
+    return
+  s = summary(law, row)
+  result.measured["infinite_width_law"] = s
+  pred, nets = s["law_ssim_conv1_to_conv5"], s["nets_ssim_conv1_to_conv5"]
+  law_decays = s["law_spearman"] <= -rank_rise and pred[0] > pred[4]
+  text = (f"At infinite width each net of this row is a Gaussian process; "
+          f"at {s['size']} px its SSIM with the cat is "
+          f"{', '.join(f'{v:.3f}' for v in pred)} for Conv1..5 (Spearman "
+          f"{s['law_spearman']:+.2f}), and {s['nets']} library nets at "
+          f"{s['size']} px measure {', '.join(f'{v:.3f}' for v in nets)} "
+          f"(within {AGREE_SE:g} SE of the law at "
+          f"{sum(s['agree_within_3se'])} of 5 depths). ")
+  if result.holds is not False:
+    return
+  if law_decays:
+    text += ("The law itself decays with depth, so the miss is not the "
+             "infinite-width law at work.")
+  else:
+    drop = pred[0] - max(pred[1:])
+    text += ("The law does not decay with depth either"
+             + (f": past the first max pool (Conv2 on) it sits near "
+                f"{np.mean(pred[1:]):.3f}, {drop:.3f} below Conv1, so a "
+                "flat Conv2-5 is the infinite-width law at work"
+                if drop > 0 else "") + ".")
+  result.explanation = " ".join(t for t in (text, result.explanation) if t)
