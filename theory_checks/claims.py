@@ -23,6 +23,7 @@ def _claim(result, workdir: Path) -> ClaimResult:
 
 def summary_of(measured: dict) -> str:
   """The deciding numbers of a check in one sentence."""
+  from theory_checks import t7_cross
   m = measured
   if "slope_per_image" in m:
     s = list(m["slope_per_image"].values())
@@ -57,7 +58,9 @@ def summary_of(measured: dict) -> str:
             f", max |z| {max(abs(t['z']) for t in tests):.1f}; (c) predicted "
             f"SSIM {conv['ssim_mean']:.3f} (conv) and {mean['ssim_mean']:.3f}"
             f" (mean), measured within {max(zs, default=0):.1f} SE at N >= "
-            f"{m.get('c_fit_min', 64)}")
+            f"{m.get('c_fit_min', 64)}"
+            + (f"; {t7_cross.summary(m['d_cross_image'])}"
+               if "d_cross_image" in m else ""))
   return ", ".join(f"{k} {v}" for k, v in m.items()
                    if isinstance(v, (int, float)))[:200]
 

@@ -29,10 +29,9 @@ from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.registry import preset_config
 from theory_checks import common, gp
 from theory_checks import montecarlo as mc
+from theory_checks import t7_cross
+from theory_checks.t7_cross import KS_ALPHA, MEAN_Z, distribution_test
 
-KS_ALPHA = 0.01   # (b): the KS tests must not reject at this family-wise
-                  # level (Bonferroni over inputs x metrics)
-MEAN_Z = 3.0      # (b), (c): means within this many standard errors
 ROOT_SEED = 7
 NOISE_SHARE = 0.5  # (a): K's sampling error below this x the error at max N
 
@@ -246,23 +245,6 @@ def _sweep(p, x, log):
   return res
 
 
-def distribution_test(lib: np.ndarray, gp_vals: np.ndarray,
-                      alpha: float = KS_ALPHA) -> dict:
-  """Two samples of one metric: mean difference in standard errors and the
-  two-sample Kolmogorov-Smirnov test at level ``alpha``."""
-  from scipy import stats
-  a, b = np.asarray(lib, np.float64), np.asarray(gp_vals, np.float64)
-  se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
-  ks = stats.ks_2samp(a, b)
-  return {"library_mean": round(float(a.mean()), 4),
-          "gp_mean": round(float(b.mean()), 4),
-          "z": round(float((a.mean() - b.mean()) / se), 2),
-          "ks_stat": round(float(ks.statistic), 4),
-          "ks_p": round(float(ks.pvalue), 4),
-          "holds": bool(abs(a.mean() - b.mean()) <= MEAN_Z * se
-                        and ks.pvalue >= alpha)}
-
-
 def predictions(law_recs: list[dict], variant: str | None = None) -> dict:
   """Fig. 8's predicted infinite-width values (mean over the photos).
 
@@ -270,7 +252,9 @@ def predictions(law_recs: list[dict], variant: str | None = None) -> dict:
   spread of one image's SSIM over draws (averaged over the photos: what the
   per-image law predicts; one net's outputs for different images are
   correlated, which independent per-image draws do not model, so this is
-  not the spread of a net's mean over images); ``ssim_se`` the standard
+  not the spread of a net's mean over images: (d) predicts that from the
+  law over all the images at once, :mod:`theory_checks.t7_cross`);
+  ``ssim_se`` the standard
   error of the predicted mean. Channel mean: SSIM(input, limit), no spread.
   With ``variant`` only that variant's dict is returned (and only its
   records' keys are needed).
@@ -351,6 +335,7 @@ def t7(preset, workdir: Path, *,
   top = float(errs[max(errs)].mean())
   sweep = _sweep(p, x, log)
   dist, alpha = _b_tests(sweep["conv"][p.dist_width], law_recs, names)
+  cross = _d_test(p, x, log, sweep["conv"][p.dist_width]["ssim"], law_recs)
   pred = predictions(law_recs)
   widths = sorted(sweep["mean"])
   curves = {v: approach(sweep[v], pred[v], widths, p.fit_min)
@@ -358,6 +343,7 @@ def t7(preset, workdir: Path, *,
   a_holds = common.convergence_holds(slopes) and noise < NOISE_SHARE * top
   b_holds = all(d["holds"] for v in dist.values() for d in v.values())
   c_holds = all(c["holds"] for c in curves.values())
+  d_holds = cross["holds"]  # None: the joint kernel is over the memory cap
   measured = {
       "network": f"vgg16 pool1, max pooling, conv and channel-mean output, "
                  f"{p.size}x{p.size}, {len(names)} inputs",
@@ -373,19 +359,39 @@ def t7(preset, workdir: Path, *,
       "c_conv": curves["conv"], "c_mean": curves["mean"],
       "c_fit_min": p.fit_min,
       "c_holds": c_holds,
+      "d_cross_image": cross, "d_holds": d_holds,
       "limit_pool_rel_se": round(max(max(r["limit_pool_rel_se"] or [0.0])
                                      for r in law_recs), 5)}
   figs = figures(workdir, p, x, names, errs, noise, sweep, pred, law_recs,
                  dist)
+  fig_d = t7_cross.plot(workdir / "cross_image.png",
+                        sweep["conv"][p.dist_width]["ssim"],
+                        log.find(tag="joint"), [r["gp_ssim"] for r in
+                                                law_recs],
+                        p.dist_nets, p.dist_width)
   return common.CheckResult(
       "T7",
       "the Figs. 8-9 network with max pooling converges to a Gaussian "
       "process (conv output) and to a fixed image (channel mean): its "
-      "kernel at the N^(-1/2) rate, its SSIM and |r| in distribution, and "
-      "Fig. 8's curves to the predicted plateaus",
+      "kernel at the N^(-1/2) rate, its SSIM and |r| in distribution, "
+      "Fig. 8's curves to the predicted plateaus, and one net's mean SSIM "
+      "over the inputs as the law over all the inputs at once predicts",
       measured, _tolerance(p, len(names)),
-      bool(a_holds and b_holds and c_holds), [str(f) for f in figs],
-      time.time() - start)
+      bool(a_holds and b_holds and c_holds and d_holds is not False),
+      [str(f) for f in figs + [fig_d] if f], time.time() - start)
+
+
+def _d_test(p, x, log, lib_ssim, law_recs) -> dict:
+  """(d): the joint law's record (computed once, logged) and its test."""
+  rec = log.find(tag="joint")
+  if rec is None:
+    mc.check_time(log, "T7's law over all inputs")
+    t0 = time.time()
+    rec = log.append({"tag": "joint", **t7_cross.joint_record(
+        specs()["conv"], x, draws=p.gp_samples, samples=p.pool_samples,
+        seed=ROOT_SEED + 1000), "seconds": round(time.time() - t0, 1)})
+  return t7_cross.d_test(lib_ssim, rec, [r["gp_ssim"] for r in law_recs],
+                         KS_ALPHA, MEAN_Z)
 
 
 def _a_measured(names, slopes, errs, noise: float, law_recs) -> dict:
@@ -413,7 +419,11 @@ def _tolerance(p: T7Preset, n_inputs: int) -> str:
       f"; (c) at every N >= {p.fit_min}"
       f" mean SSIM ({p.sweep_nets} nets) within {MEAN_Z:g} SE of the "
       "prediction, and the error at the largest N below the smallest's, for "
-      "both outputs")
+      f"both outputs; (d) at N = {p.dist_width}, a net's mean SSIM over the "
+      f"inputs ({p.dist_nets} nets) against {p.gp_samples} joint draws over "
+      f"all inputs: means within {MEAN_Z:g} SE, KS p >= {KS_ALPHA}, std "
+      f"ratio in [{t7_cross.STD_RATIO[0]}, {t7_cross.STD_RATIO[1]}] (not "
+      "part of the verdict where the joint kernel is over the memory cap)")
 
 
 # --------------------------------------------------------------------------
