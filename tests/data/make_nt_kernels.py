@@ -25,6 +25,7 @@ non-square probe, not by assumption.
 """
 
 import argparse
+import functools
 import time
 
 import jax
@@ -91,6 +92,25 @@ def to_library_layout(name: str, nngp: np.ndarray, x: np.ndarray
   k = np.asarray(nngp).transpose(perm)
   n, h, w = k.shape[:3]
   return k.reshape(n, h * w, n, h * w)
+
+
+def timed_kernel(name: str, x: np.ndarray, repeats: int = 3):
+  """benchmarks/kernels.py's neural-tangents side: network ``name``'s nngp
+  kernel over x under ``jax.jit`` (neural-tangents' advice), one warm-up
+  call (the compile) and then ``repeats`` timed calls.
+
+  Returns:
+    (the seconds of each timed call, the kernel in the library's layout).
+  """
+  f = jax.jit(functools.partial(nt_kernel, name))
+  x = jax.device_put(np.asarray(x, np.float64))
+  f(x).block_until_ready()
+  times = []
+  for _ in range(repeats):
+    t0 = time.perf_counter()
+    k = f(x).block_until_ready()
+    times.append(time.perf_counter() - t0)
+  return times, to_library_layout(name, np.asarray(k), x)
 
 
 def main():
