@@ -263,22 +263,25 @@ def relu(s: np.ndarray) -> np.ndarray:
   halves index the two sides), in float64 XLA: several times numpy's speed
   on a 4096^2 kernel."""
   import jax
-  shape = s.shape
-  m = s.reshape(int(np.prod(shape[:len(shape) // 2])), -1)
   with jax.enable_x64(True):
-    return np.asarray(_relu_x64()(m)).reshape(shape)
+    return np.asarray(_relu_x64()(np.asarray(s, np.float64)))
+
+
+def _relu_full(xp, s):
+  """The arc-cosine map of a kernel whose first and second halves of axes
+  index the two sides (its diagonal read from the flattened matrix)."""
+  shape = s.shape
+  side = int(np.prod(shape[:len(shape) // 2]))
+  m = s.reshape(side, side)
+  d = xp.diagonal(m)
+  return arccos_relu(m, d[:, None], d[None, :], xp=xp).reshape(shape)
 
 
 @functools.cache
 def _relu_x64():
   import jax
   import jax.numpy as jnp
-
-  def f(s):
-    d = jnp.diag(s)
-    return arccos_relu(s, d[:, None], d[None, :], xp=jnp)
-
-  return jax.jit(f)
+  return jax.jit(lambda s: _relu_full(jnp, s))
 
 
 # --------------------------------------------------------------------------
@@ -524,14 +527,12 @@ class Walk:
   ``kernel`` [N, H, W, N, H, W]: the kernel of that layer's output (after
   its activation; for a channel mean, the product of its limit images).
   ``limit`` [N, H, W]: the channel mean's limit images, once reached.
-  ``hidden``: the kernel of the last conv's input.
   ``pool_rel_se``: per sampled pool, its relative standard error.
   """
 
   hw: tuple[int, int]
   kernel: np.ndarray | None = None
   limit: np.ndarray | None = None
-  hidden: np.ndarray | None = None
   pool_rel_se: list[float] = field(default_factory=list)
 
 
@@ -585,46 +586,79 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
   last_conv = max(i for i, (l, _, _) in enumerate(todo)
                   if isinstance(l, Conv))
   res = Walk((h, w))
-  k = start if start is not None else np.einsum("aijc,bklc->aijbkl", x, x)
+  k = start if start is not None else x
+  pending = [] if start is not None else [("input",)]
   pre, act = None, None
   i = from_layer
   while i <= stop:
     lay, in_hw, out_hw = todo[i]
-    if isinstance(lay, Conv):
-      res.hidden = k
-      pre = conv(k, lay, in_hw, out_hw)
-      if rescale and i != last_conv:
-        pre = _rescaled(pre)
-      act = lay.activation
-      k = relu(pre) if act == "relu" else pre
-    elif isinstance(lay, Pool):
-      run = _pool_run(todo, i, stop)
-      if all(p.pooling == "avg" for p, _, _ in run) and not sample_avg:
-        k = avg_pool(k, lay, in_hw, out_hw)
-      else:  # the run of pools sampled together from the conv before it
-        k, se = sampled_pool(pre, [p for p, _, _ in run], in_hw,
-                             run[-1][2], activation=act, samples=samples,
-                             key=_key(key, i))
-        res.pool_rel_se.append(se)
-        i += len(run) - 1
-      pre = None
+    run = _pool_run(todo, i, stop) if isinstance(lay, Pool) else []
+    exact = all(p.pooling == "avg" for p, _, _ in run) and not sample_avg
+    if isinstance(lay, Conv) or (run and exact) or (
+        isinstance(lay, (Unpool, Crop)) and res.limit is None):
+      pending.append((lay, tuple(in_hw), tuple(out_hw),
+                      rescale and i != last_conv))
+      act = lay.activation if isinstance(lay, Conv) else act
+    elif run:  # the run of pools sampled together from the conv before it
+      k, pre = _flush(k, pending)
+      k, se = sampled_pool(pre, [p for p, _, _ in run], in_hw, run[-1][2],
+                           activation=act, samples=samples, key=_key(key, i))
+      res.pool_rel_se.append(se)
+      i += len(run) - 1
     elif isinstance(lay, ChannelMean):
-      res.limit = channel_mean(pre)
-      k = None
-    elif isinstance(lay, (Unpool, Crop)):
-      if res.limit is not None:
-        res.limit = res.limit[:, :out_hw[0], :out_hw[1]] \
-            if isinstance(lay, Crop) else _unpool_images(res.limit, lay,
-                                                         in_hw, out_hw)
-      else:
-        k = (crop if isinstance(lay, Crop) else unpool)(k, lay, in_hw,
-                                                        out_hw)
-      pre = None
+      k, pre = _flush(k, pending)
+      res.limit, k = channel_mean(pre), None
+    elif isinstance(lay, Crop):
+      res.limit = res.limit[:, :out_hw[0], :out_hw[1]]
+    elif isinstance(lay, Unpool):
+      res.limit = _unpool_images(res.limit, lay, in_hw, out_hw)
     i += 1
+  k, _ = _flush(k, pending)
   res.hw = todo[stop][2]
   res.kernel = k if res.limit is None else np.einsum(
       "aij,bkl->aijbkl", res.limit, res.limit)
   return res
+
+
+def _flush(k, pending: list) -> tuple[np.ndarray, np.ndarray | None]:
+  """Runs the deterministic steps ``pending`` (emptied) on ``k`` as one
+  float64 XLA program: ``(kernel, pre-activation kernel of the last step
+  when it is a conv, else None)``."""
+  if not pending:
+    return k, None
+  import jax
+  ops = tuple(pending)
+  pending.clear()
+  with jax.enable_x64(True):
+    k, pre = _segment_x64(ops)(np.asarray(k, np.float64))
+    return np.asarray(k), (None if pre is None else np.asarray(pre))
+
+
+@functools.lru_cache(maxsize=64)
+def _segment_x64(ops: tuple):
+  """One jitted program for a run of deterministic steps: the input's
+  kernel, convs (taps, rescaling, ReLU), average pools, unpools, crops."""
+  import jax
+  import jax.numpy as jnp
+
+  def f(k):
+    pre = None
+    for op in ops:
+      if op[0] == "input":
+        k = jnp.einsum("aijc,bklc->aijbkl", k, k,
+                       precision=jax.lax.Precision.HIGHEST)
+        continue
+      layer, in_hw, out_hw, rescale = op
+      for axis in (1, 2):
+        k = _linear_axis(jnp, k, layer, axis, in_hw[axis - 1],
+                         out_hw[axis - 1], isinstance(layer, Pool))
+      pre = None
+      if isinstance(layer, Conv):
+        pre = _rescaled(jnp, k) if rescale else k
+        k = _relu_full(jnp, pre) if layer.activation == "relu" else pre
+    return k, pre
+
+  return jax.jit(f)
 
 
 def _pool_run(todo, i: int, stop: int) -> list:
@@ -635,13 +669,13 @@ def _pool_run(todo, i: int, stop: int) -> list:
   return todo[i:j + 1]
 
 
-def _rescaled(pre: np.ndarray) -> np.ndarray:
+def _rescaled(xp, pre):
   """Each image's rows and columns divided by its RMS ``sqrt(mean_p S(a p,
   a p))``: what the per-image RMS over pixels and (infinitely many)
   channels converges to."""
   n, h, w = pre.shape[:3]
-  d = np.diagonal(pre.reshape(n * h * w, n * h * w)).reshape(n, h * w)
-  r = np.sqrt(np.maximum(d.mean(axis=1), np.finfo(np.float64).tiny))
+  d = xp.diagonal(pre.reshape(n * h * w, n * h * w)).reshape(n, h * w)
+  r = xp.sqrt(xp.maximum(d.mean(axis=1), np.finfo(np.float64).tiny))
   return pre / (r[:, None, None, None, None, None] *
                 r[None, None, None, :, None, None])
 

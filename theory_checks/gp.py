@@ -48,7 +48,6 @@ class Law:
   ``kernel`` [HW, HW]: the covariance of each output channel (conv output;
   the grey output has the same kernel up to a positive factor).
   ``limit`` [H, W]: the limit image (channel-mean output).
-  ``hidden`` [HW', HW']: the kernel of the last hidden layer's maps.
   ``pool_rel_se``: per sampled pool, the relative standard error of its
   kernel estimate (Frobenius norm of the entries' errors over the norm).
   """
@@ -57,7 +56,6 @@ class Law:
   output: str
   kernel: np.ndarray | None = None
   limit: np.ndarray | None = None
-  hidden: np.ndarray | None = None
   pool_rel_se: list[float] = field(default_factory=list)
 
 
@@ -147,8 +145,7 @@ def _law(spec: NetSpec, res: kernels.Walk, hw) -> Law:
     p = int(np.prod(k.shape[1:3]))
     return k.reshape(p, p)
 
-  law = Law(tuple(hw), _output_kind(spec), hidden=flat(res.hidden),
-            pool_rel_se=res.pool_rel_se)
+  law = Law(tuple(hw), _output_kind(spec), pool_rel_se=res.pool_rel_se)
   if res.limit is not None:
     law.limit = res.limit[0]
   else:
