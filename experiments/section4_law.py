@@ -124,10 +124,10 @@ def explain(result, law: dict | None, row: str, rank_rise: float) -> None:
     text += ("The law itself decays with depth, so the miss is not the "
              "infinite-width law at work.")
   else:
-    drop = pred[0] - max(pred[1:])
-    text += ("The law does not decay with depth either"
-             + (f": past the first max pool (Conv2 on) it sits near "
-                f"{np.mean(pred[1:]):.3f}, {drop:.3f} below Conv1, so a "
-                "flat Conv2-5 is the infinite-width law at work"
-                if drop > 0 else "") + ".")
+    late = pred[1:]
+    text += (f"The law does not decay with depth either: SSIM falls by "
+             f"{pred[0] - late[0]:.3f} from Conv1 to Conv2 (past the first "
+             f"max pool), then Conv2-5 span {min(late):.3f}-{max(late):.3f} "
+             f"(Spearman {spearman(range(2, 6), late):+.2f}), so the "
+             "measured shape is the infinite-width law at work.")
   result.explanation = " ".join(t for t in (text, result.explanation) if t)
