@@ -370,6 +370,11 @@ def run_fig7(cfg: Fig7Config, workdir: Path, deadline: Deadline
                                 ROOT_SEED)
     for res, row in zip(results, rows):
       section4_law.explain(res, law, row, RANK_RISE)
+    if law is not None:
+      fig = section4_law.plot(Path(workdir) / "fig7_law.png", law, stats,
+                              size)
+      for res in results:
+        res.figures = list(res.figures) + [fig]
   if status == "measured" and cfg.sensitivity_size:
     from experiments import section4_sensitivity as sens
     results[0].sensitivity = sens.s4a_rows(log, cfg, keys, results[0])

@@ -131,3 +131,42 @@ def explain(result, law: dict | None, row: str, rank_rise: float) -> None:
              f"(Spearman {spearman(range(2, 6), late):+.2f}), so the "
              "measured shape is the infinite-width law at work.")
   result.explanation = " ".join(t for t in (text, result.explanation) if t)
+
+
+def plot(path: Path, law: dict, stats: dict, size: int) -> str:
+  """Per row of Fig. 7, SSIM against depth: the law (mean and +-1 std over
+  its draws), the library nets at the law's size, and Fig. 7's own nets at
+  ``size``."""
+  from randconv.plotting import _plt, save_figure
+  plt = _plt()
+  rows = list(law["rows"])
+  fig, axes = plt.subplots(1, len(rows), figsize=(4.6 * len(rows), 3.4),
+                           sharey=True, squeeze=False)
+  k = np.arange(1, 6)
+  for ax, row in zip(axes[0], rows):
+    r = law["rows"][row]
+    m = np.array([c["gp_ssim_mean"] for c in r["law"]])
+    sd = np.array([c["gp_ssim_std"] for c in r["law"]])
+    ax.fill_between(k, m - sd, m + sd, color="C3", alpha=0.15)
+    ax.plot(k, m, "s--", color="C3", ms=4,
+            label=f"law, N = inf, {law['size']} px (+-1 std)")
+    ax.errorbar(k - 0.06, [n["ssim"] for n in r["nets"]],
+                yerr=[n["se"] for n in r["nets"]], fmt="o-", color="C0",
+                ms=4, capsize=2, label=f"{law['nets']} nets, {law['size']} px")
+    full = stats.get(row) or []
+    if full and all(s is not None for s in full):
+      ax.plot(k + 0.06, [s["ssim"] for s in full], "^:", color="C2", ms=4,
+              label=f"Fig. 7's nets, {size} px")
+    ax.set_xticks(k)
+    ax.set_xticklabels([f"Conv{i}" for i in k])
+    ax.set_title(f"{row} (row {rows.index(row) + 1})", fontsize=9)
+    ax.grid(alpha=0.3)
+  axes[0][0].set_ylabel("SSIM with the cat")
+  axes[0][0].legend(fontsize=7)
+  fig.suptitle("Fig. 7 at infinite width: each ConvK-DeConvK net's "
+               "Gaussian-process limit", fontsize=9)
+  return str(save_figure(fig, path, caption=(
+      f"SSIM of the cat's reconstruction against depth K: the infinite-"
+      f"width law at {law['size']} px (red, +-1 std over draws), "
+      f"{law['nets']} library nets at {law['size']} px (blue, +-1 SE) and "
+      f"Fig. 7's nets at {size} px (green), per row of Fig. 7.")))

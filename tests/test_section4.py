@@ -84,7 +84,7 @@ def fig7_and_kernels(tmp_path_factory):
 
 def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
   out, results = fig7_and_kernels
-  _check_workdir(out / "fig7", ["fig7.png"])
+  _check_workdir(out / "fig7", ["fig7.png", "fig7_law.png"])
   _check_workdir(out / "kernel_sweep", ["kernel_size.png"])
   _check_claims(out, results, ["S4a", "S4b", "S4f"])
   assert len(results[0].sensitivity) == 3
