@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
-from randconv import distributed, plugins
+from randconv import distributed, interrupts, plugins
 from randconv.errors import RandconvError
 from randconv.preflight import check_net_fits, out_folder
 
@@ -270,13 +271,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
   """Runs one command; returns its exit status (with many processes:
-  process 0's, and a process that fails alone ends at once)."""
+  process 0's, and a process that fails alone ends at once). SIGINT and
+  SIGTERM end the process at once, with status 130 or 143
+  (:mod:`randconv.interrupts`)."""
   code = 0
   try:
     args = build_parser().parse_args(argv)
     if hasattr(args, "coordinator"):
       distributed.initialize(distributed.launch_from_args(args))
-    args.func(args)
+    with interrupts.handled():
+      args.func(args)
   except RandconvError as e:
     print(f"randconv: error: {e}", file=sys.stderr)
     code = 2
@@ -284,10 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     print("randconv: error: out of memory past the size checks; lower "
           "--size (or --batch, --seeds, --samples)", file=sys.stderr)
     code = 2
-  except KeyboardInterrupt:
-    print("randconv: interrupted; run the same command again to resume",
-          file=sys.stderr)
-    code = 130
+  except KeyboardInterrupt as e:
+    # Ends the process here (130, or 143 for SIGTERM): randconv.interrupts.
+    interrupts.leave(getattr(e, "signum", signal.SIGINT))
   except Exception:
     distributed.abort_with_traceback()
     raise
