@@ -18,9 +18,10 @@ So, while a command runs (:func:`handled`), SIGINT and SIGTERM raise
 run, a checkpoint manager is closed); the command line catches it and
 calls :func:`leave`, which prints the line, flushes and ends the process
 with ``os._exit``, skipping the teardown. A signal whose exception was
-dropped, or that came while the main thread is held in a long computation,
-is ended the same way :data:`GRACE_S` later by a timer; a second signal
-ends it at once. Ending without the teardown is safe because everything
+dropped ends the process the same way when the command is done, or
+:data:`GRACE_S` later by a timer, whichever comes first (the timer also
+ends a main thread held in a long computation); a second signal ends it at
+once. Ending without the teardown is safe because everything
 the project writes survives a kill (atomic renames; JSON lines whose cut
 last line is dropped; orbax and tfds write to temporary folders first):
 only the unit of work in progress is lost, and the same command resumes.
@@ -70,8 +71,10 @@ def _later(signum: int) -> None:
 @contextlib.contextmanager
 def handled():
   """SIGINT and SIGTERM raise :class:`Interrupted` inside the block (only
-  in the main thread, where Python runs signal handlers); the previous
-  handlers come back after it."""
+  in the main thread, where Python runs signal handlers), and the block
+  ends the process (:func:`leave`) when one came, even if the exception
+  was dropped and the work went on to its end; else the previous handlers
+  come back after it."""
   if threading.current_thread() is not threading.main_thread():
     yield
     return
@@ -79,9 +82,10 @@ def handled():
   try:
     yield
   finally:
+    if _STATE["signum"] is not None:
+      leave(_STATE["signum"])
     for s, h in before.items():
       signal.signal(s, h)
-    _STATE["signum"] = None
 
 
 def _bar_open() -> bool:

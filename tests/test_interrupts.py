@@ -88,13 +88,13 @@ def test_interrupted_reproduce_exits_130_then_143_and_resumes(tmp_path):
 DROPPED = """
 import gc, sys, time
 from randconv import interrupts
-interrupts.GRACE_S = 1.0
+more, interrupts.GRACE_S = map(float, sys.argv[1:])
 
 def slow_callback(phase, info):
   # A Ctrl-C raised here is printed ("Exception ignored") and dropped.
   if phase == "start" and not sys.stdout.closed:
     print("in the callback", flush=True)
-    end = time.time() + 3
+    end = time.time() + 1
     while time.time() < end:
       pass
 
@@ -103,15 +103,21 @@ with interrupts.handled():
     gc.callbacks.append(slow_callback)
     gc.collect()
     gc.callbacks.remove(slow_callback)
-    time.sleep(5)  # the run goes on
+    time.sleep(more)  # the run goes on
   except KeyboardInterrupt as e:
     interrupts.leave(e.signum)
 print("not interrupted", flush=True)
 """
 
 
-def test_a_dropped_interrupt_still_ends_the_process():
-  proc = subprocess.Popen([sys.executable, "-c", DROPPED],
+@pytest.mark.parametrize("more, grace", [(0.1, 30), (5, 1)],
+                         ids=["work-ends-first", "timer-ends-it"])
+def test_a_dropped_interrupt_still_ends_the_process(more, grace):
+  """The work left after the signal is shorter than the grace (the
+  command ends: 130 all the same) or longer (the timer ends it)."""
+  start = time.time()
+  proc = subprocess.Popen([sys.executable, "-c", DROPPED, str(more),
+                           str(grace)],
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True)
   try:
@@ -126,3 +132,4 @@ def test_a_dropped_interrupt_still_ends_the_process():
   assert proc.returncode == 130, err
   assert "not interrupted" not in out
   assert err.rstrip().endswith(LINE[signal.SIGINT])
+  assert time.time() - start < 5  # neither all the work nor the grace
