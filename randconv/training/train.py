@@ -298,11 +298,16 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
 # Checkpoints, metrics and the run folder.
 
 def _manager(workdir: Path):
+  """The run's checkpoints: one item, saved and restored by orbax's
+  standard handler. Named here, orbax knows how to read the item's
+  metadata before the first restore (else it warns that the item "could
+  not be restored", on every resume)."""
   import orbax.checkpoint as ocp
   return ocp.CheckpointManager(
       (workdir / "checkpoints").absolute(),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=2, enable_async_checkpointing=False, create=True))
+          max_to_keep=2, enable_async_checkpointing=False, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
 
 
 def _save(manager, step: int, dec, opt_state) -> None:
