@@ -6,7 +6,13 @@ the same fields (:func:`current` with keyword arguments).
   invocation (``--time-budget``; :mod:`randconv.deadline`);
 * ``RANDCONV_WEIGHTS`` -> ``weights``: pre-trained weights files, separated
   by ``os.pathsep`` (``reproduce --weights``);
-* ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder;
+* ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder (prepared
+  datasets are read there; unset: tfds' own, ``~/tensorflow_datasets``);
+* ``RANDCONV_CACHE_DIR`` -> ``cache_dir``: the project's cache folder
+  (:func:`cache_folder`, default ``~/.cache/randconv``): the photos or
+  image folders packed for training (``tfds/``, unless ``data_dir`` is
+  set) and the compiled programs (``jax/``, unless ``jax_cache`` is set);
+  everything in it can be deleted and is made again;
 * ``RANDCONV_PAPER_DATA`` -> ``paper_data``: Section 3's dataset at the
   paper preset;
 * ``RANDCONV_IMAGES`` / ``RANDCONV_IMAGE_DIR`` -> ``images`` / ``image_dir``:
@@ -30,6 +36,7 @@ class Settings:
   time_budget_s: float | None = None
   weights: tuple[str, ...] = ()
   data_dir: str | None = None
+  cache_dir: str | None = None
   paper_data: str | None = None
   images: str | None = None
   image_dir: str | None = None
@@ -47,6 +54,7 @@ ENV = {
     "RANDCONV_TIME_BUDGET_S": ("time_budget_s", float),
     "RANDCONV_WEIGHTS": ("weights", _paths),
     "RANDCONV_DATA_DIR": ("data_dir", str),
+    "RANDCONV_CACHE_DIR": ("cache_dir", str),
     "RANDCONV_PAPER_DATA": ("paper_data", str),
     "RANDCONV_IMAGES": ("images", str),
     "RANDCONV_IMAGE_DIR": ("image_dir", str),
@@ -75,4 +83,12 @@ def current(**overrides) -> Settings:
     raise RandconvError(f"unknown setting: {e}") from None
 
 
-__all__ = ["Settings", "ENV", "current"]
+def cache_folder(settings: Settings | None = None) -> str:
+  """The project's cache folder: ``cache_dir``, else ``~/.cache/randconv``
+  (the folder a user clears to free its space)."""
+  s = settings or current()
+  return s.cache_dir or os.path.join(os.path.expanduser("~"), ".cache",
+                                     "randconv")
+
+
+__all__ = ["Settings", "ENV", "cache_folder", "current"]

@@ -251,6 +251,31 @@ def test_checkpoint_restores_without_warnings_and_checks_layout(
     T._restore(T._manager(tmp_path / "old"), 2, *zero)
 
 
+def test_packing_goes_to_the_cache_without_a_download_line(
+    tmp_path, monkeypatch, capfd):
+  """With no data folder named, the photos are packed under
+  $RANDCONV_CACHE_DIR/tfds, with one line saying so and no tfds
+  "Downloading and preparing" (nothing is downloaded); a second run finds
+  them packed and says nothing."""
+  from pathlib import Path
+  monkeypatch.delenv("RANDCONV_DATA_DIR", raising=False)
+  monkeypatch.setenv("RANDCONV_CACHE_DIR", str(tmp_path / "cache"))
+  cfg = D.DataConfig(short_side=40, seed=7)
+  capfd.readouterr()
+  first = D.packed_builder(cfg)
+  out, err = capfd.readouterr()
+  assert Path(first.data_dir).is_relative_to(tmp_path / "cache" / "tfds")
+  assert "ownload" not in out + err, out + err
+  assert out == ""  # stdout is for results
+  assert err.count("[data] packing photos") == 1
+  assert str(first.data_dir) in err
+  assert len(first.as_data_source("validation")) == 3
+  again = D.packed_builder(cfg)
+  out, err = capfd.readouterr()
+  assert again.data_dir == first.data_dir
+  assert "[data]" not in err and "ownload" not in out + err
+
+
 def test_catalog_source_under_mock_data(tmp_path):
   """imagenette through ``tfds.data_source`` (mocked: random images of the
   real features), decoded and resized on the fly; two real training steps."""
