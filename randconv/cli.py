@@ -6,7 +6,8 @@ other modules add theirs through the ``randconv.commands`` entry points
 Bad input (a :class:`~randconv.errors.RandconvError`, raised before any
 work where it can be: :mod:`randconv.preflight` checks output paths and
 memory) prints one line on stderr and exits with code 2; results go to
-stdout (one JSON line with ``--json``); progress bars go to stderr.
+stdout (one JSON line with ``--json``); progress bars go to stderr (none
+with ``--json``: :mod:`randconv.progress`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
-from randconv import distributed, interrupts, plugins
+from randconv import distributed, interrupts, plugins, progress
 from randconv.errors import RandconvError
 from randconv.preflight import check_net_fits, out_folder
 
@@ -279,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if hasattr(args, "coordinator"):
       distributed.initialize(distributed.launch_from_args(args))
-    with interrupts.handled():
+    with interrupts.handled(), progress.quieted(getattr(args, "json", False)):
       args.func(args)
   except RandconvError as e:
     print(f"randconv: error: {e}", file=sys.stderr)

@@ -12,10 +12,7 @@ import sys
 import time
 
 import pytest
-
 from conftest import has_lines
-
-from experiments.section4 import KernelConfig
 
 # The kernel sweep (S4f) of the quick preset, made small: one group of
 # cells per kernel, a new program (compile) for each.
