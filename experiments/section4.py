@@ -303,11 +303,15 @@ def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
   Returns:
     (cells done, cells in all).
   """
+  from randconv import progress
   n_nets = len(keys)
   size = group_size or _net_group_size(spec, x.shape[1], n_nets, len(x))
   size = max(size, min(n_nets, len(engine.sweep_devices())))
   total = done = 0
+  bar = progress.bar(n_nets, f"{log.config.get('experiment', '')} "
+                     f"{cell(0).rsplit('/n', 1)[0]}".strip(), "net")
   for group in _groups(n_nets, size):
+    bar.update(group.start - bar.n)  # the groups before: done or skipped
     cells = [cell(i) for i in group]
     total += len(cells)
     if all(log.has(c) for c in cells):
@@ -321,6 +325,7 @@ def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
                 for j, (c, i) in enumerate(zip(cells, group, strict=True))
                 if not log.has(c)])
     done += len(cells)
+  bar.close()
   return done, total
 
 
@@ -651,12 +656,13 @@ def _t7_predictions(log: RunDir, x: np.ndarray) -> dict | None:
   cannot be computed here is left out, with the reason (it is not logged,
   so a larger cap on another machine computes it). The cell names carry
   the sample counts. None when the time budget ran out first."""
+  from randconv import progress
   from theory_checks import gp, t7
   names = {"conv": f"t7/conv-n{T7_GP_SAMPLES}-p{T7_POOL_SAMPLES}",
            "mean": f"t7/mean-w{gp.WINDOW_SAMPLES}"}
   recs = [{} for _ in x]
   missing = {}
-  for j in range(len(x)):
+  for j in progress.iterate(range(len(x)), "T7 predictions", "image"):
     for variant, name in names.items():
       cell = f"{name}/i{j}"
       if not log.has(cell):

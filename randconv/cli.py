@@ -6,17 +6,19 @@ other modules add theirs through the ``randconv.commands`` entry points
 Bad input (a :class:`~randconv.errors.RandconvError`, raised before any
 work where it can be: :mod:`randconv.preflight` checks output paths and
 memory) prints one line on stderr and exits with code 2; results go to
-stdout (one JSON line with ``--json``); progress bars go to stderr.
+stdout (one JSON line with ``--json``); progress bars go to stderr (none
+with ``--json``: :mod:`randconv.progress`).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 
-from randconv import distributed, plugins
+from randconv import distributed, interrupts, plugins, progress
 from randconv.errors import RandconvError
 from randconv.preflight import check_net_fits, check_size, out_folder
 
@@ -361,13 +363,16 @@ def describe_commands(sub) -> None:
 
 def main(argv: list[str] | None = None) -> int:
   """Runs one command; returns its exit status (with many processes:
-  process 0's, and a process that fails alone ends at once)."""
+  process 0's, and a process that fails alone ends at once). SIGINT and
+  SIGTERM end the process at once, with status 130 or 143
+  (:mod:`randconv.interrupts`)."""
   code = 0
   try:
     args = build_parser().parse_args(argv)
     if hasattr(args, "coordinator"):
       distributed.initialize(distributed.launch_from_args(args))
-    args.func(args)
+    with interrupts.handled(), progress.quieted(getattr(args, "json", False)):
+      args.func(args)
   except RandconvError as e:
     print(f"randconv: error: {e}", file=sys.stderr)
     code = 2
@@ -376,10 +381,9 @@ def main(argv: list[str] | None = None) -> int:
           "--size (or --width, --batch, --seeds, --samples)",
           file=sys.stderr)
     code = 2
-  except KeyboardInterrupt:
-    print("randconv: interrupted; run the same command again to resume",
-          file=sys.stderr)
-    code = 130
+  except KeyboardInterrupt as e:
+    # Ends the process here (130, or 143 for SIGTERM): randconv.interrupts.
+    interrupts.leave(getattr(e, "signum", signal.SIGINT))
   except Exception:
     distributed.abort_with_traceback()
     raise

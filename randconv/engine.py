@@ -267,10 +267,9 @@ def run_keys(fn: Callable, keys: jax.Array, images, *,
 
   bar = None
   if progress:
-    from tqdm.auto import tqdm
-    bar = tqdm(total=n_seeds * n_images, unit="net-img",
-               desc=progress if isinstance(progress, str) else strategy,
-               leave=False)
+    from randconv import progress as progress_lib
+    bar = progress_lib.bar(n_seeds * n_images, progress if isinstance(
+        progress, str) else strategy, "net-img")
   rows = []
   for ss in seed_slices:
     cols = []

@@ -37,7 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from randconv import distributed, plugins
+from randconv import distributed, plugins, progress
 from randconv import settings as settings_lib
 from randconv.deadline import Deadline
 from randconv.errors import RandconvError
@@ -242,7 +242,7 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
   for exp in experiments().values():
     if wanted is not None and not wanted & set(exp.ids):
       continue
-    if distributed.is_main():
+    if not progress.quiet():  # process 0, not --json
       print(f"[reproduce] {exp.name} ({', '.join(exp.ids)}): {exp.title}",
             file=log, flush=True)
     t0 = time.time()

@@ -8,8 +8,15 @@ the same fields (:func:`current` with keyword arguments).
   by ``os.pathsep`` (``reproduce --weights``);
 * ``RANDCONV_WEIGHTS_DIR`` -> ``weights_dir``: the weights cache that
   ``randconv weights fetch`` fills and ``--weights hed`` reads first
-  (default ``~/.cache/randconv/weights``; docs/weights.md);
-* ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder;
+  (default ``weights/`` in the cache folder below; docs/weights.md);
+* ``RANDCONV_DATA_DIR`` -> ``data_dir``: the tfds data folder (prepared
+  datasets are read there; unset: tfds' own, ``~/tensorflow_datasets``);
+* ``RANDCONV_CACHE_DIR`` -> ``cache_dir``: the project's cache folder
+  (:func:`cache_folder`, default ``~/.cache/randconv``): the photos or
+  image folders packed for training (``tfds/``, unless ``data_dir`` is
+  set), the compiled programs (``jax/``, unless ``jax_cache`` is set) and
+  the fetched weights (``weights/``, unless ``weights_dir`` is set);
+  everything in it can be deleted and is made again;
 * ``RANDCONV_PAPER_DATA`` -> ``paper_data``: Section 3's dataset at the
   paper preset;
 * ``RANDCONV_IMAGES`` / ``RANDCONV_IMAGE_DIR`` -> ``images`` / ``image_dir``:
@@ -41,6 +48,7 @@ class Settings:
   weights: tuple[str, ...] = ()
   weights_dir: str | None = None
   data_dir: str | None = None
+  cache_dir: str | None = None
   paper_data: str | None = None
   images: str | None = None
   image_dir: str | None = None
@@ -73,6 +81,7 @@ ENV = {
     "RANDCONV_WEIGHTS": ("weights", _paths),
     "RANDCONV_WEIGHTS_DIR": ("weights_dir", str),
     "RANDCONV_DATA_DIR": ("data_dir", str),
+    "RANDCONV_CACHE_DIR": ("cache_dir", str),
     "RANDCONV_PAPER_DATA": ("paper_data", str),
     "RANDCONV_IMAGES": ("images", str),
     "RANDCONV_IMAGE_DIR": ("image_dir", str),
@@ -101,4 +110,12 @@ def current(**overrides) -> Settings:
     raise RandconvError(f"unknown setting: {e}") from None
 
 
-__all__ = ["Settings", "ENV", "current"]
+def cache_folder(settings: Settings | None = None) -> str:
+  """The project's cache folder: ``cache_dir``, else ``~/.cache/randconv``
+  (the folder a user clears to free its space)."""
+  s = settings or current()
+  return s.cache_dir or os.path.join(os.path.expanduser("~"), ".cache",
+                                     "randconv")
+
+
+__all__ = ["Settings", "ENV", "cache_folder", "current"]

@@ -66,6 +66,7 @@ def test_kill_after_first_checkpoint_then_resume(data_dir, tmp_path):
   resumed = subprocess.run(_cmd(killed, steps, every), env=env,
                            capture_output=True, text=True, timeout=300)
   assert resumed.returncode == 0, resumed.stderr[-500:]
+  assert "could not be restored" not in resumed.stderr
   straight = tmp_path / "straight"
   plain = subprocess.run(_cmd(straight, steps, every), env=env,
                          capture_output=True, text=True, timeout=300)
@@ -222,6 +223,57 @@ def test_resume_ignores_the_conv_path_only(data_dir, tmp_path, capsys):
   assert main([*args, "--conv-impl", "wgrad"]) == 0
   rc, line = _run_cli([*args, "--lr", "1e-2"], capsys)
   assert rc == 2 and "another config" in line and "lr" in line, line
+
+
+def test_checkpoint_restores_without_warnings_and_checks_layout(
+    tmp_path, caplog):
+  """A checkpoint is restored (values and all) with no orbax warning
+  ("could not be restored", once per resume before); a checkpoint of
+  another layout is refused with one line, read from its metadata."""
+  import logging
+  spec = T.TrainConfig(layer="conv1", width=4).spec()
+  dec = T.init_decoder(jax.random.PRNGKey(0), spec)
+  opt = T.make_optimizer(T.TrainConfig())
+  state = opt.init(dec)
+  T._save(T._manager(tmp_path / "run"), 3, dec, state)
+  zero = jax.tree_util.tree_map(jnp.zeros_like, (dec, state))
+  with caplog.at_level(logging.INFO):
+    manager = T._manager(tmp_path / "run")
+    got, got_state = T._restore(manager, manager.latest_step(), *zero)
+  assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
+      caplog.text
+  for a, b in zip(jax.tree_util.tree_leaves((dec, state)),
+                  jax.tree_util.tree_leaves((got, got_state)), strict=True):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+  old = {n: {"w": p["kernel"], "b": p["bias"]} for n, p in dec.items()}
+  T._save(T._manager(tmp_path / "old"), 2, old, opt.init(old))
+  with pytest.raises(T.RandconvError, match="keyed 'w'/'b'"):
+    T._restore(T._manager(tmp_path / "old"), 2, *zero)
+
+
+def test_packing_goes_to_the_cache_without_a_download_line(
+    tmp_path, monkeypatch, capfd):
+  """With no data folder named, the photos are packed under
+  $RANDCONV_CACHE_DIR/tfds, with one line saying so and no tfds
+  "Downloading and preparing" (nothing is downloaded); a second run finds
+  them packed and says nothing."""
+  from pathlib import Path
+  monkeypatch.delenv("RANDCONV_DATA_DIR", raising=False)
+  monkeypatch.setenv("RANDCONV_CACHE_DIR", str(tmp_path / "cache"))
+  cfg = D.DataConfig(short_side=40, seed=7)
+  capfd.readouterr()
+  first = D.packed_builder(cfg)
+  out, err = capfd.readouterr()
+  assert Path(first.data_dir).is_relative_to(tmp_path / "cache" / "tfds")
+  assert "ownload" not in out + err, out + err
+  assert out == ""  # stdout is for results
+  assert err.count("[data] packing photos") == 1
+  assert str(first.data_dir) in err
+  assert len(first.as_data_source("validation")) == 3
+  again = D.packed_builder(cfg)
+  out, err = capfd.readouterr()
+  assert again.data_dir == first.data_dir
+  assert "[data]" not in err and "ownload" not in out + err
 
 
 def test_catalog_source_under_mock_data(tmp_path):

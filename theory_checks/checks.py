@@ -402,14 +402,12 @@ def _two_layer_sweep(run: Run, config: dict, y_hat: np.ndarray
                      ) -> dict[int, dict[str, np.ndarray]]:
   """T3's width sweep: per width the :func:`two_layer_stats` [S, B] of the
   library's two-layer nets at the exact scale, resumable."""
-  from tqdm.auto import tqdm
-
-  from randconv import engine
+  from randconv import engine, progress
   from randconv.spec import make_spec
   from theory_checks import montecarlo as mc
   log = run.log(config)
   rows = {}
-  for n in tqdm(run.p.t3_widths, desc="T3 widths", leave=False):
+  for n in progress.iterate(run.p.t3_widths, "T3 widths", "width"):
     rec = log.find(width=n)
     if rec is None:
       mc.check_time(log, f"T3 width {n}")

@@ -286,9 +286,9 @@ def width_sweep(log: RunDir, make_fn, limits: np.ndarray, images: np.ndarray,
   nets at that width. For widths in ``keep_samples`` the first net's outputs
   go to ``samples_dir/<tag>_N<width>.npy`` (for figures).
   """
-  from tqdm.auto import tqdm
+  from randconv import progress
   result = {}
-  for n in tqdm(widths, desc=f"widths {tag}".strip(), leave=False):
+  for n in progress.iterate(widths, f"widths {tag}".strip(), "width"):
     rec = log.find(tag=tag, width=n)
     if rec is None:
       check_time(log, f"width {n} {tag}".rstrip())

@@ -225,8 +225,10 @@ def _sweep(p, x, log):
   """(b) and (c): {variant: {N: {"ssim", "pearson"} [S, B]}}: ``sweep_nets``
   nets per width and output, but ``dist_nets`` for the conv output at
   ``dist_width``, where (b) and (c) both use all of them."""
+  from randconv import progress
   res = {"conv": {}, "mean": {}}
-  for n in sorted(set(p.sweep_widths) | {p.dist_width}):
+  for n in progress.iterate(sorted(set(p.sweep_widths) | {p.dist_width}),
+                            "T7 sweep", "width"):
     for v in ("conv", "mean"):
       if v == "mean" and n not in p.sweep_widths:
         continue

@@ -41,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from randconv import distributed, images, settings
+from randconv import distributed, images, progress, settings
 from randconv.errors import RandconvError
 
 CATALOG = ("imagenet2012", "imagenette")
@@ -68,8 +68,9 @@ class DataConfig:
     val_images: images held out in a packed set (None: 3 of the 9 photos,
       a fifth of a folder, at least 1).
     val_samples: at most this many validation (and train-evaluation) crops.
-    data_dir: the tfds data folder (None: ``$RANDCONV_DATA_DIR`` or tfds'
-      default, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``).
+    data_dir: the tfds data folder (None: ``$RANDCONV_DATA_DIR``, else tfds'
+      default, ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``, for the
+      catalog sources, and the project's cache for packed ones).
   """
 
   source: str = "photos"
@@ -89,6 +90,14 @@ class DataConfig:
 
 def _data_dir(cfg: DataConfig) -> str | None:
   return cfg.data_dir or settings.current().data_dir
+
+
+def _packed_dir(cfg: DataConfig) -> str:
+  """Where a packed source goes: the data folder when one is named, else
+  ``tfds/`` in the project's cache (``$RANDCONV_CACHE_DIR``), never tfds'
+  own folder: a packed set is made from files the project has, and is
+  made again when deleted."""
+  return _data_dir(cfg) or os.path.join(settings.cache_folder(), "tfds")
 
 
 # --------------------------------------------------------------------------
@@ -203,6 +212,15 @@ def _builder_class():
         yield name, {"image": _to_uint8(items[name](), cfg.short_side),
                      "name": name}
 
+    # tfds announces "Downloading and preparing dataset Unknown size" and
+    # "... downloaded and prepared" on stdout: nothing is downloaded here,
+    # and packed_builder says what happens in one line.
+    def _log_download_bytes(self):
+      pass
+
+    def _log_download_done(self):
+      pass
+
   ImagesConfig.__name__ = "ImagesConfig"
   _BUILDER = (RandconvImages, ImagesConfig)
   return _BUILDER
@@ -212,8 +230,9 @@ _BUILDER = None
 
 
 def packed_builder(cfg: DataConfig):
-  """The prepared tfds builder of a packed source (packs it if needed, with
-  tfds' progress bars on stderr)."""
+  """The prepared tfds builder of a packed source, in :func:`_packed_dir`;
+  packing it first if needed, with one line saying where and tfds'
+  progress bars (neither under ``--json``) on stderr."""
   tfds = _tfds()
   builder_cls, config_cls = _builder_class()
   holdout = "-".join(sorted(cfg.holdout)) or "none"
@@ -226,13 +245,18 @@ def packed_builder(cfg: DataConfig):
   level = absl.level
   absl.setLevel(logging.ERROR)  # "Using custom data configuration": expected
   try:
-    builder = builder_cls(config=config, data_dir=_data_dir(cfg),
+    builder = builder_cls(config=config, data_dir=_packed_dir(cfg),
                           file_format="array_record")
   finally:
     absl.setLevel(level)
 
   def prepare():
-    # tfds announces its work on stdout; keep stdout for results.
+    if builder.is_prepared():
+      return
+    progress.note(f"[data] packing {cfg.source} (short side "
+                  f"{cfg.short_side}) for training into {builder.data_dir}")
+    tfds.display_progress_bar(not progress.quiet())
+    # tfds may still print on stdout; keep stdout for results.
     with contextlib.redirect_stdout(sys.stderr):
       builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig())

@@ -41,7 +41,6 @@ import functools
 import json
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,11 +297,16 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
 # Checkpoints, metrics and the run folder.
 
 def _manager(workdir: Path):
+  """The run's checkpoints: one item, saved and restored by orbax's
+  standard handler. Named here, orbax knows how to read the item's
+  metadata before the first restore (else it warns that the item "could
+  not be restored", on every resume)."""
   import orbax.checkpoint as ocp
   return ocp.CheckpointManager(
       (workdir / "checkpoints").absolute(),
       options=ocp.CheckpointManagerOptions(
-          max_to_keep=2, enable_async_checkpointing=False, create=True))
+          max_to_keep=2, enable_async_checkpointing=False, create=True),
+      item_handlers=ocp.StandardCheckpointHandler())
 
 
 def _save(manager, step: int, dec, opt_state) -> None:
@@ -387,23 +391,22 @@ class RunResult:
 
 def enable_compilation_cache() -> None:
   """Keeps compiled XLA programs on disk (``$RANDCONV_JAX_CACHE``, default
-  ``~/.cache/randconv/jax``) so that a resumed or repeated run does not
-  compile again; left alone when the user set JAX's own cache folder."""
+  ``jax/`` in the project's cache folder, :func:`settings.cache_folder`)
+  so that a resumed or repeated run does not compile again; left alone
+  when the user set JAX's own cache folder."""
   if os.environ.get("JAX_COMPILATION_CACHE_DIR") or \
       jax.config.jax_compilation_cache_dir:
     return
   path = settings.current().jax_cache or os.path.join(
-      os.path.expanduser("~"), ".cache", "randconv", "jax")
+      settings.cache_folder(), "jax")
   jax.config.update("jax_compilation_cache_dir", path)
   jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 
 
 def _progress(total: int, initial: int, desc: str, enabled: bool):
-  from tqdm import tqdm
-  return tqdm(total=total, initial=initial, desc=desc, unit="step",
-              file=sys.stderr, dynamic_ncols=True, leave=False,
-              disable=not (enabled and distributed.is_main()),
-              mininterval=1.0)
+  from randconv import progress
+  return progress.bar(total, desc, "step", enabled=enabled, initial=initial,
+                      mininterval=1.0)
 
 
 def open_run(cfg: TrainConfig, workdir: str | os.PathLike) -> RunDir:

@@ -105,7 +105,7 @@ def weights_dir() -> Path:
   folder = settings.current().weights_dir
   if folder:
     return Path(folder).expanduser()
-  return Path.home() / ".cache" / "randconv" / "weights"
+  return Path(settings.cache_folder()) / "weights"
 
 
 def hed_package_path() -> Path | None:
