@@ -56,10 +56,11 @@ def positive_images(n, size, seed=0):
   return np.stack(out).astype(np.float32)
 
 
-def kill_when(cmd: list[str], ready, env=None, timeout: float = 300):
-  """Runs ``cmd`` and SIGKILLs it as soon as ``ready()`` is true (polled
-  every 10 ms); fails if it ends first or ``ready`` never comes."""
-  import signal
+def signal_when(cmd: list[str], ready, sig, env=None,
+                timeout: float = 300) -> tuple[int, str]:
+  """Runs ``cmd`` and sends it ``sig`` as soon as ``ready()`` is true
+  (polled every 10 ms); fails if it ends first or ``ready`` never comes.
+  Returns (its exit status, its stderr)."""
   import subprocess
   import time
   proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL,
@@ -69,13 +70,22 @@ def kill_when(cmd: list[str], ready, env=None, timeout: float = 300):
     while time.time() < stop and proc.poll() is None and not ready():
       time.sleep(0.01)
     if proc.poll() is not None:
-      pytest.fail("the run ended before it could be killed: "
+      pytest.fail("the run ended before the signal: "
                   + proc.stderr.read()[-500:])
-    proc.send_signal(signal.SIGKILL)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
   finally:
-    proc.wait(timeout=60)
-    proc.stderr.close()
-  assert proc.returncode == -signal.SIGKILL
+    if proc.poll() is None:
+      proc.kill()
+      proc.communicate()
+  return proc.returncode, err
+
+
+def kill_when(cmd: list[str], ready, env=None, timeout: float = 300):
+  """:func:`signal_when` with SIGKILL."""
+  import signal
+  code, _ = signal_when(cmd, ready, signal.SIGKILL, env, timeout)
+  assert code == -signal.SIGKILL
 
 
 def training_records(workdir):

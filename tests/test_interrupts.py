@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from conftest import has_lines
+from conftest import has_lines, signal_when
 
 # The kernel sweep (S4f) of the quick preset, made small: one group of
 # cells per kernel, a new program (compile) for each.
@@ -33,27 +33,6 @@ LINE = {signal.SIGINT: "randconv: interrupted; run the same command again "
                         "command again to resume"}
 
 
-def _signal_when(cmd, ready, sig, timeout: float = 120) -> tuple[int, str]:
-  """Runs ``cmd``, sends ``sig`` once ``ready()`` is true; (exit status,
-  stderr). Fails if the run ends first."""
-  proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, text=True)
-  stop = time.time() + timeout
-  try:
-    while time.time() < stop and proc.poll() is None and not ready():
-      time.sleep(0.01)
-    if proc.poll() is not None:
-      pytest.fail("the run ended before the signal: "
-                  + proc.stderr.read()[-500:])
-    proc.send_signal(sig)
-    _, err = proc.communicate(timeout=60)
-  finally:
-    if proc.poll() is None:
-      proc.kill()
-      proc.communicate()
-  return proc.returncode, err
-
-
 def _claims(out) -> list[dict]:
   """claims.json without what depends on the clock (none of its fields
   does today; run.json holds the seconds)."""
@@ -65,7 +44,7 @@ def test_interrupted_reproduce_exits_130_then_143_and_resumes(tmp_path):
   metrics = tmp_path / "cut" / "kernel_sweep" / "metrics.jsonl"
   nets, kernels = FIELDS["nets"], len(FIELDS["kernels"])
   for sig, lines in ((signal.SIGINT, nets), (signal.SIGTERM, 2 * nets)):
-    code, err = _signal_when([*cmd, str(tmp_path / "cut")],
+    code, err = signal_when([*cmd, str(tmp_path / "cut")],
                              has_lines(metrics, lines), sig)
     assert code == 128 + sig, err[-800:]
     assert err.rstrip().endswith(LINE[sig]), err[-800:]
