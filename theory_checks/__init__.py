@@ -9,10 +9,14 @@ convolution, checked numerically.
 * :mod:`theory_checks.montecarlo`: finite-width networks (an exact sampler
   and the library's own network) over seeds and widths.
 * :mod:`theory_checks.checks`: checks T1-T6; ``randconv theory``.
-* :mod:`theory_checks.gp`, :mod:`theory_checks.t7`: the infinite-width law
-  of the Figs. 8-9 network with max pooling (check T7, an extension).
+* :mod:`theory_checks.gp`, :mod:`theory_checks.t7`,
+  :mod:`theory_checks.t7_cross`: the infinite-width law of the Figs. 8-9
+  network with max pooling (check T7, an extension), on top of the
+  library's :mod:`randconv.kernels`;
+* :mod:`theory_checks.common`: what the checks share (inputs, fits, the
+  result record).
 
-See README.md in this folder for the theorems and derivations.
+The checks are registered through the ``randconv.experiments`` entry point
+(``theory_checks.claims``), so importing this package loads nothing. See
+README.md in this folder for the theorems and derivations.
 """
-
-from theory_checks import claims  # noqa: F401  (registers T1-T7)
