@@ -241,14 +241,9 @@ def packed_builder(cfg: DataConfig):
   config = config_cls(name=name, version="1.0.0",
                       description=f"{cfg.source} at short side "
                       f"{cfg.short_side}", data=cfg)
-  absl = logging.getLogger("absl")
-  level = absl.level
-  absl.setLevel(logging.ERROR)  # "Using custom data configuration": expected
-  try:
+  with _quiet_absl():
     builder = builder_cls(config=config, data_dir=_packed_dir(cfg),
                           file_format="array_record")
-  finally:
-    absl.setLevel(level)
 
   def prepare():
     if builder.is_prepared():
@@ -261,8 +256,25 @@ def packed_builder(cfg: DataConfig):
       builder.download_and_prepare(
           download_config=tfds.download.DownloadConfig())
 
-  distributed.main_first(prepare, "randconv-data-" + name)
+  with _quiet_absl():
+    distributed.main_first(prepare, "randconv-data-" + name)
   return builder
+
+
+@contextlib.contextmanager
+def _quiet_absl():
+  """tfds' warnings at ERROR while it builds and packs our own dataset: it
+  says "Using custom data configuration" (expected: ours) and, while it
+  writes a version folder, "Variant folder ... has no dataset_info.json"
+  about that very folder. Nothing of the packing itself is hidden: its
+  errors still show."""
+  absl = logging.getLogger("absl")
+  level = absl.level
+  absl.setLevel(logging.ERROR)
+  try:
+    yield
+  finally:
+    absl.setLevel(level)
 
 
 def _catalog_source(cfg: DataConfig, split: str):
