@@ -65,7 +65,8 @@ def train_config_from_args(a):
       weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every, conv_impl=a.conv_impl, data=data)
+      log_every=a.log_every, conv_impl=a.conv_impl, data=data,
+      feature_cache=a.feature_cache)
 
 
 def check_train(cfg) -> None:
@@ -303,6 +304,15 @@ def add_commands(sub) -> None:
                  choices=("direct", "auto", "winograd", "wgrad"),
                  help="convolution algorithm, same numbers up to rounding "
                  "(default: wgrad on a CPU, direct elsewhere)")
+  p.add_argument("--feature-cache", type=non_negative(int), default=0,
+                 metavar="N",
+                 help="compute the frozen encoder's features of the first N "
+                      "crops of the seeded stream (and of the validation "
+                      "crops) once, in memory, and train the decoder on "
+                      "them: batch t is crops t*B..(t+1)*B-1 modulo N, the "
+                      "uncached run's batches when N >= steps x batch; "
+                      "same losses up to float rounding, no encoder pass "
+                      "per step (0: off)")
   p.add_argument("--threads", type=non_negative(int), default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, type=out_folder,
