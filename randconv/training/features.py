@@ -143,7 +143,9 @@ class FeatureCache:
       t += 1
 
 
-def _encode_fn(spec, enc, policy):
+def encode_fn(spec: NetSpec, enc: weights_lib.Encoder, policy: ConvPolicy):
+  """``encode(params, images_u8) -> features``, jit-compiled: what the
+  uncached step computes before its decoder."""
   encoder = modules.Encoder(spec, use_bias=enc.pretrained, policy=policy)
   mode = enc.preprocessing
   return jax.jit(lambda p, x_u8: encoder.apply(
@@ -166,7 +168,7 @@ def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
   """Encodes the first ``n`` crops of ``data``'s stream (in batches of
   ``batch``, the stream's own) and its evaluation crops, with a progress
   bar. ``host``: keep numpy arrays (for a data-parallel mesh)."""
-  encode = _encode_fn(spec, enc, ConvPolicy.named(conv_impl))
+  encode = encode_fn(spec, enc, ConvPolicy.named(conv_impl))
   h, w, c = spec.feature_shape(data.config.crop, data.config.crop)
   mb = 4 * h * w * c * (n + len(data.val) + len(data.train_eval)) / 2**20
   label = show if isinstance(show, str) else \
