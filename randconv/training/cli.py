@@ -71,8 +71,9 @@ def train_config_from_args(a):
 
 def check_train(cfg) -> None:
   """What ``randconv train`` can check before it makes the run folder: the
-  network at the crop size, the data source, the memory of one batch, and
-  the encoder (a weights file is read) or the random one's distribution.
+  network at the crop size, the data source, the memory of one batch and
+  of the feature cache, and the encoder (a weights file is read) or the
+  random one's distribution.
 
   Raises:
     RandconvError: one line naming what is wrong.
@@ -90,6 +91,13 @@ def check_train(cfg) -> None:
     data_lib._folder_files(Path(cfg.data.source))
   check_net_fits(spec, crop, cfg.batch,
                  advice="lower --batch, --size or --width")
+  if cfg.feature_cache:
+    from randconv.preflight import check_memory
+    h, w, c = spec.feature_shape(crop, crop)
+    crops = cfg.feature_cache + 2 * cfg.data.val_samples
+    check_memory(crops * (4 * h * w * c + 3 * crop * crop),
+                 f"--feature-cache {cfg.feature_cache} ({h}x{w}x{c} float32 "
+                 "features a crop)", "lower --feature-cache", accelerator=True)
   if cfg.encoder == "random":
     parse_distribution(cfg.dist)
   else:

@@ -91,8 +91,8 @@ def sigma_factor(spec: NetSpec, dist_from: str, dist_to: str) -> float:
   homogeneous in each kernel (docs/design.md §4).
 
   Raises:
-    RandconvError: not two Gaussians, or an encoder with LRN or a pooling
-      that is not homogeneous.
+    RandconvError: not two Gaussians, or an encoder with LRN (not
+      homogeneous).
   """
   a, b = parse_distribution(dist_from), parse_distribution(dist_to)
   if a.name != "gaussian" or b.name != "gaussian":
@@ -178,22 +178,27 @@ def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
                 f"evaluation crops ({mb:.1f} MB)")
   bar = progress.bar(n + len(data.val) + len(data.train_eval), label,
                      "crop", enabled=bool(show))
-  keep = np.asarray if host else jnp.asarray
+  keep = np.asarray if host else jax.device_put
+  crop = data.config.crop
 
-  def run(chunks):
-    zs, xs = [], []
+  def run(total, chunks):
+    # Filled in place: the peak is the cache (and one copy to the device).
+    z = np.empty((total, h, w, c), np.float32)
+    x = np.empty((total, crop, crop, 3), np.uint8)
+    at = 0
     for x_u8, k in chunks:
-      zs.append(np.asarray(encode(enc.params, pad_rows(x_u8, batch)))[:k])
-      xs.append(x_u8[:k])
+      z[at:at + k] = np.asarray(encode(enc.params, pad_rows(x_u8, batch)))[:k]
+      x[at:at + k] = x_u8[:k]
+      at += k
       bar.update(k)
-    return keep(np.concatenate(zs)), keep(np.concatenate(xs))
+    return keep(z), keep(x)
 
   stream = data.dataset(batch)
   try:
-    train = run((stream[t], min(batch, n - t * batch))
-                for t in range(math.ceil(n / batch)))
-    val, tr = (run((imgs[i:i + batch], len(imgs[i:i + batch]))
-                   for i in range(0, len(imgs), batch))
+    train = run(n, ((stream[t], min(batch, n - t * batch))
+                    for t in range(math.ceil(n / batch))))
+    val, tr = (run(len(imgs), ((imgs[i:i + batch], len(imgs[i:i + batch]))
+                               for i in range(0, len(imgs), batch)))
                for imgs in (data.val, data.train_eval))
   finally:
     bar.close()
