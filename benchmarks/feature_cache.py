@@ -48,8 +48,8 @@ def _sides(args, batches):
   """{name: (run(i) -> loss, sync(loss) -> float)} for the four steps."""
   import jax
   import jax.numpy as jnp
-
   import train_vs_torch
+
   from randconv.policy import ConvPolicy
   from randconv.training import features as F
   from randconv.training import train as T

@@ -232,8 +232,11 @@ def make_cached_eval(spec: NetSpec, batch: int, conv_impl="direct",
                      placement: Placement | None = None):
   """``evaluate(dec, (z, images_u8)) -> mean per-image loss``, as
   :func:`randconv.training.train.make_eval` on cached features."""
-  from randconv.training.train import (_decoder_module, mean_over_batches,
-                                       per_image_loss)
+  from randconv.training.train import (
+    _decoder_module,
+    mean_over_batches,
+    per_image_loss,
+  )
   decoder = _decoder_module(spec, ConvPolicy.named(conv_impl))
   place = placement or Placement.one()
 
