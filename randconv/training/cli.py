@@ -93,6 +93,8 @@ def check_train(cfg) -> None:
                  advice="lower --batch, --size or --width")
   if cfg.feature_cache:
     from randconv.preflight import check_memory
+    from randconv.training.features import check_size as check_cache
+    check_cache(cfg.feature_cache, cfg.batch)
     h, w, c = spec.feature_shape(crop, crop)
     crops = cfg.feature_cache + 2 * cfg.data.val_samples
     check_memory(crops * (4 * h * w * c + 3 * crop * crop),

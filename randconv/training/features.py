@@ -161,13 +161,25 @@ def pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
                                          chunk.dtype)])
 
 
+def check_size(n: int, batch: int) -> None:
+  """A cache holds at least one batch (a batch never repeats a crop)."""
+  if n < batch:
+    raise RandconvError(f"--feature-cache {n} is fewer crops than one batch "
+                        f"of {batch}; give at least {batch} (0: no cache)")
+
+
 def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
                 data, conv_impl: str | ConvPolicy = "direct",
                 host: bool = False, show: bool | str = True
                 ) -> FeatureCache:
   """Encodes the first ``n`` crops of ``data``'s stream (in batches of
   ``batch``, the stream's own) and its evaluation crops, with a progress
-  bar. ``host``: keep numpy arrays (for a data-parallel mesh)."""
+  bar. ``host``: keep numpy arrays (for a data-parallel mesh).
+
+  Raises:
+    RandconvError: ``n`` below one batch.
+  """
+  check_size(n, batch)
   encode = encode_fn(spec, enc, ConvPolicy.named(conv_impl))
   h, w, c = spec.feature_shape(data.config.crop, data.config.crop)
   mb = 4 * h * w * c * (n + len(data.val) + len(data.train_eval)) / 2**20
@@ -250,6 +262,7 @@ def make_cached_eval(spec: NetSpec, batch: int, conv_impl="direct",
       lambda b: losses(dec, b), pair, batch, place)
 
 
-__all__ = ["FeatureCache", "build_cache", "encode_layers",
-           "layer_output_name", "make_cached_eval", "make_cached_train_step",
-           "scale_features", "sigma_factor"]
+__all__ = ["FeatureCache", "build_cache", "check_size", "encode_fn",
+           "encode_layers", "layer_output_name", "make_cached_eval",
+           "make_cached_train_step", "pad_rows", "scale_features",
+           "sigma_factor"]

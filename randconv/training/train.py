@@ -22,7 +22,9 @@ with its batch loss, and the validation and training-set losses every
 steps and at the end) and ``summary.json`` when done. Running again in the
 same workdir resumes from the last checkpoint; batch ``t`` is a pure function
 of the seed and ``t`` (:mod:`randconv.training.data`), so the resumed losses
-equal an uninterrupted run's.
+equal an uninterrupted run's. With ``feature_cache`` the decoder trains on
+the frozen encoder's features of a fixed, seeded set of crops, computed
+once (:mod:`randconv.training.features`).
 
 A :class:`randconv.deadline.Deadline` (``--time-budget`` or
 ``RANDCONV_TIME_BUDGET_S`` of the command) stops a run cleanly between
