@@ -185,9 +185,11 @@ def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
   mb = 4 * h * w * c * (n + len(data.val) + len(data.train_eval)) / 2**20
   label = show if isinstance(show, str) else \
       f"features {spec.arch} {spec.layer}"
-  progress.note(f"[train] caching {spec.arch} {spec.layer} features of {n} "
-                f"training crops and {len(data.val) + len(data.train_eval)} "
-                f"evaluation crops ({mb:.1f} MB)")
+  if show:
+    progress.note(f"[train] caching {spec.arch} {spec.layer} features of "
+                  f"{n} training crops and "
+                  f"{len(data.val) + len(data.train_eval)} evaluation crops "
+                  f"({mb:.1f} MB)")
   bar = progress.bar(n + len(data.val) + len(data.train_eval), label,
                      "crop", enabled=bool(show))
   keep = np.asarray if host else jax.device_put
