@@ -98,16 +98,20 @@ def torch_side(args, spec, enc, dec):
     y[:, :, :, 0, :, 0] = x
     return y.reshape(n, c, 2 * h, 2 * w)
 
-  def run(batch_u8):
+  def run(batch_u8, z=None):
+    """One step; ``z``: the batch's cached NHWC features (no encoder)."""
     x = torch.from_numpy(batch_u8).permute(0, 3, 1, 2).float() / 255.0
     x = x.contiguous(memory_format=cl)
-    with torch.no_grad():
-      h = x - x.mean(dim=(2, 3), keepdim=True)
-      h = F.relu(F.conv2d(h, enc_w[0], padding=1))
-      h = F.relu(F.conv2d(h, enc_w[1], padding=1))
-      h = F.max_pool2d(h, 2, 2, ceil_mode=True)
-      h = F.relu(F.conv2d(h, enc_w[2], padding=1))
-      z = F.relu(F.conv2d(h, enc_w[3], padding=1))
+    if z is not None:
+      z = torch.from_numpy(np.asarray(z)).permute(0, 3, 1, 2)
+    else:
+      with torch.no_grad():
+        h = x - x.mean(dim=(2, 3), keepdim=True)
+        h = F.relu(F.conv2d(h, enc_w[0], padding=1))
+        h = F.relu(F.conv2d(h, enc_w[1], padding=1))
+        h = F.max_pool2d(h, 2, 2, ceil_mode=True)
+        h = F.relu(F.conv2d(h, enc_w[2], padding=1))
+        z = F.relu(F.conv2d(h, enc_w[3], padding=1))
     h = F.leaky_relu(F.conv2d(z, kernels[0], biases[0], padding=1), 0.2)
     h = F.leaky_relu(F.conv2d(h, kernels[1], biases[1], padding=1), 0.2)
     h = unpool(h)[:, :, :size, :size]

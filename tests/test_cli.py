@@ -157,6 +157,9 @@ train bad distribution | train --dist gaussian:abc | not a number
 train size with an empty map | train --arch alexnet --size 10 | --size 10: alexnet at conv2 needs
 train threads negative | train --threads -1 | must be 0 or more
 train weight decay negative | train --weight-decay -0.1 | must be 0 or more
+train feature cache negative | train --feature-cache -1 | must be 0 or more
+train feature cache below a batch | train --feature-cache 4 --batch 8 | fewer crops than one batch
+train feature cache over memory | train --feature-cache 1000000000 | lower --feature-cache
 train width over memory | train --width 100000000 | lower --batch, --size or --width
 train unknown arch | train --arch resnet | resnet
 # reproduce

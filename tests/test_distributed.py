@@ -93,6 +93,20 @@ def test_two_processes_train_like_one_device(env, reference, tmp_path):
   assert steps == sorted(set(steps))
 
 
+def test_two_processes_train_on_cached_features_like_one_device(
+    env, reference, tmp_path):
+  """Each process caches every crop's features and feeds its own rows: the
+  uncached one-device run's numbers (20 steps x batch 8 = 160 crops)."""
+  out = tmp_path / "cached"
+  with Job(lambda i, port: [RANDCONV, *TRAIN, "--feature-cache", "160",
+                            "--out", str(out), *job_flags(i, port)],
+           env=env) as job:
+    (c0, out0, err0), (c1, _, err1) = job.wait()
+  assert (c0, c1) == (0, 0), err0[-800:] + err1[-800:]
+  assert json.loads(out0)["devices"] == 4
+  _same_training(out, reference)
+
+
 def test_a_lost_process_ends_the_job_and_a_rerun_resumes(env, reference,
                                                          tmp_path):
   """SIGKILL of process 1 after the job's first checkpoint."""

@@ -7,6 +7,7 @@ runs in about a minute on two cores.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -320,3 +321,153 @@ def test_time_budget_stops_with_a_checkpoint_and_resumes(data_dir, tmp_path,
   assert json.loads((tmp_path / "budget" / "summary.json").read_text())[
       "done"]
   capsys.readouterr()
+
+
+# --------------------------------------------------------------------------
+# Training on cached features (randconv.training.features).
+
+class _StopAfter:
+  """A deadline that expires after ``n`` steps (checked once a step)."""
+
+  def __init__(self, n):
+    self.n = n
+
+  def expired(self):
+    self.n -= 1
+    return self.n < 0
+
+
+def _cached_pair(tmp_path, name, tol, **kw):
+  """The same tiny run through the frozen encoder and on its cached
+  features (all steps x batch crops: the same batches); per-step and
+  evaluation losses agree to ``tol`` (relative); returns the cached
+  config and run."""
+  cfg = T.TrainConfig(steps=6, batch=4, lr=1e-3, eval_every=3,
+                      checkpoint_every=3, log_every=1, **kw)
+  plain = T.train_and_evaluate(cfg, tmp_path / f"{name}_plain",
+                               progress=False, threads=0)
+  cached_cfg = dataclasses.replace(cfg, feature_cache=cfg.steps * cfg.batch)
+  cached = T.train_and_evaluate(cached_cfg, tmp_path / f"{name}_cached",
+                                progress=False, threads=0)
+  la, ea = training_records(plain.workdir)
+  lb, eb = training_records(cached.workdir)
+  assert [s for s, _ in la] == [s for s, _ in lb] == list(range(6))
+  np.testing.assert_allclose([v for _, v in lb], [v for _, v in la],
+                             rtol=tol)
+  assert [e[0] for e in ea] == [e[0] for e in eb] == [0, 3, 6]
+  np.testing.assert_allclose(np.array(eb)[:, 1:], np.array(ea)[:, 1:],
+                             rtol=tol)
+  # The losses moved: the comparison is of training, not of step 0.
+  assert la[-1][1] < 0.9 * la[0][1]
+  return cached_cfg, cached
+
+
+def test_cached_features_train_like_the_encoder_and_resume(data_dir,
+                                                           tmp_path):
+  """Random VGG Conv2 (width 8, 32x32): the same per-step losses and
+  evaluations, to 1e-5 relative, with and without the cache; a cached
+  run stopped after 4 steps and resumed ends as the straight one."""
+  data = D.DataConfig(crop=32, short_side=64, val_samples=12)
+  cfg, straight = _cached_pair(tmp_path, "random", 1e-5, layer="conv2",
+                               width=8, data=data)
+  assert json.loads((straight.workdir / "config.json").read_text())[
+      "feature_cache"] == 24
+  out = tmp_path / "resumed"
+  first = T.train_and_evaluate(cfg, out, progress=False, threads=0,
+                               deadline=_StopAfter(4))
+  assert (first.step, first.stopped) == (4, "time budget")
+  T.train_and_evaluate(cfg, out, progress=False, threads=0)
+  (la, ea), (lb, eb) = training_records(out), training_records(
+      straight.workdir)
+  # The same program: bit for bit (the stop added a validation at step 4).
+  assert la == lb and [e for e in ea if e[0] != 4] == eb
+
+
+def test_cached_features_of_a_pretrained_encoder(data_dir, tmp_path):
+  """HED (when fetched) or a Keras-layout file: biases and Caffe/Keras
+  preprocessing; VGG Conv1 on 16x16 crops, to 1e-5 relative."""
+  from randconv.training import weights as W
+  try:
+    enc, fmt = str(W.hed_weights_path()), "hed"
+  except W.WeightsError:
+    from test_weights import _write_keras_h5
+    enc, fmt = str(tmp_path / "vgg.h5"), "keras"
+    _write_keras_h5(enc, np.random.default_rng(0))
+  _cached_pair(tmp_path, fmt, 1e-5, layer="conv1", encoder=enc,
+               weights_format=fmt, data=D.DataConfig(
+                   crop=16, short_side=32, val_samples=8))
+
+
+def test_cached_batches_wrap_around_the_stream(data_dir):
+  """Batch t of the cache is crops [tB, (t+1)B) of the stream modulo N,
+  and its features are the encoder's of those crops."""
+  from randconv.training import features as F
+  cfg = T.TrainConfig(layer="conv1", width=4, batch=4,
+                      data=D.DataConfig(crop=16, short_side=32,
+                                        val_samples=6))
+  spec, data = cfg.spec(), D.load(cfg.data, 4)
+  enc = T.build_encoder(cfg, spec)
+  cache = F.build_cache(10, 4, spec, enc, data, show=False)
+  stream = np.concatenate([data.dataset(4)[t] for t in range(3)])[:10]
+  it = cache.batches(4, start=1)
+  for t in range(1, 6):
+    z, x = next(it)
+    idx = (np.arange(t * 4, t * 4 + 4)) % 10
+    np.testing.assert_array_equal(np.asarray(x), stream[idx])
+    want = F.encode_layers(spec, enc, stream[idx].astype(np.float32) / 255,
+                           ["conv1"])
+    np.testing.assert_allclose(np.asarray(z), want["conv1"], rtol=1e-5,
+                               atol=1e-7)
+  np.testing.assert_array_equal(np.asarray(cache.val[1]), data.val)
+  assert cache.val[0].shape == (6, 16, 16, 4)
+  # One process's rows of a data-parallel batch.
+  z, x = next(cache.batches(4, start=2, rows=slice(2, 4)))
+  np.testing.assert_array_equal(x, stream[[0, 1]])
+
+
+def test_encode_layers_is_each_truncated_encoder(rng):
+  """One pass of a VGG Conv3 encoder gives Conv1..Conv3 as the encoders
+  truncated there, with the same params (to float32 rounding)."""
+  from randconv import modules
+  from randconv.spec import make_spec
+  from randconv.training import features as F
+  from randconv.training import weights as W
+  deep = make_spec("vgg16", "conv3", width=8)
+  enc = W.random_encoder(jax.random.PRNGKey(5), deep)
+  x = rng.random((2, 24, 24, 3)).astype(np.float32)
+  got = F.encode_layers(deep, enc, x, ["conv1", "pool2", "conv3"])
+  assert set(got) == {"conv1", "pool2", "conv3"}
+  for layer, z in got.items():
+    spec = make_spec("vgg16", layer, width=8)
+    params = {c.name: enc.params[c.name] for c in spec.encoder
+              if c.name in enc.params}
+    want = modules.Encoder(spec).apply({"params": params},
+                                       W.preprocess(x, "center"))
+    assert z.shape == want.shape and float(jnp.abs(want).max()) > 0
+    np.testing.assert_allclose(z, want, rtol=1e-5, atol=1e-6 * float(
+        jnp.abs(want).max()))
+  with pytest.raises(T.RandconvError, match="beyond"):
+    F.encode_layers(make_spec("vgg16", "conv1", width=8), enc, x, ["conv2"])
+
+
+@pytest.mark.parametrize("sigma", [0.001, 0.15])
+def test_scaled_cached_features_equal_a_direct_draw(rng, sigma):
+  """A Gaussian encoder's features at sigma are the sigma = 0.015
+  encoder's (same key) times (sigma / 0.015)^L, L = 4 convs at Conv2."""
+  from randconv.spec import make_spec
+  from randconv.training import features as F
+  from randconv.training import weights as W
+  spec = make_spec("vgg16", "conv2", width=8)
+  key = jax.random.PRNGKey(3)
+  x = rng.random((2, 24, 24, 3)).astype(np.float32)
+  base = F.encode_layers(spec, W.random_encoder(key, spec), x, ["conv2"])
+  direct = F.encode_layers(spec, W.random_encoder(
+      key, spec, f"gaussian:{sigma}"), x, ["conv2"])["conv2"]
+  assert F.sigma_factor(spec, "gaussian:0.015", f"gaussian:{sigma}") == \
+      pytest.approx((sigma / 0.015) ** 4, rel=1e-12)
+  scaled = F.scale_features(base["conv2"], spec, f"gaussian:{sigma}")
+  peak = float(jnp.abs(direct).max())
+  assert peak > 0 and not np.allclose(direct, base["conv2"])
+  np.testing.assert_allclose(scaled, direct, rtol=1e-5, atol=1e-6 * peak)
+  with pytest.raises(T.RandconvError, match="Gaussian"):
+    F.sigma_factor(spec, "gaussian:0.015", "uniform:0.04")

@@ -65,13 +65,15 @@ def train_config_from_args(a):
       weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every, conv_impl=a.conv_impl, data=data)
+      log_every=a.log_every, conv_impl=a.conv_impl, data=data,
+      feature_cache=a.feature_cache)
 
 
 def check_train(cfg) -> None:
   """What ``randconv train`` can check before it makes the run folder: the
-  network at the crop size, the data source, the memory of one batch, and
-  the encoder (a weights file is read) or the random one's distribution.
+  network at the crop size, the data source, the memory of one batch and
+  of the feature cache, and the encoder (a weights file is read) or the
+  random one's distribution.
 
   Raises:
     RandconvError: one line naming what is wrong.
@@ -89,6 +91,15 @@ def check_train(cfg) -> None:
     data_lib._folder_files(Path(cfg.data.source))
   check_net_fits(spec, crop, cfg.batch,
                  advice="lower --batch, --size or --width")
+  if cfg.feature_cache:
+    from randconv.preflight import check_memory
+    from randconv.training.features import check_size as check_cache
+    check_cache(cfg.feature_cache, cfg.batch)
+    h, w, c = spec.feature_shape(crop, crop)
+    crops = cfg.feature_cache + 2 * cfg.data.val_samples
+    check_memory(crops * (4 * h * w * c + 3 * crop * crop),
+                 f"--feature-cache {cfg.feature_cache} ({h}x{w}x{c} float32 "
+                 "features a crop)", "lower --feature-cache", accelerator=True)
   if cfg.encoder == "random":
     parse_distribution(cfg.dist)
   else:
@@ -303,6 +314,15 @@ def add_commands(sub) -> None:
                  choices=("direct", "auto", "winograd", "wgrad"),
                  help="convolution algorithm, same numbers up to rounding "
                  "(default: wgrad on a CPU, direct elsewhere)")
+  p.add_argument("--feature-cache", type=non_negative(int), default=0,
+                 metavar="N",
+                 help="compute the frozen encoder's features of the first N "
+                      "crops of the seeded stream (and of the validation "
+                      "crops) once, in memory, and train the decoder on "
+                      "them: batch t is crops t*B..(t+1)*B-1 modulo N, the "
+                      "uncached run's batches when N >= steps x batch; "
+                      "same losses up to float rounding, no encoder pass "
+                      "per step (0: off)")
   p.add_argument("--threads", type=non_negative(int), default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, type=out_folder,

@@ -22,7 +22,9 @@ with its batch loss, and the validation and training-set losses every
 steps and at the end) and ``summary.json`` when done. Running again in the
 same workdir resumes from the last checkpoint; batch ``t`` is a pure function
 of the seed and ``t`` (:mod:`randconv.training.data`), so the resumed losses
-equal an uninterrupted run's.
+equal an uninterrupted run's. With ``feature_cache`` the decoder trains on
+the frozen encoder's features of a fixed, seeded set of crops, computed
+once (:mod:`randconv.training.features`).
 
 A :class:`randconv.deadline.Deadline` (``--time-budget`` or
 ``RANDCONV_TIME_BUDGET_S`` of the command) stops a run cleanly between
@@ -58,6 +60,7 @@ from randconv.policy import ConvPolicy
 from randconv.rundir import RunDir, WorkdirError, read_jsonl
 from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import data as data_lib
+from randconv.training import features as features_lib
 from randconv.training import weights as weights_lib
 
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
@@ -106,6 +109,13 @@ class TrainConfig:
       runs it (:attr:`impl`). Not compared on resume: a run may go on with
       another path or on another backend.
     data: the images (:class:`randconv.training.data.DataConfig`).
+    feature_cache: 0 (off), or train on the cached encoder features of the
+      first ``feature_cache`` crops of the stream, batch ``t`` being crops
+      ``[t batch, (t + 1) batch)`` modulo that number
+      (:mod:`randconv.training.features`): the same losses up to float
+      rounding when it is at least ``steps * batch``, without the
+      encoder's pass at each step. Left out of :meth:`as_dict` when 0, so
+      runs written before it resume.
   """
 
   arch: str = "vgg16"
@@ -126,6 +136,7 @@ class TrainConfig:
   log_every: int = 10
   conv_impl: str | None = None
   data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
+  feature_cache: int = 0
 
   @property
   def impl(self) -> str:
@@ -142,6 +153,8 @@ class TrainConfig:
     d = dataclasses.asdict(self)
     d["milestones"] = list(self.schedule_milestones())
     d["data"] = self.data.as_dict()
+    if not self.feature_cache:
+      del d["feature_cache"]
     return d
 
   def spec(self) -> NetSpec:
@@ -267,7 +280,6 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
   params and ``enc.params`` placed by it)."""
   conv_impl = ConvPolicy.named(conv_impl)
   place = placement or Placement.one()
-  rows = place.rows(batch)
 
   def per_image(dec, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
@@ -276,21 +288,34 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
     return per_image_loss(y, x)
 
   losses = place.jit(per_image, 2)
+  return lambda dec, images_u8: mean_over_batches(
+      lambda b: losses(dec, enc.params, b), images_u8, batch, place)
 
-  def evaluate(dec, images_u8: np.ndarray) -> float:
-    total, n = 0.0, len(images_u8)
-    for i in range(0, n, batch):
-      chunk = images_u8[i:i + batch]
-      pad = batch - len(chunk)
-      if pad:
-        chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]),
-                                                chunk.dtype)])
-      vals = np.asarray(losses(dec, enc.params,
-                               place.batch(chunk[rows], batch)))
-      total += float(vals[:batch - pad].astype(np.float64).sum())
-    return total / n
 
-  return evaluate
+def mean_over_batches(losses, arrays, batch: int, place: Placement) -> float:
+  """The mean of ``losses(global_batch)`` (per-image values) over the rows
+  of ``arrays`` (an array, or a tuple of arrays of the same length), in
+  batches of ``batch``, the last one padded with zeros and masked; each
+  process passes all the rows and supplies its own (:meth:`Placement.rows`)."""
+  rows = place.rows(batch)
+  parts = arrays if isinstance(arrays, tuple) else (arrays,)
+  total, n = 0.0, len(parts[0])
+  for i in range(0, n, batch):
+    pad = batch - len(parts[0][i:i + batch])
+    chunk = tuple(features_lib.pad_rows(np.asarray(a[i:i + batch]),
+                                        batch)[rows] for a in parts)
+    chunk = chunk if isinstance(arrays, tuple) else chunk[0]
+    vals = np.asarray(losses(place_batch(place, chunk, batch)))
+    total += float(vals[:batch - pad].astype(np.float64).sum())
+  return total / n
+
+
+def place_batch(place: Placement, local, batch: int):
+  """:meth:`Placement.batch` of an array or of each array of a tuple
+  (cached features and their crops)."""
+  if isinstance(local, tuple):
+    return tuple(place.batch(a, batch) for a in local)
+  return place.batch(local, batch)
 
 
 # --------------------------------------------------------------------------
@@ -462,11 +487,9 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   _truncate_metrics(run, start)
   label = progress if isinstance(progress, str) else \
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
-  enc = dataclasses.replace(enc, params=place.replicate(enc.params))
-  loop = _Loop(cfg, run, manager, make_train_step(spec, enc, optimizer,
-                                                  cfg.impl, place),
-               make_eval(spec, enc, cfg.batch, cfg.impl, place),
-               data_lib.load(cfg.data, cfg.batch), enc.params,
+  step_fn, evaluate, source, frozen = _programs(cfg, spec, enc, optimizer,
+                                                place, bool(progress))
+  loop = _Loop(cfg, run, manager, step_fn, evaluate, source, frozen,
                place.replicate(dec), place.replicate(opt_state),
                _progress(cfg.steps, start, label, bool(progress)), start,
                place)
@@ -478,15 +501,35 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   return _summarise(loop, step, stopped)
 
 
+def _programs(cfg: TrainConfig, spec: NetSpec, enc: weights_lib.Encoder,
+              optimizer, place: Placement, show: bool):
+  """(step, evaluate, data, frozen args of the step) of a run: through the
+  frozen encoder, or on its cached features (``cfg.feature_cache``)."""
+  data = data_lib.load(cfg.data, cfg.batch)
+  if not cfg.feature_cache:
+    enc = dataclasses.replace(enc, params=place.replicate(enc.params))
+    return (make_train_step(spec, enc, optimizer, cfg.impl, place),
+            make_eval(spec, enc, cfg.batch, cfg.impl, place), data,
+            (enc.params,))
+  cache = features_lib.build_cache(cfg.feature_cache, cfg.batch, spec, enc,
+                                   data, cfg.impl, host=place.mesh is not None,
+                                   show=show)
+  return (features_lib.make_cached_train_step(spec, optimizer, cfg.impl,
+                                              place),
+          features_lib.make_cached_eval(spec, cfg.batch, cfg.impl, place),
+          cache, ())
+
+
 class _Loop:
   """One session of a training run: the steps, and the evaluations,
   checkpoints and metrics records between them."""
 
-  def __init__(self, cfg, run, manager, step_fn, evaluate, data, enc_params,
+  def __init__(self, cfg, run, manager, step_fn, evaluate, data, frozen,
                dec, opt_state, bar, start, place):
     self.cfg, self.run_dir, self.manager = cfg, run, manager
     self.step_fn, self.evaluate, self.data = step_fn, evaluate, data
-    self.enc_params, self.dec, self.opt_state = enc_params, dec, opt_state
+    # The step's frozen arguments: the encoder's params, or none (cached).
+    self.frozen, self.dec, self.opt_state = frozen, dec, opt_state
     self.bar, self.start, self.place = bar, start, place
     self.schedule = lr_schedule(cfg)
     self.pending: list[tuple[int, jax.Array]] = []
@@ -514,8 +557,8 @@ class _Loop:
           self.do_eval(step)  # the partial curve ends with a validation point
         return self.save_if_new(step), "time budget"
       self.dec, self.opt_state, loss = self.step_fn(
-          self.dec, self.opt_state, self.enc_params,
-          place.batch(next(batches), cfg.batch))
+          self.dec, self.opt_state, *self.frozen,
+          place_batch(place, next(batches), cfg.batch))
       self.pending.append((step, loss))
       step += 1
       self.bar.update(1)
