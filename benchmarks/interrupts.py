@@ -45,11 +45,13 @@ def command(a, out: Path) -> list[str]:
 
 
 def stage(err: str) -> str:
-  """The last ``[reproduce]`` experiment, and the last progress bar."""
+  """The last ``[reproduce]`` experiment, and its last progress bar."""
   lines = [s.strip() for s in err.replace("\r", "\n").splitlines()]
-  exp = [s.split()[1] for s in lines if s.startswith("[reproduce]")]
-  bars = [s.split(":")[0] for s in lines if "%|" in s]
-  return (exp[-1] if exp else "start") + (f" / {bars[-1]}" if bars else "")
+  heads = [i for i, s in enumerate(lines) if s.startswith("[reproduce]")]
+  if not heads:
+    return "start"
+  bars = [s.split(":")[0] for s in lines[heads[-1]:] if "%|" in s]
+  return lines[heads[-1]].split()[1] + (f" / {bars[-1]}" if bars else "")
 
 
 def interrupted(a, out: Path, moment: float, sig) -> tuple[int, float, str]:

@@ -309,7 +309,8 @@ def _run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
   size = max(size, min(n_nets, len(engine.sweep_devices())))
   total = done = 0
   bar = progress.bar(n_nets, f"{log.config.get('experiment', '')} "
-                     f"{cell(0).rsplit('/n', 1)[0]}".strip(), "net")
+                     f"{cell(0).rsplit('/n', 1)[0]}".strip(), "net",
+                     enabled=not all(log.has(cell(i)) for i in range(n_nets)))
   for group in _groups(n_nets, size):
     bar.update(group.start - bar.n)  # the groups before: done or skipped
     cells = [cell(i) for i in group]

@@ -4,9 +4,10 @@ few one-line notes (what is being prepared, and where).
 
 Quiet under ``--json`` (the command line runs the command inside
 :func:`quieted`) and on every process of a job but process 0. A bar shows
-only once its stage has run :data:`DELAY_S` seconds, so a quick stage, or
-one a resumed run skips, prints nothing. Bars are left off the screen when
-done (``leave=False``): the results are what stays.
+from its stage's start (tqdm's ``delay`` would hide a stage of one long
+step until its end); a stage a resumed run skips opens none. Bars are
+left off the screen when done (``leave=False``): the results are what
+stays.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ import sys
 
 from randconv import distributed
 
-DELAY_S = 0.5
 _QUIET = [False]
 
 
@@ -41,7 +41,6 @@ def bar(total: int | None = None, desc: str | None = None, unit: str = "it",
   """A tqdm bar on stderr (``kw`` go to tqdm: ``initial``, ``iterable``,
   ...), disabled when :func:`quiet` or not ``enabled``."""
   from tqdm.auto import tqdm
-  kw.setdefault("delay", DELAY_S)
   kw.setdefault("leave", False)
   return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr,
               dynamic_ncols=True, disable=quiet() or not enabled, **kw)
@@ -59,4 +58,4 @@ def note(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-__all__ = ["DELAY_S", "bar", "iterate", "note", "quiet", "quieted"]
+__all__ = ["bar", "iterate", "note", "quiet", "quieted"]

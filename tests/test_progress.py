@@ -1,18 +1,11 @@
 """Progress (randconv.progress): the long stages of Section 4 and T7 show
-a bar on stderr, nothing reaches stdout, and ``--json`` silences them all.
-The bars' delay is set to 0 here so that tiny runs show them."""
-
-import pytest
+a bar on stderr, nothing reaches stdout, a resumed stage with nothing left
+to do shows none, and ``--json`` silences them all."""
 
 from experiments import section4
 from randconv import progress
 from randconv.cli import main
 from randconv.deadline import NO_DEADLINE
-
-
-@pytest.fixture(autouse=True)
-def no_delay(monkeypatch):
-  monkeypatch.setattr(progress, "DELAY_S", 0)
 
 
 def _kernel_sweep(out):
@@ -27,6 +20,9 @@ def test_section4_cells_show_a_bar_per_stage_unless_quiet(tmp_path, capfd):
   assert out == ""
   assert "kernel_sweep k1" in err and "kernel_sweep k3" in err
   assert "net" in err
+  _kernel_sweep(tmp_path / "shown")  # resumed: every cell is logged
+  out, err = capfd.readouterr()
+  assert "kernel_sweep k" not in err
   with progress.quieted():
     _kernel_sweep(tmp_path / "quiet")
   out, err = capfd.readouterr()
