@@ -122,7 +122,7 @@ def summary(d: dict) -> str:
     return "(d) not computed"
   return (f"(d) a net's mean SSIM over the inputs: std {d['library_std']:.3f}"
           f" (nets) vs {d['joint_std']:.3f} (joint law; independent draws "
-          f"{d['independent_std']:.3f}), KS p {d['ks_p']:.2f}")
+          f"{d['independent_std']:.3f}), KS p {d['ks_p']:.3f}")
 
 
 __all__ = ["KS_ALPHA", "MEAN_Z", "STD_RATIO", "distribution_test",
