@@ -749,6 +749,6 @@ def kernel_fn(spec: NetSpec, *, samples: int = POOL_SAMPLES, key=0,
 
 __all__ = ["C1", "KernelError", "POOL_SAMPLES", "WINDOW_SAMPLES", "Walk",
            "arccos_relu", "avg_pool", "axis_taps", "channel_mean",
-           "check_layers", "check_size", "conv", "crop", "kernel_fn", "linear",
-           "max_full_pixels", "psd_root", "relu", "sampled_pool", "steps", "unpool",
-           "walk", "window_pool_diag"]
+           "check_layers", "check_size", "conv", "crop", "kernel_fn",
+           "linear", "max_full_pixels", "psd_root", "relu", "sampled_pool",
+           "steps", "unpool", "walk", "window_pool_diag"]
