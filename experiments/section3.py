@@ -411,42 +411,81 @@ def _r3(d):
 # --------------------------------------------------------------------------
 # Figures.
 
+def pretrained_name(path: str | None) -> str:
+  """How a title names a pre-trained encoder ("HED", a file's name), and
+  never "None": a pre-trained run that could not be made says so."""
+  if path is None:
+    return "not run (no weights)"
+  return "HED" if path == "hed" else Path(path).name
+
+
+def preset_tag(cfg: Section3Config) -> str:
+  """The preset as figure titles give it: the quick preset's figures say
+  that they come from a smoke run, so that blank reconstructions and flat
+  curves are read as what they are."""
+  if cfg.preset != "quick":
+    return cfg.preset
+  return f"quick: a smoke run of {cfg.steps} steps, not evidence"
+
+
+def steps_trained(results) -> str:
+  """"N training steps" of ``results`` (a range where runs stopped at
+  different steps)."""
+  steps = sorted({r.step for r in results})
+  n = f"{steps[0]}" if len(steps) == 1 else f"{steps[0]}-{steps[-1]}"
+  return f"{n} training step{'' if steps == [1] else 's'}"
+
+
+def recon_words(cfg: Section3Config, results) -> tuple[str, str]:
+  """(the end of a reconstruction figure's title, a sentence for its
+  caption): how many steps the decoders trained and, at the quick preset,
+  that the images are from a smoke run (dark or blank images there are the
+  expected output of a few steps, not a fault)."""
+  n = steps_trained(results)
+  title, words = f"({cfg.preset}, decoders after {n})", f" Decoders after {n}."
+  if cfg.preset == "quick":
+    title += "\nsmoke run: too few steps to be evidence; dark or blank " \
+        "reconstructions are expected"
+    words += (" Quick preset: a smoke run, too few steps to be evidence; "
+              "dark or blank reconstructions are expected.")
+  return title, words
+
+
+def _axis_words(scale: str) -> str:
+  return (" Log y axis: the values span more than a factor 10."
+          if scale == "log" else " Linear y axis.")
+
+
 def plot_curves(results: dict[str, train_lib.RunResult], path: Path,
-                title: str, caption: str | None = None) -> str:
-  plt = plotting._plt()
-  fig, ax = plt.subplots(figsize=(6, 4))
+                title: str, caption: str) -> str:
+  """The smoothed loss curves of ``results`` (labelled), every curve
+  visible where they coincide; log y axis only across decades."""
+  curves = {}
   for label, res in results.items():
     steps, losses = train_lib.loss_curve(res.metrics)
-    if len(losses):
-      ax.plot(steps, smoothed(losses), label=label)
-  ax.set_xlabel("step")
-  ax.set_ylabel("training loss (smoothed)")
-  return _finish(fig, ax, path, title, caption)
+    curves[label] = (steps, smoothed(losses) if len(losses) else losses)
+  scale = plotting.y_scale(np.concatenate([c[1] for c in curves.values()]))
+  return str(plotting.line_chart(
+      curves, path, title=title, xlabel="step",
+      ylabel="training loss (smoothed)", yscale=scale,
+      caption=caption + _axis_words(scale)))
 
 
 def plot_bars(groups: list[str], series: dict[str, list[float | None]],
-              path: Path, title: str, caption: str | None = None) -> str:
-  plt = plotting._plt()
-  fig, ax = plt.subplots(figsize=(7, 4))
-  n = len(series)
-  width = 0.8 / max(n, 1)
-  x = np.arange(len(groups))
-  for i, (label, values) in enumerate(series.items()):
-    vals = [np.nan if v is None else v for v in values]
-    ax.bar(x + (i - (n - 1) / 2) * width, vals, width, label=label)
-  ax.set_xticks(x)
-  ax.set_xticklabels(groups)
-  ax.set_ylabel("loss per image")
-  return _finish(fig, ax, path, title, caption)
+              path: Path, title: str, caption: str) -> str:
+  """Grouped bars with their values written on them; linear y axis unless
+  the values span decades."""
+  scale = plotting.y_scale([v for vs in series.values() for v in vs])
+  return str(plotting.bar_chart(groups, series, path, title=title,
+                                ylabel="loss per image", yscale=scale,
+                                caption=caption + _axis_words(scale)))
 
 
-def _finish(fig, ax, path: Path, title: str, caption: str | None) -> str:
-  """Log y axis, title and legend; saved (with the reports' one-line
-  ``caption``) and closed."""
-  ax.set_yscale("log")
-  ax.set_title(title, fontsize=9)
-  ax.legend(fontsize=7)
-  return str(plotting.save_figure(fig, path, caption=caption))
+def _final_labels(by: dict, num: dict) -> dict:
+  """Curves labelled with their final loss, so that a reader can tell
+  coinciding curves apart in the legend."""
+  return {f"{k} (final {num[k]['final_loss']:.4g})": v
+          for k, v in by.items()}
 
 
 def figure_images(p: Section3Config) -> tuple[list[str], np.ndarray]:
@@ -503,12 +542,13 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
-  fig = plot_curves(by, workdir / "s3a_loss.png",
-                    f"Conv2-DeConv2 ({cfg.preset}); pre-trained VGG: "
-                    f"{'HED' if w.vgg == 'hed' else w.vgg}",
+  fig = plot_curves(_final_labels(by, num), workdir / "s3a_loss.png",
+                    f"Conv2-DeConv2 ({preset_tag(cfg)})\npre-trained VGG: "
+                    f"{pretrained_name(w.vgg)}; pre-trained AlexNet: "
+                    f"{pretrained_name(w.alexnet)}",
                     "Fig. 5a: the Conv2-DeConv2 decoders' training loss "
-                    "(smoothed, log axis) against the step, with random and "
-                    "pre-trained VGG and AlexNet encoders.")
+                    "(smoothed) against the step, one curve per encoder "
+                    f"({', '.join(by)}).")
   m: dict = {"runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
              else "none given"}
@@ -551,8 +591,8 @@ def _curves(runs: dict[str, Run], cfg: Section3Config, workdir: Path,
   res = train_runs(list(runs.values()), cfg, workdir, deadline)
   by = {k: res[r] for k, r in runs.items()}
   num = {k: curve_numbers(v) for k, v in by.items()}
-  fig = plot_curves(by, workdir / figure, f"{title} ({cfg.preset})",
-                    caption)
+  fig = plot_curves(_final_labels(by, num), workdir / figure,
+                    f"{title}\n({preset_tag(cfg)})", caption)
   return by, num, fig
 
 
@@ -565,8 +605,8 @@ def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
   by, num, fig = _curves(runs, cfg, workdir, deadline, "s3b_loss.png",
                          "random VGG Conv2, Gaussian sigmas",
                          "Fig. 5b: the random VGG Conv2 decoders' training "
-                         "loss (smoothed, log axis) against the step, one "
-                         "curve per sigma of the encoder's Gaussian weights.")
+                         "loss (smoothed) against the step, one curve per "
+                         "sigma of the encoder's Gaussian weights.")
   first = [v["first_loss"] for v in num.values()]
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "first_loss_ratio": max(first) / min(first),
@@ -588,8 +628,8 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
   by, num, fig = _curves(runs, cfg, workdir, deadline, "s3c_loss.png",
                          "random VGG Conv2 per distribution",
                          "Fig. 5c: the random VGG Conv2 decoders' training "
-                         "loss (smoothed, log axis) against the step, one "
-                         "curve per distribution of the encoder's weights.")
+                         "loss (smoothed) against the step, one curve per "
+                         "distribution of the encoder's weights.")
   final = [v["final_loss"] for v in num.values()]
   m = {"runs": num, "final_loss_ratio": max(final) / min(final)}
   _write(workdir, "s3c.json", m)
@@ -622,11 +662,12 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
         series[f"{enc} {'train' if what[0] == 't' else 'val'}"] = [
             num[(enc, k)][what] for k in layers]
   fig = plot_bars(list(layers), series, workdir / "s3d_bars.png",
-                  f"VGG train vs validation loss ({cfg.preset}); pre-trained: "
-                  f"{'HED' if w.vgg == 'hed' else w.vgg}",
+                  f"VGG train vs validation loss ({preset_tag(cfg)})\n"
+                  f"pre-trained VGG: {pretrained_name(w.vgg)}",
                   "Sec. 3.2: the final train and validation loss per image "
-                  "(log axis) of the decoders of VGG Conv1-5, random and "
-                  "pre-trained encoders.")
+                  f"of the decoders of VGG {', '.join(layers)}, random"
+                  + (" and pre-trained encoders." if w.vgg else " encoders "
+                     "(pre-trained: not run, no weights)."))
   m: dict = {"pretrained_vgg": w.vgg_note,
              "per_layer": {f"{e} {k}": v for (e, k), v in num.items()}}
   by = {f"{e} {k}": res[r] for (e, k), r in runs.items()}
@@ -673,10 +714,11 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   series = {"train": [num[k]["train_eval_loss"] for k in runs],
             "val": [num[k]["val_loss"] for k in runs]}
   fig = plot_bars(list(runs), series, workdir / "s3e_bars.png",
-                  f"{layer} train vs validation loss ({cfg.preset})",
+                  f"{layer} train vs validation loss ({preset_tag(cfg)})\n"
+                  f"pre-trained VGG: {pretrained_name(w.vgg)}; pre-trained "
+                  f"AlexNet: {pretrained_name(w.alexnet)}",
                   f"Sec. 3.2: the final train and validation loss per image "
-                  f"(log axis) of the {layer} decoders of VGG and AlexNet, "
-                  "random and pre-trained encoders.")
+                  f"of the {layer} decoders ({', '.join(runs)}).")
   m: dict = {"layer": layer, "runs": num, "pretrained_vgg": w.vgg_note,
              "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
              else "none given",
@@ -726,17 +768,18 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
   for j, name in enumerate(names):
     rows.append([x[j]] + [outs[(a, k)][j] for a in ("vgg16", ALEX)
                           for k in layers])
-    titles.append([name] + [f"{'VGG' if a == 'vgg16' else 'Alex'} {k} "
-                            f"{ssim[(a, k)][j]:.2f}"
-                            for a in ("vgg16", ALEX) for k in layers])
+    titles.append([f"input: {name}"] + [
+        f"{'VGG' if a == 'vgg16' else 'AlexNet'} {k}\nSSIM "
+        f"{ssim[(a, k)][j]:.2f}" for a in ("vgg16", ALEX) for k in layers])
+  head, words = recon_words(cfg, res.values())
   fig = plotting.image_grid(rows, workdir / "s3f_grid.png", titles=titles,
-                            suptitle=f"random VGG (rwVGG) and random AlexNet "
-                            f"(rwAlexNet) with trained decoders, SSIM "
-                            f"({cfg.preset})",
+                            suptitle="random VGG (rwVGG) and random AlexNet "
+                            f"(rwAlexNet) with trained decoders {head}",
                             caption="Sec. 3.3: per image (row), the input "
-                            "and its reconstructions through random VGG and "
-                            "AlexNet Conv1-5 with trained decoders, clipped "
-                            "to [0, 1], SSIM above.")
+                            "beside its reconstructions through random VGG "
+                            f"and AlexNet {', '.join(layers)} with trained "
+                            "decoders, clipped to [0, 1], SSIM above each."
+                            + words)
   m = {"images": names, "layers": list(layers), "mean_ssim": mean,
        "vgg_decays": _decays(mean["vgg16"]),
        "alexnet_decays": _decays(mean[ALEX]),
@@ -771,14 +814,15 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   for d, run in runs.items():
     y, s = reconstructions(res[run], cat)
     out[d], ssim[d] = y[0], float(s[0])
+  head, words = recon_words(cfg, res.values())
   fig = plotting.image_grid(
       [[cat[0]] + [out[d] for d in dists]], workdir / "s3g_grid.png",
       titles=[["input"] + [f"{d}\nSSIM {ssim[d]:.3f}" for d in dists]],
-      suptitle=f"the cat through random VGG Conv2 + trained decoder "
-      f"({cfg.preset})",
-      caption="Fig. 6: the cat and its reconstructions through random VGG "
-      "Conv2 with a trained decoder, one per distribution (or badly scaled "
-      "Gaussian) of the encoder's weights, clipped to [0, 1], SSIM above.")
+      suptitle=f"the cat through random VGG Conv2 + trained decoder {head}",
+      caption="Fig. 6: the cat beside its reconstructions through random "
+      "VGG Conv2 with a trained decoder, one per distribution (or badly "
+      "scaled Gaussian) of the encoder's weights, clipped to [0, 1], SSIM "
+      "above each." + words)
   good = [ssim[d] for d in PAPER_DISTS]
   m = {"ssim": ssim, "paper_scale_spread": max(good) - min(good),
        "badly_scaled_below_by": {d: min(good) - ssim[d] for d in bad}}

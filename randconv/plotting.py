@@ -190,3 +190,119 @@ def width_panels(stats: dict[str, dict], key: str, ylabel: str, title: str,
   return save_figure(fig, path, caption=caption)
 
 
+
+
+# Charts whose reading does not depend on the axis: Section 3's loss curves
+# and train/validation bars.
+
+DECADE = 10.0  # values spanning at least this factor get a log axis
+
+
+def y_scale(values) -> str:
+  """``"log"`` where the positive finite ``values`` (None skipped) span at
+  least a factor :data:`DECADE`, else ``"linear"``: on a log axis starting
+  near 230, bars of 240 and 340 read as 1 to 4."""
+  v = np.asarray([np.nan if x is None else x for x in values], np.float64)
+  v = v[np.isfinite(v) & (v > 0)]
+  if v.size < 2 or v.max() < DECADE * v.min():
+    return "linear"
+  return "log"
+
+
+def short_number(v: float) -> str:
+  """A tick label a reader takes in at a glance: 500, 2k, 100k, 5M."""
+  for scale, unit in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+    if abs(v) >= scale:
+      return f"{v / scale:g}{unit}"
+  return f"{v:g}"
+
+
+def bar_number(v: float) -> str:
+  """A bar's value: 4 digits below 10,000 (1075, 76.53), else 3 and a
+  unit (2.97M), never 1.07e+03."""
+  return f"{v:.4g}" if abs(v) < 1e4 else short_number(float(f"{v:.3g}"))
+
+
+def _axis(ax, yscale: str, values) -> None:
+  """A log axis labelled with plain numbers (not bare powers of ten a
+  reader has to interpolate): at 1, 2 and 5 per decade where ``values``
+  span at most three decades, else at each power of ten."""
+  if yscale == "log":
+    from matplotlib import ticker
+    v = np.asarray(values, np.float64)
+    v = v[np.isfinite(v) & (v > 0)]
+    few = v.size and v.max() <= 1e3 * v.min()
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(
+        10, subs=(1.0, 2.0, 5.0) if few else (1.0,)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(
+        lambda v, _: short_number(v)))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+  ax.grid(axis="y", alpha=0.3, which="major")
+
+
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X")
+
+
+def line_chart(curves: dict[str, tuple[np.ndarray, np.ndarray]],
+               path: str | Path, *, title: str, xlabel: str, ylabel: str,
+               yscale: str = "linear", caption: str | None = None) -> Path:
+  """One line per ``label: (x, y)`` of ``curves``, each with its own line
+  style and hollow marker, the markers staggered along x so that lines
+  lying on one another all show (S3b's sigmas coincide); earlier lines are
+  drawn wider, so one exactly under another still shows at its edges. The
+  legend lists every curve."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(6.4, 4))
+  k = max(len(curves), 1)
+  for i, (label, (x, y)) in enumerate(curves.items()):
+    if not len(y):
+      continue
+    every = max(k, len(y) // 8)
+    ax.plot(x, y, LINE_STYLES[i % len(LINE_STYLES)],
+            marker=MARKERS[i % len(MARKERS)], markevery=(i * every // k,
+                                                         every),
+            ms=7 - 4 * i / k, mfc="none", lw=2.6 - 1.6 * i / k,
+            color=f"C{i}", label=label)
+  _axis(ax, yscale, np.concatenate([np.asarray(c[1], np.float64).ravel()
+                                    for c in curves.values()] or [[]]))
+  ax.set_xlabel(xlabel)
+  ax.set_ylabel(ylabel + (" (log axis)" if yscale == "log" else ""))
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  return save_figure(fig, path, caption=caption)
+
+
+def bar_chart(groups: list[str], series: dict[str, list[float | None]],
+              path: str | Path, *, title: str, ylabel: str,
+              yscale: str = "linear", caption: str | None = None) -> Path:
+  """Grouped bars, one colour per series, each bar labelled with its value
+  (a missing one: "not run"), so that the heights need no axis to compare."""
+  plt = _plt()
+  fig, ax = plt.subplots(figsize=(7.5, 4))
+  n = max(len(series), 1)
+  width = 0.8 / n
+  x = np.arange(len(groups))
+  for i, (label, values) in enumerate(series.items()):
+    ok = [v is not None and np.isfinite(v) for v in values]
+    at = x + (i - (n - 1) / 2) * width
+    bars = ax.bar(at, [v if good else np.nan
+                       for v, good in zip(values, ok, strict=True)],
+                  width, label=label, color=f"C{i}")
+    ax.bar_label(bars, [bar_number(v) if good else ""
+                        for v, good in zip(values, ok, strict=True)],
+                 fontsize=7, padding=1)
+    for xi, good in zip(at, ok, strict=True):
+      if not good:  # x in data, y in axes coordinates: any scale
+        ax.text(xi, 0.02, "not run", rotation=90, fontsize=6,
+                ha="center", va="bottom", transform=ax.get_xaxis_transform())
+  _axis(ax, yscale, [v for vs in series.values() for v in vs
+                     if v is not None])
+  ax.margins(y=0.1)
+  ax.set_xticks(x)
+  ax.set_xticklabels(groups)
+  ax.set_ylabel(ylabel + (" (log axis)" if yscale == "log" else ""))
+  ax.set_title(title, fontsize=9)
+  ax.legend(fontsize=7)
+  return save_figure(fig, path, caption=caption)

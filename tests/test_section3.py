@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from experiments import section3 as S3
-from randconv import settings
+from randconv import plotting, settings
 from randconv.cli import build_parser
 from randconv.deadline import NO_DEADLINE
 
@@ -81,6 +81,11 @@ def test_section3_tiny(env, torch):
   assert set(runs["S3f"].measured["mean_ssim"]) == {"vgg16", S3.ALEX}
   trained = list((out / "section3_runs" / "quick").iterdir())
   assert all((d / "summary.json").exists() for d in trained)
+  # The reconstructions say how long their decoders trained and, at the
+  # quick preset, that they are a smoke run's.
+  for cid in ("S3f", "S3g"):
+    words = plotting.caption_of(runs[cid].figures[0])
+    assert "after 3 training steps" in words and "smoke run" in words
 
   # With AlexNet weights the two claims run (their random runs are reused).
   alex = _fake_alexnet(torch, out / "alexnet-owt-test.pth")
@@ -158,3 +163,74 @@ def test_an_unfinished_run_is_partial_even_without_weights():
   r = S3.decide("S3e", {}, None, {"AlexNet random": done}, [], "gap 0.27",
                 status="needs weights")
   assert r.status == "needs weights"
+
+
+def _texts(fig) -> list[str]:
+  from matplotlib.text import Text
+  return [t.get_text() for t in fig.findobj(Text) if t.get_text()]
+
+
+@pytest.fixture
+def figures(monkeypatch):
+  """Every figure saved while the test runs: (its texts, its axes, its
+  caption); the files are still written."""
+  seen, save = [], plotting.save_figure
+
+  def keep(fig, path, dpi=100, caption=None):
+    fig.canvas.draw()  # tick labels get their text when drawn
+    seen.append((_texts(fig), fig.axes, caption))
+    return save(fig, path, dpi, caption)
+
+  monkeypatch.setattr(plotting, "save_figure", keep)
+  return seen
+
+
+def test_bars_are_linear_unless_they_span_decades(tmp_path, figures):
+  """240 vs 340 on a log axis from ~230 read as 1 to 4: bars of one
+  magnitude stand on a linear axis from zero; across decades the axis is
+  logarithmic with plain-number ticks; every bar carries its value, and a
+  missing one says it was not run."""
+  S3.plot_bars(["conv1", "conv2"], {"train": [340.0, 338.0],
+                                    "val": [240.0, None]},
+               tmp_path / "one.png", "title", "Caption.")
+  S3.plot_bars(["conv1"], {"random": [340.0], "pre": [2.97e6]},
+               tmp_path / "many.png", "title", "Caption.")
+  (one, [ax1], cap1), (many, [ax2], cap2) = figures
+  assert ax1.get_yscale() == "linear" and ax1.get_ylim()[0] == 0
+  assert "Linear y axis" in cap1
+  assert {"340", "240", "not run"} <= set(one)
+  assert ax2.get_yscale() == "log" and "Log y axis" in cap2
+  assert {"1k", "10k", "100k", "1M"} <= set(many)
+  assert "2.97M" in many
+  assert plotting.y_scale([240, 340, None]) == "linear"
+  assert plotting.y_scale([240, 2400]) == "log"
+
+
+def test_coincident_curves_all_show(tmp_path, figures):
+  """Identical curves (S3b's sigmas, S3c's distributions at the quick
+  preset) get distinct line styles and markers at distinct steps, and the
+  legend lists each."""
+  res = _curve(np.linspace(400, 300, 40))
+  S3.plot_curves({f"d{i}": res for i in range(4)}, tmp_path / "c.png",
+                 "title", "Caption.")
+  [(texts, [ax], _)] = figures
+  lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("d")]
+  assert len({ln.get_linestyle() for ln in lines}) == 4
+  assert len({ln.get_marker() for ln in lines}) == 4
+  starts = [ln.get_markevery()[0] for ln in lines]
+  assert len(set(starts)) == 4
+  assert {"d0", "d1", "d2", "d3"} <= set(texts)
+
+
+def test_no_none_in_titles_without_weights(env, figures, monkeypatch):
+  """With no pre-trained file at all, S3a's and S3d's figures say the
+  pre-trained runs were not run, never "pre-trained VGG: None"."""
+  monkeypatch.setattr(S3, "find_weights",
+                      lambda files: S3.Weights(None, "no weights", None))
+  for fn in (S3.run_s3a, S3.run_s3d):
+    [r] = fn(TINY, env / f"{fn.__name__}_none", NO_DEADLINE)
+    assert r.status == "needs weights"
+  assert len(figures) == 2
+  for texts, _, caption in figures:
+    words = " ".join(texts) + " " + caption
+    assert "None" not in words and "not run (no weights)" in words
