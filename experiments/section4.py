@@ -374,8 +374,12 @@ def run_fig7(cfg: Fig7Config, workdir: Path, deadline: Deadline
     law = section4_law.fig7_law(workdir, cfg, keys, rows, LAYERS, deadline,
                                 _run_cells, _fig7_post, FIG7_IMPL, DIST,
                                 ROOT_SEED)
+    measured_decays = {
+        "original": bool(results[0].measured.get("decays")),
+        "simplified": results[1].measured.get(
+            "spearman_simplified_vs_k", 0.0) <= -RANK_RISE}
     for res, row in zip(results, rows):
-      section4_law.explain(res, law, row, RANK_RISE)
+      section4_law.explain(res, law, row, RANK_RISE, measured_decays[row])
     if law is not None:
       fig = section4_law.plot(Path(workdir) / "fig7_law.png", law, stats,
                               size)

@@ -102,34 +102,45 @@ def summary(law: dict, row: str) -> dict:
                                         for c in r["law"]]), 4)}
 
 
-def explain(result, law: dict | None, row: str, rank_rise: float) -> None:
+def explain(result, law: dict | None, row: str, rank_rise: float,
+            decays: bool) -> None:
   """Puts what the infinite-width law says about Fig. 7's ``row`` into the
-  claim's numbers and, where the claim does not hold, its explanation."""
+  claim's numbers and, where the claim does not hold, its explanation;
+  ``decays``: whether the row's measured SSIM falls with depth (the part of
+  the claim the law speaks to)."""
   if law is None:
     return
   s = summary(law, row)
   result.measured["infinite_width_law"] = s
   pred, nets = s["law_ssim_conv1_to_conv5"], s["nets_ssim_conv1_to_conv5"]
   law_decays = s["law_spearman"] <= -rank_rise and pred[0] > pred[4]
+  agree = sum(s["agree_within_3se"])
   text = (f"At infinite width each net of this row is a Gaussian process; "
           f"at {s['size']} px its SSIM with the cat is "
           f"{', '.join(f'{v:.3f}' for v in pred)} for Conv1..5 (Spearman "
           f"{s['law_spearman']:+.2f}), and {s['nets']} library nets at "
           f"{s['size']} px measure {', '.join(f'{v:.3f}' for v in nets)} "
-          f"(within {AGREE_SE:g} SE of the law at "
-          f"{sum(s['agree_within_3se'])} of 5 depths). ")
+          f"(within {AGREE_SE:g} SE of the law at {agree} of 5 depths). ")
   if result.holds is not False:
     return
-  if law_decays:
-    text += ("The law itself decays with depth, so the miss is not the "
-             "infinite-width law at work.")
+  late = pred[1:]
+  if decays:
+    text += ("The measured SSIM does fall with depth, so the claim fails on "
+             "its other parts, which the law does not speak to.")
+  elif law_decays:
+    text += ("The law decays with depth but the measured SSIM does not: "
+             "the miss is not the infinite-width law at work.")
+  elif agree < 4:
+    text += (f"Neither decays with depth, but the nets at {s['size']} px "
+             f"follow the law at only {agree} of 5 depths, so the law does "
+             "not account for the curve at this size.")
   else:
-    late = pred[1:]
-    text += (f"The law does not decay with depth either: SSIM falls by "
-             f"{pred[0] - late[0]:.3f} from Conv1 to Conv2 (past the first "
-             f"max pool), then Conv2-5 span {min(late):.3f}-{max(late):.3f} "
-             f"(Spearman {spearman(range(2, 6), late):+.2f}), so the "
-             "measured shape is the infinite-width law at work.")
+    text += (f"Neither the law nor the measured SSIM decays with depth: the "
+             f"law changes by {late[0] - pred[0]:+.3f} from Conv1 to Conv2 "
+             f"(past the first max pool), then Conv2-5 span "
+             f"{min(late):.3f}-{max(late):.3f} (Spearman "
+             f"{spearman(range(2, 6), late):+.2f}), so the measured shape "
+             "is the infinite-width law at work.")
   result.explanation = " ".join(t for t in (text, result.explanation) if t)
 
 

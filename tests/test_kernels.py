@@ -12,7 +12,7 @@ import pytest
 
 import randconv
 from randconv import kernels
-from randconv.spec import Conv, NetSpec, Pool, make_spec
+from randconv.spec import Conv, Crop, NetSpec, Pool, Unpool, make_spec
 
 DATA = Path(__file__).parent / "data" / "nt_kernels.npz"
 HEAD = (Conv("c1", 3, 8, 3, 1, 1), Conv("c2", 8, 8, 3, 1, 1))
@@ -255,3 +255,107 @@ def test_theory_checks_import_graph():
   for p in (root / "randconv" / "kernels").glob("*.py"):
     assert not _imports(p) & harness, p.name
   assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
+
+
+LINEAR_CASES = [  # layer, input size, output size (None: the op's own)
+    (Conv("c", 1, 1, 3, 1, 1), (7, 5), None),
+    (Conv("c", 1, 1, 3, 2, 1), (7, 5), None),
+    (Conv("c", 1, 1, 11, 4, 2), (23, 19), None),
+    (Conv("d", 1, 1, 3, 1, 0, transpose=True), (5, 4), (7, 6)),
+    (Conv("d", 1, 1, 5, 1, 1, transpose=True), (5, 4), (7, 6)),
+    (Conv("d", 1, 1, 3, 2, 1, transpose=True), (4, 3), (8, 6)),
+    (Conv("d", 1, 1, 11, 4, 2, transpose=True), (5, 4), (23, 19)),
+    (Pool("p", "avg", 3, 2, True), (7, 5), None),
+    (Pool("p", "avg", 2, 2, False), (7, 5), None),
+    (Unpool("u", 2, "p"), (3, 4), (7, 9)),
+    (Unpool("u", 3, "p"), (3, 4), (10, 13)),
+    (Crop(), (9, 11), (7, 8)),
+]
+
+
+def _operators(layer, in_hw, out_hw):
+  """The library op of ``layer`` as [P_out, P_in] matrices (one per conv
+  tap), read off by applying it to one-hot images in float64."""
+  import jax
+  with jax.enable_x64(True):
+    return _operators_x64(layer, in_hw, out_hw)
+
+
+def _operators_x64(layer, in_hw, out_hw):
+  import jax.numpy as jnp
+
+  from randconv import ops
+  from randconv.policy import DIRECT
+  p_in = in_hw[0] * in_hw[1]
+  basis = jnp.eye(p_in, dtype=jnp.float64).reshape(p_in, *in_hw, 1)
+
+  def matrix(y):
+    return np.asarray(y, np.float64).reshape(p_in, -1).T, y.shape[1:3]
+
+  if isinstance(layer, Conv):
+    mats = []
+    for t in range(layer.kernel ** 2):
+      w = np.zeros((layer.kernel ** 2, 1, 1))
+      w[t] = 1
+      w = jnp.asarray(w.reshape(layer.kernel, layer.kernel, 1, 1))
+      y = (DIRECT.conv_transpose2d(basis, w, layer.stride, layer.padding,
+                                   out_hw, 1) if layer.transpose
+           else DIRECT.conv2d(basis, w, layer.stride, layer.padding, 1))
+      m, hw = matrix(y)
+      mats.append(m)
+    return mats, hw
+  if isinstance(layer, Pool):
+    y = ops.pool2d(basis, layer.pooling, layer.window, layer.stride,
+                   layer.ceil_mode)
+  elif isinstance(layer, Unpool):
+    y = ops.unpool2d(basis, layer.stride, out_hw)
+  else:
+    y = ops.crop(basis, out_hw)
+  m, hw = matrix(y)
+  return [m], hw
+
+
+@pytest.mark.parametrize("case", range(len(LINEAR_CASES)))
+def test_linear_maps_equal_the_library_ops(case):
+  """Every linear map of the recursion against the operator of the
+  library's own op (convs with strides, transposed convs on the slice and
+  the dense paths, ceil-mode average pools with partial windows, unpools to
+  odd sizes, crops): ``sum_t G_t K G_t^T`` on a random kernel of two
+  images, to round-off."""
+  layer, in_hw, out_hw = LINEAR_CASES[case]
+  mats, hw = _operators(layer, in_hw, out_hw)
+  rng = np.random.default_rng(case)
+  a = rng.standard_normal((2,) + tuple(in_hw) + (3,))
+  k = np.einsum("aijc,bklc->aijbkl", a, a)
+  p_in = in_hw[0] * in_hw[1]
+  k2 = k.reshape(2, p_in, 2, p_in)
+  want = sum(np.einsum("op,apbq,rq->aobr", g, k2, g) for g in mats)
+  got = kernels.linear(k, layer, in_hw, tuple(hw),
+                       mean=isinstance(layer, Pool))
+  got = got.reshape(want.shape)
+  assert np.abs(got - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_rescale_of_a_channel_mean_output_at_absolute_scale():
+  """With the channel-mean output every conv is hidden, so the library's
+  RMS rescaling (``CNNDCN(rescale=True)``) is deterministic at infinite
+  width for each image: the limit images equal wide nets' outputs at their
+  absolute scale, for two images whose energy sits in different places."""
+  import jax
+
+  from randconv.modules import CNNDCN
+  from theory_checks import common
+  x, _ = common.inputs(common._TWO, 12)
+  x = x.copy()
+  x[1, 3:9, 3:9] *= 10.0   # image 1: its energy in the centre
+  spec = make_spec("vgg16", "conv1", output="mean", width=2048)
+  model = CNNDCN(spec, "gaussian:1.0", rescale=True)
+  outs = [np.asarray(model.apply(model.init(k, x), x), np.float64)[..., 0]
+          for k in jax.random.split(jax.random.PRNGKey(5), 4)]
+  lib = np.mean(outs, axis=0)                             # [2, H, W]
+  k = kernels.kernel_fn(spec, rescale=True)(x)            # [2, P, 2, P]
+  lim = np.sqrt(np.stack([np.diagonal(k[b, :, b]) for b in range(2)]))
+  lim = lim.reshape(lib.shape)
+  err = np.linalg.norm(lim - lib, axis=(1, 2)) / np.linalg.norm(lib,
+                                                                axis=(1, 2))
+  assert np.all(err < 0.03), err

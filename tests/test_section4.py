@@ -235,3 +235,31 @@ def test_sensitivity_explanations():
   r.holds = True
   sens.explain(r)
   assert r.explanation == ""
+
+
+def test_fig7_law_explanation_follows_what_failed():
+  """The infinite-width law is credited only where the measured SSIM does
+  not decay, the law does not either, and the nets follow it."""
+  from types import SimpleNamespace
+
+  from experiments import section4_law
+
+  def law(pred, nets, se=0.005):
+    return {"size": 64, "draws": 200, "nets": 6, "rows": {"original": {
+        "law": [{"gp_ssim_mean": p, "gp_ssim_std": 0.01, "gp_ssim_se": se,
+                 "pool_rel_se": [0.01]} for p in pred],
+        "nets": [{"ssim": n, "se": se} for n in nets]}}}
+
+  flat = [0.32, 0.03, 0.02, 0.03, 0.035]
+  cases = [(flat, flat, False, "infinite-width law at work"),
+           (flat, flat, True, "fails on its other parts"),
+           ([0.4, 0.3, 0.2, 0.1, 0.05], flat, False, "not the infinite"),
+           (flat, [0.9, 0.8, 0.7, 0.6, 0.5], False, "only 0 of 5")]
+  for pred, nets, decays, words in cases:
+    res = SimpleNamespace(holds=False, measured={}, explanation="")
+    section4_law.explain(res, law(pred, nets), "original", 0.8, decays)
+    assert words in res.explanation, (words, res.explanation)
+    assert res.measured["infinite_width_law"]["size"] == 64
+  held = SimpleNamespace(holds=True, measured={}, explanation="")
+  section4_law.explain(held, law(flat, flat), "original", 0.8, False)
+  assert held.explanation == "" and "infinite_width_law" in held.measured

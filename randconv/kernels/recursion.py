@@ -116,15 +116,22 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
   x = np.asarray(x, np.float64)
   if x.ndim != 4:
     raise KernelError(f"x must be [N, H, W, C], got shape {x.shape}")
-  n, h, w, _ = x.shape
+  n, h, w, c = x.shape
+  if c != spec.in_channels:
+    raise KernelError(f"x has {c} channels, {spec.arch} takes "
+                      f"{spec.in_channels}")
   todo = steps(spec, h, w)
   names = [l.name for l, _, _ in todo]
   if layer is not None and layer not in names:
     raise KernelError(f"{spec.arch} {spec.layer} has no layer {layer!r}; "
                       f"its layers: {', '.join(names)}")
   stop = names.index(layer) if layer is not None else len(todo) - 1
+  # The output conv's rescaling, over a few channels, stays random at
+  # infinite width: only a conv whose maps the layers after it keep as
+  # channels (a hidden conv, or the convs before a channel mean) rescales.
   last_conv = max(i for i, (l, _, _) in enumerate(todo)
                   if isinstance(l, Conv))
+  random_scale = last_conv if todo[last_conv][0].activation is None else -1
   res = Walk((h, w))
   k = start if start is not None else x
   pending = [] if start is not None else [("input",)]
@@ -137,10 +144,13 @@ def walk(spec: NetSpec, x: np.ndarray, *, layer: str | None = None,
     if isinstance(lay, Conv) or (run and exact) or (
         isinstance(lay, (Unpool, Crop)) and res.limit is None):
       pending.append((lay, tuple(in_hw), tuple(out_hw),
-                      rescale and i != last_conv))
+                      rescale and i != random_scale))
       act = lay.activation if isinstance(lay, Conv) else act
     elif run:  # the run of pools sampled together from the conv before it
       k, pre = _flush(k, pending)
+      if pre is None:
+        raise KernelError(f"{lay.name}: a sampled pool needs the conv right "
+                          "before it (start the walk at that conv)")
       k, se = sampled_pool(pre, [p for p, _, _ in run], in_hw, run[-1][2],
                            activation=act, samples=samples, key=_key(key, i))
       res.pool_rel_se.append(se)
@@ -273,8 +283,12 @@ def kernel_fn(spec: NetSpec, *, samples: int = POOL_SAMPLES, key=0,
 
   def f(x1, x2=None, layer: str | None = None) -> np.ndarray:
     x1 = np.asarray(x1, np.float64)
-    x = x1 if x2 is None else np.concatenate(
-        [x1, np.asarray(x2, np.float64)])
+    if x2 is not None:
+      x2 = np.asarray(x2, np.float64)
+      if x2.ndim != 4 or x1.ndim != 4 or x2.shape[1:] != x1.shape[1:]:
+        raise KernelError(f"x1 and x2 must be [N, H, W, C] of one size, "
+                          f"got {x1.shape} and {x2.shape}")
+    x = x1 if x2 is None else np.concatenate([x1, x2])
     if x.ndim != 4:
       raise KernelError(f"x must be [N, H, W, C], got shape {x.shape}")
     check_size(len(x), spec, *x.shape[1:3])
