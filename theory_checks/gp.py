@@ -139,17 +139,12 @@ def full_law(spec: NetSpec, x: np.ndarray, *, samples: int = POOL_SAMPLES,
 
 def _law(spec: NetSpec, res: kernels.Walk, hw) -> Law:
   """One image's :class:`Law` from a :class:`randconv.kernels.Walk`."""
-  def flat(k):
-    if k is None:
-      return None
-    p = int(np.prod(k.shape[1:3]))
-    return k.reshape(p, p)
-
   law = Law(tuple(hw), _output_kind(spec), pool_rel_se=res.pool_rel_se)
   if res.limit is not None:
     law.limit = res.limit[0]
   else:
-    law.kernel = flat(res.kernel)
+    p = res.hw[0] * res.hw[1]
+    law.kernel = res.kernel.reshape(p, p)
   return law
 
 

@@ -139,10 +139,6 @@ def _linear_axis(xp, k, layer, axis: int, n_in: int, n_out: int,
     idx, src = [slice(None)] * k.ndim, [slice(None)] * k.ndim
     idx[axis] = idx[axis + 3] = slice(0, m * layer.stride, layer.stride)
     src[axis] = src[axis + 3] = slice(0, m)
-    if xp is np:
-      out = np.zeros(shape)
-      out[tuple(idx)] = k[tuple(src)]
-      return out
     return xp.zeros(shape, k.dtype).at[tuple(idx)].set(k[tuple(src)])
   return _map_axis(xp, k, axis_taps(layer, n_in, n_out), axis)
 
@@ -166,15 +162,18 @@ def linear(k: np.ndarray, layer, in_hw, out_hw, *,
 @functools.lru_cache(maxsize=64)
 def _linear_x64(layer, in_hw, out_hw, mean):
   import jax
+
+  return jax.jit(lambda k: _linear_jnp(k, layer, in_hw, out_hw, mean))
+
+
+def _linear_jnp(k, layer, in_hw, out_hw, mean: bool):
+  """:func:`linear` in jax.numpy, both spatial axes (inside a jitted
+  program)."""
   import jax.numpy as jnp
-
-  def f(k):
-    for axis in (1, 2):
-      k = _linear_axis(jnp, k, layer, axis, in_hw[axis - 1],
-                       out_hw[axis - 1], mean)
-    return k
-
-  return jax.jit(f)
+  for axis in (1, 2):
+    k = _linear_axis(jnp, k, layer, axis, in_hw[axis - 1], out_hw[axis - 1],
+                     mean)
+  return k
 
 
 def conv(k: np.ndarray, layer: Conv, in_hw, out_hw) -> np.ndarray:
@@ -240,6 +239,11 @@ def channel_mean(pre: np.ndarray) -> np.ndarray:
   """The channel mean of ReLU maps with pre-activation kernel ``pre``
   [N, H, W, N, H, W] converges to the images ``C1 sqrt(S(a p, a p))``
   [N, H, W] (E relu(u) = C1 sd(u))."""
-  n, h, w = pre.shape[:3]
-  d = np.diagonal(pre.reshape(n * h * w, n * h * w)).reshape(n, h, w)
-  return C1 * np.sqrt(np.clip(d, 0, None))
+  return C1 * np.sqrt(np.clip(image_diagonal(np, pre), 0, None))
+
+
+def image_diagonal(xp, k):
+  """``k(a p, a p)`` as images [N, H, W] of a [N, H, W, N, H, W] kernel
+  (numpy or jax.numpy)."""
+  n, h, w = k.shape[:3]
+  return xp.diagonal(k.reshape(n * h * w, n * h * w)).reshape(n, h, w)

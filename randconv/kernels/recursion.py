@@ -9,8 +9,9 @@ from typing import Callable
 
 import numpy as np
 
-from randconv.kernels.maps import (KernelError, _linear_axis, _relu_full,
-                                   axis_taps, channel_mean, max_full_pixels)
+from randconv.kernels.maps import (KernelError, _linear_jnp, _relu_full,
+                                   axis_taps, channel_mean, image_diagonal,
+                                   max_full_pixels)
 from randconv.kernels.pools import POOL_SAMPLES, _key, sampled_pool
 from randconv.spec import LRN, ChannelMean, Conv, Crop, NetSpec, Pool, Unpool
 
@@ -199,9 +200,7 @@ def _segment_x64(ops: tuple):
                        precision=jax.lax.Precision.HIGHEST)
         continue
       layer, in_hw, out_hw, rescale = op
-      for axis in (1, 2):
-        k = _linear_axis(jnp, k, layer, axis, in_hw[axis - 1],
-                         out_hw[axis - 1], isinstance(layer, Pool))
+      k = _linear_jnp(k, layer, in_hw, out_hw, isinstance(layer, Pool))
       pre = None
       if isinstance(layer, Conv):
         pre = _rescaled(jnp, k) if rescale else k
@@ -223,9 +222,8 @@ def _rescaled(xp, pre):
   """Each image's rows and columns divided by its RMS ``sqrt(mean_p S(a p,
   a p))``: what the per-image RMS over pixels and (infinitely many)
   channels converges to."""
-  n, h, w = pre.shape[:3]
-  d = xp.diagonal(pre.reshape(n * h * w, n * h * w)).reshape(n, h * w)
-  r = xp.sqrt(xp.maximum(d.mean(axis=1), np.finfo(np.float64).tiny))
+  d = image_diagonal(xp, pre)
+  r = xp.sqrt(xp.maximum(d.mean(axis=(1, 2)), np.finfo(np.float64).tiny))
   return pre / (r[:, None, None, None, None, None] *
                 r[None, None, None, :, None, None])
 
