@@ -46,9 +46,12 @@ import numpy as np
 
 import randconv
 from randconv import kernels
-from randconv.spec import Conv, NetSpec, Pool, make_spec
+from randconv.spec import NetSpec
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from nt_networks import nt_specs  # noqa: E402  (the peer test's specs)
+
 NETWORKS = ("conv_relu", "conv_relu_avgpool", "vgg16_pool1_avg")
 PREFIX = "NTBENCH "
 
@@ -74,18 +77,6 @@ for line in sys.stdin:
     print(P + json.dumps({"error": traceback.format_exc(limit=3)}),
           flush=True)
 """
-
-
-def specs() -> dict[str, NetSpec]:
-  """The library's spec of each network (as tests/test_kernels.nt_specs)."""
-  head = (Conv("c1", 3, 8, 3, 1, 1), Conv("c2", 8, 8, 3, 1, 1))
-  return {
-      "conv_relu": NetSpec("custom", "c2", head, ()),
-      "conv_relu_avgpool": NetSpec("custom", "p", head + (
-          Pool("p", "avg", 2, 2),), ()),
-      "vgg16_pool1_avg": make_spec("vgg16", "pool1", pooling="avg",
-                                   output="conv", width=8),
-  }
 
 
 def max_diff(a: np.ndarray, b: np.ndarray) -> float:
@@ -206,7 +197,7 @@ def main():
       for n in a.images:
         x = rng.standard_normal((n, size, size, 3))
         for name in a.networks:
-          spec = specs()[name]
+          spec = nt_specs()[name]
           row = {"network": name, "size": size, "images": n}
           try:
             kernels.check_size(n, spec, size, size)

@@ -217,6 +217,14 @@ class NetSpec:
       prev = (s.height, s.width)
     return sizes
 
+  def map_layers(self, fn) -> NetSpec:
+    """The same net with every layer replaced by ``fn(index, layer)``
+    (the index into :attr:`layers`), encoder and decoder kept apart."""
+    layers = [fn(i, l) for i, l in enumerate(self.layers)]
+    cut = len(self.encoder)
+    return dataclasses.replace(self, encoder=tuple(layers[:cut]),
+                               decoder=tuple(layers[cut:]))
+
   def feature_shape(self, height: int, width: int) -> tuple[int, int, int]:
     enc, _ = self.shapes(height, width)
     last = enc[-1]

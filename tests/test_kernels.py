@@ -12,47 +12,34 @@ import pytest
 
 import randconv
 from randconv import kernels
-from randconv.spec import Conv, Crop, NetSpec, Pool, Unpool, make_spec
+from nt_networks import nt_specs
+from randconv.spec import Conv, Crop, Pool, Unpool, make_spec
 
 DATA = Path(__file__).parent / "data" / "nt_kernels.npz"
-HEAD = (Conv("c1", 3, 8, 3, 1, 1), Conv("c2", 8, 8, 3, 1, 1))
-
-
-def nt_specs():
-  """The library's spec of each network in the fixture."""
-  return {
-      "conv_relu": NetSpec("custom", "c2", HEAD, ()),
-      "conv_relu_avgpool": NetSpec("custom", "p", HEAD + (
-          Pool("p", "avg", 2, 2),), ()),
-      "vgg16_pool1_avg": make_spec("vgg16", "pool1", pooling="avg",
-                                   output="conv", width=8),
-  }
 
 
 def best_scale_error(a, b) -> float:
-  """``min_c ||c a - b|| / ||b||``: the kernels agree up to one positive
-  scale (module docstring of randconv.kernels)."""
-  a, b = np.ravel(a), np.ravel(b)
-  c = float(a @ b) / float(a @ a)
-  assert c > 0
-  return float(np.linalg.norm(c * a - b) / np.linalg.norm(b))
+  """:func:`theory_checks.gp.best_scale_error` with its scale asserted
+  positive: the kernels agree up to one positive scale (module docstring
+  of randconv.kernels)."""
+  from theory_checks import gp
+  assert float(np.ravel(a) @ np.ravel(b)) > 0
+  return gp.best_scale_error(a, b)
 
 
-def _replace(spec: NetSpec, fn) -> NetSpec:
-  layers = [fn(l) for l in spec.layers]
-  cut = len(spec.encoder)
-  return dataclasses.replace(spec, encoder=tuple(layers[:cut]),
-                             decoder=tuple(layers[cut:]))
+def _each(kind, **change):
+  """A function for :meth:`NetSpec.map_layers`: ``change`` on every layer
+  of ``kind``."""
+  return lambda i, l: dataclasses.replace(l, **change) \
+      if isinstance(l, kind) else l
 
 
 def no_relu(spec):
-  return _replace(spec, lambda l: dataclasses.replace(l, activation=None)
-                  if isinstance(l, Conv) else l)
+  return spec.map_layers(_each(Conv, activation=None))
 
 
 def max_for_avg(spec):
-  return _replace(spec, lambda l: dataclasses.replace(l, pooling="max")
-                  if isinstance(l, Pool) else l)
+  return spec.map_layers(_each(Pool, pooling="max"))
 
 
 def test_pools_in_a_row_must_follow_a_conv():
@@ -158,8 +145,7 @@ def wide_max_pool():
 
 
 def _avg_pools(spec):
-  return _replace(spec, lambda l: dataclasses.replace(l, pooling="avg")
-                  if isinstance(l, Pool) else l)
+  return spec.map_layers(_each(Pool, pooling="avg"))
 
 
 @pytest.mark.parametrize("name", sorted(WIDE))

@@ -89,17 +89,18 @@ def wrong_spec(spec: NetSpec, wrong: str) -> NetSpec:
   (no ReLU where no pool follows; a pool still sees ReLU maps)."""
   if wrong not in WRONG:
     raise TheoryError(f"unknown wrong kernel {wrong!r}; choose {WRONG}")
-  layers = list(spec.layers)
-  for i, l in enumerate(layers):
+  layers = spec.layers
+
+  def change(i, l):
     nxt = layers[i + 1] if i + 1 < len(layers) else None
     if wrong == "avg_for_max" and isinstance(l, Pool) and l.pooling == "max":
-      layers[i] = dataclasses.replace(l, pooling="avg")
+      return dataclasses.replace(l, pooling="avg")
     if (wrong == "no_relu" and isinstance(l, Conv) and l.activation
         and not isinstance(nxt, (Pool, ChannelMean))):
-      layers[i] = dataclasses.replace(l, activation=None)
-  cut = len(spec.encoder)
-  return dataclasses.replace(spec, encoder=tuple(layers[:cut]),
-                             decoder=tuple(layers[cut:]))
+      return dataclasses.replace(l, activation=None)
+    return l
+
+  return spec.map_layers(change)
 
 
 def full_law(spec: NetSpec, x: np.ndarray, *, samples: int = POOL_SAMPLES,
