@@ -39,6 +39,11 @@ PHOTOS = {
     "retina": _skimage("retina"),
 }
 ALIASES = {"cat": "chelsea"}
+# Photos of one scene: the two views of scikit-image's stereo pair. A
+# training split keeps each group on one side (randconv.training.data), or
+# a decoder trained on one view would be validated on the other, nearly
+# the same image.
+PHOTO_TWINS = (("motorcycle_left", "motorcycle_right"),)
 
 
 def photo_names() -> list[str]:

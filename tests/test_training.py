@@ -142,10 +142,58 @@ def test_pipeline_is_deterministic_and_holds_out(data_dir):
   assert "chelsea" in val and len(val) == 3
   builder = D.packed_builder(cfg)
   src = builder.as_data_source("train")
-  train = {D._str(src[i]["name"]) for i in range(len(src))}
+  train = {src[i]["name"].decode() for i in range(len(src))}
   assert not train & set(val) and len(train) == 6
+  assert train == set(D.image_split(cfg)[0])  # the split read is the packed
   # The validation crops are fixed: the same at every load.
   np.testing.assert_array_equal(data.val, D.load(cfg, 8).val)
+
+
+PHOTOS = ["chelsea", "astronaut", "coffee", "rocket", "motorcycle_left",
+          "motorcycle_right", "hubble_deep_field", "immunohistochemistry",
+          "retina"]
+PAIR = {"motorcycle_left", "motorcycle_right"}
+
+
+@pytest.mark.parametrize("n_val", [2, 3, 4])
+def test_split_keeps_the_stereo_pair_on_one_side(n_val):
+  """Seeds 0-19: every photo on exactly one side, the cat and ``n_val``
+  photos held out, the stereo pair's two views together, and held out
+  for some seeds where it fits (with the cat, from 3 on)."""
+  assert sorted(PHOTOS) == sorted(D.images.photo_names())
+  pair_held_out = set()
+  for seed in range(20):
+    cfg = D.DataConfig(seed=seed, val_images=n_val)
+    train, val = D.split_names(PHOTOS, cfg)
+    assert sorted(train + val) == sorted(PHOTOS)
+    assert len(val) == n_val and "chelsea" in val
+    assert PAIR <= set(train) or PAIR <= set(val), (seed, val)
+    pair_held_out.add(PAIR <= set(val))
+    assert D.image_split(cfg) == (train, val)
+  assert pair_held_out == ({False} if n_val == 2 else {False, True})
+  # 8 of 9 held out: the pair too, even where it comes last in the draw.
+  for seed in range(20):
+    train, val = D.split_names(PHOTOS, D.DataConfig(seed=seed, val_images=8))
+    assert len(train) == 1 and PAIR <= set(val), seed
+
+
+def test_split_holds_out_fewer_only_where_groups_force_it(monkeypatch):
+  """Three triplets: 4 or 5 held out become 3 (the cat's triplet), 7
+  becomes 6, and 2 cannot be held out at all; a folder has no twins."""
+  triplets = (tuple(PHOTOS[:3]), tuple(PHOTOS[3:6]), tuple(PHOTOS[6:]))
+  monkeypatch.setattr(D.images, "PHOTO_TWINS", triplets)
+  for n_val, held in ((4, 3), (5, 3), (7, 6), (3, 3)):
+    for seed in range(5):
+      _, val = D.split_names(PHOTOS, D.DataConfig(seed=seed, val_images=n_val))
+      assert len(val) == held and set(triplets[0]) <= set(val)
+      assert sum(set(t) <= set(val) for t in triplets) == held // 3
+  with pytest.raises(D.DataError, match="without splitting twins"):
+    D.split_names(PHOTOS, D.DataConfig(val_images=2))
+  folder = D.DataConfig(source="some/folder", val_images=2)
+  vals = [D.split_names(PHOTOS, dataclasses.replace(folder, seed=s))[1]
+          for s in range(20)]
+  assert all(len(v) == 2 and "chelsea" in v for v in vals)
+  assert any(len(PAIR & set(v)) == 1 for v in vals)
 
 
 def _run_cli(args, capsys):

@@ -9,7 +9,8 @@ no TensorFlow):
   feature would need TensorFlow to encode). Each image is resized so that
   its shorter side is ``short_side``. The split is fixed by the seed:
   ``val_images`` images are held out for validation (the ``holdout`` names
-  first, the cat by default, then a seeded draw), the rest are for training.
+  first, the cat by default, then a seeded draw; the two views of the
+  stereo pair stay on one side), the rest are for training.
 * **catalog**: ``imagenet2012`` or ``imagenette`` through
   ``tfds.data_source`` where the user has prepared them in array_record
   format (imagenet2012 needs a manual download; nothing is downloaded here).
@@ -127,9 +128,46 @@ def _items(cfg: DataConfig) -> list[tuple[str, object]]:
           for p in _folder_files(Path(cfg.source))]
 
 
+# Bumped whenever split_names changes: it is part of a packed set's name,
+# so a set packed by an older split is never read. 2: twins stay together.
+SPLIT_VERSION = 2
+
+
+def _groups(names: list[str], cfg: DataConfig) -> list[tuple[str, ...]]:
+  """Images that go to one side of the split together: the photos' twins
+  (:data:`images.PHOTO_TWINS`), every other image alone (a folder has no
+  known twins)."""
+  twins = images.PHOTO_TWINS if cfg.source == "photos" else ()
+  group = {n: (n,) for n in names}
+  for twin in twins:
+    for n in twin:
+      if n in group:
+        group[n] = tuple(t for t in twin if t in group)
+  return list(dict.fromkeys(group[n] for n in names))
+
+
+def _draw(groups: list[tuple[str, ...]], n: int) -> list[str]:
+  """The names of the groups, in their order, that make up ``n`` images or,
+  where no choice of them does, the largest count below: a group is taken
+  when the count still missing after it can be made by the groups after
+  it (so a group that would overshoot is skipped for the next one)."""
+  reach = [{0}]  # then reach[i]: the counts that groups[i:] can make
+  for g in reversed(groups):
+    reach.insert(0, reach[0] | {r + len(g) for r in reach[0]})
+  missing = max(r for r in reach[0] if r <= n)
+  taken = []
+  for i, g in enumerate(groups):
+    if missing - len(g) in reach[i + 1]:
+      taken += g
+      missing -= len(g)
+  return taken
+
+
 def split_names(names: list[str], cfg: DataConfig) -> tuple[list[str],
                                                             list[str]]:
-  """(train, validation) names: the holdout names, then a seeded draw."""
+  """(train, validation) names, twins on one side (:func:`_groups`): the
+  groups of the holdout names, then groups in a seeded order, until
+  ``val_images`` are held out (fewer only where groups leave no choice)."""
   n_val = cfg.val_images
   if n_val is None:
     n_val = 3 if cfg.source == "photos" else max(1, len(names) // 5)
@@ -139,10 +177,16 @@ def split_names(names: list[str], cfg: DataConfig) -> tuple[list[str],
   if not 1 <= n_val < len(names):
     raise DataError(f"cannot hold out {n_val} of {len(names)} images for "
                     "validation")
-  forced = [n for n in cfg.holdout if n in names][:n_val]
-  rest = [n for n in names if n not in forced]
+  groups = _groups(names, cfg)
+  forced = list(dict.fromkeys(g for h in cfg.holdout for g in groups
+                              if h in g))
+  val = _draw(forced, n_val)
+  rest = [g for g in groups if not set(g) & set(val)]
   order = np.random.default_rng(cfg.seed).permutation(len(rest))
-  val = forced + [rest[i] for i in order[:n_val - len(forced)]]
+  val += _draw([rest[i] for i in order], n_val - len(val))
+  if not val:
+    raise DataError(f"cannot hold out {n_val} of {len(names)} images for "
+                    "validation without splitting twins")
   return [n for n in names if n not in val], val
 
 
@@ -237,7 +281,8 @@ def packed_builder(cfg: DataConfig):
   builder_cls, config_cls = _builder_class()
   holdout = "-".join(sorted(cfg.holdout)) or "none"
   name = (f"{_source_label(cfg)}_s{cfg.short_side}_v{cfg.val_images}"
-          f"_seed{cfg.seed}_h{hashlib.sha1(holdout.encode()).hexdigest()[:6]}")
+          f"_seed{cfg.seed}_h{hashlib.sha1(holdout.encode()).hexdigest()[:6]}"
+          f"_split{SPLIT_VERSION}")
   config = config_cls(name=name, version="1.0.0",
                       description=f"{cfg.source} at short side "
                       f"{cfg.short_side}", data=cfg)
@@ -509,12 +554,14 @@ def _check_batch(cfg: DataConfig, train: Split, batch: int) -> None:
         "add images, raise --short-side or lower --batch")
 
 
+def image_split(cfg: DataConfig) -> tuple[list[str], list[str]]:
+  """(training, validation) image names of a packed source, as packed (a
+  packed set is named after everything the split depends on), without
+  packing or reading an image: for the records of an experiment."""
+  return split_names([n for n, _ in _items(cfg)], cfg)
+
+
 def validation_names(cfg: DataConfig) -> list[str]:
-  """The held-out image names of a packed source."""
-  builder = packed_builder(cfg)
-  src = builder.as_data_source("validation")
-  return sorted(_str(src[i]["name"]) for i in range(len(src)))
+  """The held-out image names of a packed source, sorted."""
+  return sorted(image_split(cfg)[1])
 
-
-def _str(v) -> str:
-  return v.decode() if isinstance(v, bytes) else str(v)
