@@ -405,8 +405,9 @@ def _cached_pair(tmp_path, name, tol, **kw):
   assert [e[0] for e in ea] == [e[0] for e in eb] == [0, 3, 6]
   np.testing.assert_allclose(np.array(eb)[:, 1:], np.array(ea)[:, 1:],
                              rtol=tol)
-  # The losses moved: the comparison is of training, not of step 0.
-  assert la[-1][1] < 0.9 * la[0][1]
+  # The losses moved: the comparison is of training, not of step 0. On the
+  # fixed evaluation crops (a batch's loss varies more with its crops).
+  assert (np.array(ea[-1][1:]) < 0.98 * np.array(ea[0][1:])).all(), ea
   return cached_cfg, cached
 
 
