@@ -52,14 +52,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from experiments import section4_data, section4_plots
 from randconv import engine, metrics
 from randconv.deadline import Deadline
 from randconv.metrics import spearman
 from randconv.registry import ClaimResult, Table, claim_text, preset_config
 from randconv.rundir import RunDir
 from randconv.spec import conv_flops, make_spec
-
-from experiments import section4_data, section4_plots
 
 DIST = "gaussian:0.015"
 ROOT_SEED = 4

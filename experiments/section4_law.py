@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments import section4_data
 from randconv import engine
 from randconv.deadline import Deadline
 from randconv.metrics import spearman
 from randconv.rundir import RunDir
 from randconv.spec import make_spec
-
-from experiments import section4_data
 
 AGREE_SE = 3.0  # nets and law agree at a depth within this many SE
 

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from randconv import images
-from randconv.spec import make_spec
-
 from experiments import section4 as s4
 from experiments import section4_data
+from randconv import images
+from randconv.spec import make_spec
 
 
 def _readings(size: int, alt: int) -> list[tuple[str, str, int, bool]]:

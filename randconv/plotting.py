@@ -247,12 +247,14 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 
 def line_chart(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                path: str | Path, *, title: str, xlabel: str, ylabel: str,
-               yscale: str = "linear", caption: str | None = None) -> Path:
+               yscale: str = "linear", caption: str | None = None,
+               bands: dict | None = None) -> Path:
   """One line per ``label: (x, y)`` of ``curves``, each with its own line
   style and hollow marker, the markers staggered along x so that lines
   lying on one another all show (S3b's sigmas coincide); earlier lines are
   drawn wider, so one exactly under another still shows at its edges. The
-  legend lists every curve."""
+  legend lists every curve. ``bands``: ``label: (low, high)`` arrays
+  shaded around that curve (the spread over replicates)."""
   plt = _plt()
   fig, ax = plt.subplots(figsize=(6.4, 4))
   k = max(len(curves), 1)
@@ -265,6 +267,8 @@ def line_chart(curves: dict[str, tuple[np.ndarray, np.ndarray]],
                                                          every),
             ms=7 - 4 * i / k, mfc="none", lw=2.6 - 1.6 * i / k,
             color=f"C{i}", label=label)
+    if bands and label in bands:
+      ax.fill_between(x, *bands[label], color=f"C{i}", alpha=0.18, lw=0)
   _axis(ax, yscale, np.concatenate([np.asarray(c[1], np.float64).ravel()
                                     for c in curves.values()] or [[]]))
   ax.set_xlabel(xlabel)
@@ -276,9 +280,12 @@ def line_chart(curves: dict[str, tuple[np.ndarray, np.ndarray]],
 
 def bar_chart(groups: list[str], series: dict[str, list[float | None]],
               path: str | Path, *, title: str, ylabel: str,
-              yscale: str = "linear", caption: str | None = None) -> Path:
+              yscale: str = "linear", caption: str | None = None,
+              errors: dict[str, list[float | None]] | None = None) -> Path:
   """Grouped bars, one colour per series, each bar labelled with its value
-  (a missing one: "not run"), so that the heights need no axis to compare."""
+  (a missing one: "not run"), so that the heights need no axis to compare.
+  ``errors``: per series, a half-height of an error bar per group (the
+  spread over replicates; None: none)."""
   plt = _plt()
   fig, ax = plt.subplots(figsize=(7.5, 4))
   n = max(len(series), 1)
@@ -287,9 +294,12 @@ def bar_chart(groups: list[str], series: dict[str, list[float | None]],
   for i, (label, values) in enumerate(series.items()):
     ok = [v is not None and np.isfinite(v) for v in values]
     at = x + (i - (n - 1) / 2) * width
+    err = (errors or {}).get(label)
     bars = ax.bar(at, [v if good else np.nan
                        for v, good in zip(values, ok, strict=True)],
-                  width, label=label, color=f"C{i}")
+                  width, label=label, color=f"C{i}",
+                  yerr=None if err is None else [e or 0.0 for e in err],
+                  capsize=2 if err is not None else 0)
     ax.bar_label(bars, [bar_number(v) if good else ""
                         for v, good in zip(values, ok, strict=True)],
                  fontsize=7, padding=1)

@@ -142,6 +142,44 @@ class FeatureCache:
         yield z[idx], x[idx]
       t += 1
 
+  def scaled(self, factor: float) -> "FeatureCache":
+    """The cache with every feature times ``factor`` (a float32 product,
+    so a factor beyond float32's range overflows as a direct draw
+    would)."""
+    f = np.float32(factor)
+    return FeatureCache(*((z * f, x) for z, x in (
+        self.train, self.val, self.train_eval)))
+
+
+def rms_of(chunks) -> float:
+  """The root mean square of every value of ``chunks`` (arrays), in float64:
+  the ``rms`` feature scale's divisor.
+
+  Raises:
+    RandconvError: all zero (nothing to scale by).
+  """
+  total = count = 0.0
+  for z in chunks:
+    z = np.asarray(z, np.float64)
+    total += float(np.square(z).sum())
+    count += z.size
+  if not total > 0:
+    raise RandconvError("the encoder's features are all zero on the "
+                        "training-set crops: no RMS to scale them by")
+  return math.sqrt(total / count)
+
+
+def check_cache(cache: FeatureCache, cfg) -> None:
+  """A cache handed to a run is the run's: its size and crop.
+
+  Raises:
+    RandconvError: another size or crop.
+  """
+  n, crop = len(cache.train[1]), cache.train[1].shape[1]
+  if n != cfg.feature_cache or crop != cfg.data.crop:
+    raise RandconvError(f"the cache holds {n} crops of {crop} px; the run "
+                        f"wants {cfg.feature_cache} of {cfg.data.crop} px")
+
 
 def encode_fn(spec: NetSpec, enc: weights_lib.Encoder, policy: ConvPolicy):
   """``encode(params, images_u8) -> features``, jit-compiled: what the
@@ -179,33 +217,53 @@ def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
   Raises:
     RandconvError: ``n`` below one batch.
   """
+  return build_caches(n, batch, spec, enc, data, [spec.layer], conv_impl,
+                      host, show)[spec.layer]
+
+
+def build_caches(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
+                 data, layers, conv_impl: str | ConvPolicy = "direct",
+                 host: bool = False, show: bool | str = True
+                 ) -> dict[str, FeatureCache]:
+  """:func:`build_cache` for several ``layers`` of ``spec``'s encoder from
+  one pass (:func:`encode_layers`): ``{layer: cache}``, each the cache of
+  the run truncated at that layer with the same encoder params.
+
+  Raises:
+    RandconvError: ``n`` below one batch, a layer beyond the encoder.
+  """
   check_size(n, batch)
-  encode = encode_fn(spec, enc, ConvPolicy.named(conv_impl))
-  h, w, c = spec.feature_shape(data.config.crop, data.config.crop)
-  mb = 4 * h * w * c * (n + len(data.val) + len(data.train_eval)) / 2**20
+  layers = list(dict.fromkeys(layers))
+  policy = ConvPolicy.named(conv_impl)
+  encode = jax.jit(lambda p, x_u8: encode_layers(
+      spec, dataclasses.replace(enc, params=p), _to_float(x_u8), layers,
+      policy))
+  shapes = {k: _layer_shape(spec, k, data.config.crop) for k in layers}
+  n_eval = len(data.val) + len(data.train_eval)
+  mb = sum(4 * math.prod(v) for v in shapes.values()) * (n + n_eval) / 2**20
   label = show if isinstance(show, str) else \
-      f"features {spec.arch} {spec.layer}"
+      f"features {spec.arch} {', '.join(layers)}"
   if show:
-    progress.note(f"[train] caching {spec.arch} {spec.layer} features of "
-                  f"{n} training crops and "
-                  f"{len(data.val) + len(data.train_eval)} evaluation crops "
-                  f"({mb:.1f} MB)")
-  bar = progress.bar(n + len(data.val) + len(data.train_eval), label,
-                     "crop", enabled=bool(show))
+    progress.note(f"[train] caching {spec.arch} {', '.join(layers)} "
+                  f"features of {n} training crops and {n_eval} evaluation "
+                  f"crops ({mb:.1f} MB)")
+  bar = progress.bar(n + n_eval, label, "crop", enabled=bool(show))
   keep = np.asarray if host else jax.device_put
   crop = data.config.crop
 
   def run(total, chunks):
     # Filled in place: the peak is the cache (and one copy to the device).
-    z = np.empty((total, h, w, c), np.float32)
+    z = {k: np.empty((total, *v), np.float32) for k, v in shapes.items()}
     x = np.empty((total, crop, crop, 3), np.uint8)
     at = 0
     for x_u8, k in chunks:
-      z[at:at + k] = np.asarray(encode(enc.params, pad_rows(x_u8, batch)))[:k]
+      out = encode(enc.params, pad_rows(x_u8, batch))
+      for layer in layers:
+        z[layer][at:at + k] = np.asarray(out[layer])[:k]
       x[at:at + k] = x_u8[:k]
       at += k
       bar.update(k)
-    return keep(z), keep(x)
+    return {layer: (keep(z[layer]), keep(x)) for layer in layers}
 
   stream = data.dataset(batch)
   try:
@@ -216,7 +274,14 @@ def build_cache(n: int, batch: int, spec: NetSpec, enc: weights_lib.Encoder,
                for imgs in (data.val, data.train_eval))
   finally:
     bar.close()
-  return FeatureCache(train, val, tr)
+  return {k: FeatureCache(train[k], val[k], tr[k]) for k in layers}
+
+
+def _layer_shape(spec: NetSpec, layer: str, crop: int) -> tuple[int, ...]:
+  """The (h, w, c) feature shape of ``layer`` of ``spec``'s encoder."""
+  name = layer_output_name(spec, layer)
+  shape = next(s for s in spec.shapes(crop, crop)[0] if s.name == name)
+  return shape.height, shape.width, shape.channels
 
 
 def make_cached_train_step(spec: NetSpec, optimizer, conv_impl="direct",
@@ -264,7 +329,8 @@ def make_cached_eval(spec: NetSpec, batch: int, conv_impl="direct",
       lambda b: losses(dec, b), pair, batch, place)
 
 
-__all__ = ["FeatureCache", "build_cache", "check_size", "encode_fn",
+__all__ = ["FeatureCache", "build_cache", "build_caches", "check_cache",
+           "check_size", "rms_of", "encode_fn",
            "encode_layers", "layer_output_name", "make_cached_eval",
            "make_cached_train_step", "pad_rows", "scale_features",
            "sigma_factor"]

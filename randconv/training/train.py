@@ -39,7 +39,6 @@ params (and the checkpoints' ``params``) are ``{conv_name: {"kernel": HWIO,
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import os
@@ -64,6 +63,7 @@ from randconv.training import features as features_lib
 from randconv.training import weights as weights_lib
 
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
+FEATURE_SCALES = ("raw", "rms")
 
 
 class TrainingDiverged(RandconvError):
@@ -116,6 +116,15 @@ class TrainConfig:
       rounding when it is at least ``steps * batch``, without the
       encoder's pass at each step. Left out of :meth:`as_dict` when 0, so
       runs written before it resume.
+    feature_scale: ``raw`` (the decoder sees the encoder's features as
+      they are) or ``rms`` (divided by one scalar, their root mean square
+      over the fixed training-set evaluation crops, so that encoders whose
+      features differ only in scale train alike; docs/design.md §5).
+      Left out of :meth:`as_dict` when ``raw``.
+    preprocessing: the encoder's input preprocessing
+      (:func:`randconv.images.preprocess` modes); None: the encoder's own
+      (``center`` for a random one, the weights' for a pre-trained one).
+      Left out of :meth:`as_dict` when None.
   """
 
   arch: str = "vgg16"
@@ -137,6 +146,16 @@ class TrainConfig:
   conv_impl: str | None = None
   data: data_lib.DataConfig = field(default_factory=data_lib.DataConfig)
   feature_cache: int = 0
+  feature_scale: str = "raw"
+  preprocessing: str | None = None
+
+  def __post_init__(self):
+    if self.feature_scale not in FEATURE_SCALES:
+      raise RandconvError(f"feature_scale {self.feature_scale!r}: one of "
+                          f"{', '.join(FEATURE_SCALES)}")
+    if self.preprocessing not in (None, *weights_lib.PREPROCESSING_MODES):
+      raise RandconvError(f"preprocessing {self.preprocessing!r}: one of "
+                          f"{', '.join(weights_lib.PREPROCESSING_MODES)}")
 
   @property
   def impl(self) -> str:
@@ -153,8 +172,10 @@ class TrainConfig:
     d = dataclasses.asdict(self)
     d["milestones"] = list(self.schedule_milestones())
     d["data"] = self.data.as_dict()
-    if not self.feature_cache:
-      del d["feature_cache"]
+    for name, default in (("feature_cache", 0), ("feature_scale", "raw"),
+                          ("preprocessing", None)):
+      if d[name] == default:  # runs written before the field resume
+        del d[name]
     return d
 
   def spec(self) -> NetSpec:
@@ -197,10 +218,13 @@ def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
   if cfg.encoder != "random" and cfg.width is not None:
     raise RandconvError("--width applies to random encoders only: pre-trained "
                         "weights fix the widths")
-  return weights_lib.make_encoder(
+  enc = weights_lib.make_encoder(
       spec, cfg.encoder, key=jax.random.fold_in(jax.random.PRNGKey(cfg.seed),
                                                 1),
       distribution=cfg.dist, fmt=cfg.weights_format)
+  if cfg.preprocessing is not None:
+    enc = dataclasses.replace(enc, preprocessing=cfg.preprocessing)
+  return enc
 
 
 def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
@@ -213,12 +237,16 @@ def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
 
 def reconstruct(dec_params: Params, enc: weights_lib.Encoder,
                 spec: NetSpec, x: jax.Array,
-                conv_impl: str | ConvPolicy = "direct") -> jax.Array:
+                conv_impl: str | ConvPolicy = "direct",
+                divisor: float = 1.0) -> jax.Array:
   """The CNN-DCN output for RGB images ``x`` in [0, 1]: [B, H, W, 3].
-  ``conv_impl``: a :meth:`ConvPolicy.named` name, or a policy."""
+  ``conv_impl``: a :meth:`ConvPolicy.named` name, or a policy;
+  ``divisor``: the decoder sees the features divided by it (a run's
+  :attr:`RunResult.divisor`, ``feature_scale``)."""
   policy = ConvPolicy.named(conv_impl)
   z = _encoder_module(spec, enc, policy).apply(
-      {"params": enc.params}, weights_lib.preprocess(x, enc.preprocessing))
+      {"params": enc.params},
+      weights_lib.preprocess(x, enc.preprocessing)) / divisor
   return _decoder_module(spec, policy).apply({"params": dec_params}, z,
                                              x.shape[1:3])
 
@@ -244,20 +272,23 @@ def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
 def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
                     optimizer: optax.GradientTransformation,
                     conv_impl: str | ConvPolicy = "direct",
-                    placement: Placement | None = None):
+                    placement: Placement | None = None,
+                    divisor: float = 1.0):
   """``step(dec, opt_state, enc_params, batch_u8) -> (dec, opt_state,
   loss)``, jit-compiled; ``batch_u8``: uint8 [B, H, W, 3]. The encoder is
   frozen: only the decoder's params are differentiated. ``conv_impl``: a
   :meth:`ConvPolicy.named` name, or a policy. ``placement``: on several
   devices the batch is split over them and everything else replicated
-  (data parallelism; the compiler reduces the gradients)."""
+  (data parallelism; the compiler reduces the gradients). ``divisor``:
+  the decoder sees the features divided by it."""
   mode = enc.preprocessing
   policy = ConvPolicy.named(conv_impl)
   encoder = _encoder_module(spec, enc, policy)
   decoder = _decoder_module(spec, policy)
 
   def loss_fn(dec, enc_params, x):
-    z = encoder.apply({"params": enc_params}, weights_lib.preprocess(x, mode))
+    z = encoder.apply({"params": enc_params},
+                      weights_lib.preprocess(x, mode)) / divisor
     y = decoder.apply({"params": dec}, z, x.shape[1:3])
     return jnp.mean(per_image_loss(y, x))
 
@@ -273,18 +304,19 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
 
 def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
               conv_impl: str | ConvPolicy = "direct",
-              placement: Placement | None = None):
+              placement: Placement | None = None, divisor: float = 1.0):
   """``evaluate(dec, images_u8) -> mean per-image loss`` over fixed crops,
   in batches of ``batch`` (the last one padded and masked); every process
-  passes all the crops. ``placement``: as :func:`make_train_step`'s (the
-  params and ``enc.params`` placed by it)."""
+  passes all the crops. ``placement``, ``divisor``: as
+  :func:`make_train_step`'s (the params and ``enc.params`` placed by
+  it)."""
   conv_impl = ConvPolicy.named(conv_impl)
   place = placement or Placement.one()
 
   def per_image(dec, enc_params, batch_u8):
     x = batch_u8.astype(jnp.float32) / 255.0
     y = reconstruct(dec, dataclasses.replace(enc, params=enc_params), spec, x,
-                    conv_impl)
+                    conv_impl, divisor)
     return per_image_loss(y, x)
 
   losses = place.jit(per_image, 2)
@@ -413,6 +445,12 @@ class RunResult:
   stopped: str | None = None  # why it stopped early ("time budget")
   summary: dict = field(default_factory=dict)
 
+  @property
+  def divisor(self) -> float:
+    """What the decoder's input features were divided by
+    (``feature_scale``; 1 for a raw run)."""
+    return float(self.summary.get("feature_divisor", 1.0))
+
 
 def enable_compilation_cache() -> None:
   """Keeps compiled XLA programs on disk (``$RANDCONV_JAX_CACHE``, default
@@ -446,7 +484,9 @@ def open_run(cfg: TrainConfig, workdir: str | os.PathLike) -> RunDir:
 def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
                        deadline: Deadline | None = None,
                        progress: bool | str = True,
-                       threads: int = 1) -> RunResult:
+                       threads: int = 1,
+                       cache: features_lib.FeatureCache | None = None
+                       ) -> RunResult:
   """Trains the decoder of ``cfg`` in ``workdir``, resuming if it holds a
   checkpoint; returns at once when the run is already done.
 
@@ -458,6 +498,9 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
       (``RunResult.stopped``). None: no limit.
     progress: show a progress bar (a string is its label).
     threads: grain reader threads (0: read in the training thread).
+    cache: with ``cfg.feature_cache``, the run's raw cached features when
+      the caller built them (:func:`randconv.training.features.
+      build_caches`: one encoder pass for several runs); None: built here.
 
   Raises:
     RunMismatch: the workdir holds a run with another config.
@@ -487,12 +530,13 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   _truncate_metrics(run, start)
   label = progress if isinstance(progress, str) else \
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
-  step_fn, evaluate, source, frozen = _programs(cfg, spec, enc, optimizer,
-                                                place, bool(progress))
+  step_fn, evaluate, source, frozen, divisor = _programs(
+      cfg, spec, enc, optimizer, place, bool(progress), cache)
   loop = _Loop(cfg, run, manager, step_fn, evaluate, source, frozen,
                place.replicate(dec), place.replicate(opt_state),
                _progress(cfg.steps, start, label, bool(progress)), start,
                place)
+  loop.divisor = divisor
   try:
     step, stopped = loop.run(deadline or NO_DEADLINE, threads)
   finally:
@@ -502,22 +546,50 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
 
 
 def _programs(cfg: TrainConfig, spec: NetSpec, enc: weights_lib.Encoder,
-              optimizer, place: Placement, show: bool):
-  """(step, evaluate, data, frozen args of the step) of a run: through the
-  frozen encoder, or on its cached features (``cfg.feature_cache``)."""
+              optimizer, place: Placement, show: bool,
+              cache: features_lib.FeatureCache | None = None):
+  """(step, evaluate, data, frozen args of the step, divisor) of a run:
+  through the frozen encoder, or on its cached features
+  (``cfg.feature_cache``; ``cache``: already built by the caller, raw)."""
   data = data_lib.load(cfg.data, cfg.batch)
   if not cfg.feature_cache:
+    divisor = 1.0
+    if cfg.feature_scale == "rms":
+      encode = features_lib.encode_fn(spec, enc, ConvPolicy.named(cfg.impl))
+      divisor = features_lib.rms_of(
+          encode(enc.params, features_lib.pad_rows(b, cfg.batch))[:len(b)]
+          for b in _chunks(data.train_eval, cfg.batch))
     enc = dataclasses.replace(enc, params=place.replicate(enc.params))
-    return (make_train_step(spec, enc, optimizer, cfg.impl, place),
-            make_eval(spec, enc, cfg.batch, cfg.impl, place), data,
-            (enc.params,))
-  cache = features_lib.build_cache(cfg.feature_cache, cfg.batch, spec, enc,
-                                   data, cfg.impl, host=place.mesh is not None,
-                                   show=show)
+    return (make_train_step(spec, enc, optimizer, cfg.impl, place, divisor),
+            make_eval(spec, enc, cfg.batch, cfg.impl, place, divisor), data,
+            (enc.params,), divisor)
+  if cache is None:
+    cache = features_lib.build_cache(
+        cfg.feature_cache, cfg.batch, spec, enc, data, cfg.impl,
+        host=place.mesh is not None, show=show)
+  features_lib.check_cache(cache, cfg)
+  divisor = 1.0
+  if cfg.feature_scale == "rms":
+    divisor = features_lib.rms_of([cache.train_eval[0]])
+    cache = cache.scaled(1.0 / divisor)
   return (features_lib.make_cached_train_step(spec, optimizer, cfg.impl,
                                               place),
           features_lib.make_cached_eval(spec, cfg.batch, cfg.impl, place),
-          cache, ())
+          cache, (), divisor)
+
+
+def _chunks(rows, size: int):
+  return (rows[i:i + size] for i in range(0, len(rows), size))
+
+
+def baseline_loss(train_crops, val_crops) -> float:
+  """The validation loss of the best constant image: the per-pixel mean of
+  the training crops (uint8 [N, H, W, 3]), the output that minimises the
+  training loss of a decoder that ignores its features. A decoder that
+  does not beat it has not used its features."""
+  mean = np.asarray(train_crops, np.float64).mean(axis=0) / 255.0
+  x = np.asarray(val_crops, np.float64) / 255.0
+  return float((0.5 * np.square(x - mean).sum(axis=(1, 2, 3))).mean())
 
 
 class _Loop:
@@ -634,7 +706,10 @@ def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
                   "seconds_this_session": elapsed,
                   "steps_per_second": (step - loop.start) / elapsed
                   if elapsed > 0 else None,
-                  "device": str(jax.devices()[0].device_kind)})
+                  "device": str(jax.devices()[0].device_kind),
+                  "feature_divisor": loop.divisor,
+                  "baseline_val_loss": baseline_loss(
+                      _crops(loop.data.train_eval), _crops(loop.data.val))})
   dec = loop.dec
   if loop.place.mesh is not None:  # data-parallel: say so, hand back local
     summary.update({"devices": jax.device_count(),
@@ -644,6 +719,11 @@ def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
     run.write_json("summary.json", summary)
   return RunResult(run.path, cfg, run.records, dec, step, done, stopped,
                    summary)
+
+
+def _crops(split):
+  """The uint8 crops of an evaluation split (cached: (features, crops))."""
+  return split[1] if isinstance(split, tuple) else split
 
 
 def summarize(records: list[dict], tail: float = 0.1) -> dict:

@@ -88,6 +88,9 @@ class Encoder:
     return self.format is not None
 
 
+PREPROCESSING_MODES = ("none", "center", "torchvision", "caffe", "keras")
+
+
 def preprocess(x, mode: str):
   """docs/design.md §5 preprocessing of RGB in [0, 1], [..., H, W, 3]; adds Keras'
   mean to :func:`randconv.images.preprocess`. Works on numpy and jax."""
