@@ -520,3 +520,93 @@ def test_scaled_cached_features_equal_a_direct_draw(rng, sigma):
   np.testing.assert_allclose(scaled, direct, rtol=1e-5, atol=1e-6 * peak)
   with pytest.raises(T.RandconvError, match="Gaussian"):
     F.sigma_factor(spec, "gaussian:0.015", "uniform:0.04")
+
+
+def test_rms_features_cached_uncached_and_scale_free(data_dir, tmp_path):
+  """``feature_scale="rms"``: the cached and uncached runs agree (1e-5),
+  the divisor is the features' RMS over the training-set crops (computed
+  here from the encoder directly), and an encoder whose features are
+  10^4 times larger (sigma x10 over 4 convs) trains to the same losses:
+  the reading removes scale and nothing else."""
+  from randconv.training import weights as W
+  data = D.DataConfig(crop=32, short_side=64, val_samples=12)
+  kw = dict(layer="conv2", width=8, data=data, feature_scale="rms",
+            preprocessing="caffe")
+  cfg, run = _cached_pair(tmp_path, "rms", 1e-5, **kw)
+  spec = cfg.spec()
+  enc = T.build_encoder(cfg, spec)
+  assert enc.preprocessing == "caffe"
+  z = np.asarray(W.features(enc, spec, D.load(data, 4).train_eval / 255.0),
+                 np.float64)
+  assert run.divisor == pytest.approx(np.sqrt(np.mean(z ** 2)), rel=1e-5)
+  assert run.summary["feature_divisor"] == run.divisor
+  big = T.train_and_evaluate(dataclasses.replace(cfg, dist="gaussian:0.15"),
+                             tmp_path / "rms_big", progress=False, threads=0)
+  assert big.divisor == pytest.approx(1e4 * run.divisor, rel=1e-4)
+  la, ea = training_records(run.workdir)
+  lb, eb = training_records(big.workdir)
+  np.testing.assert_allclose([v for _, v in lb], [v for _, v in la],
+                             rtol=1e-4)
+  np.testing.assert_allclose(np.array(eb)[:, 1:], np.array(ea)[:, 1:],
+                             rtol=1e-4)
+  # Raw, the same two encoders train differently (the control).
+  raw = [T.train_and_evaluate(dataclasses.replace(
+      cfg, feature_scale="raw", dist=d), tmp_path / f"raw_{i}",
+      progress=False, threads=0) for i, d in enumerate(
+          ("gaussian:0.015", "gaussian:0.15"))]
+  assert raw[0].divisor == 1.0
+  fa, fb = (training_records(r.workdir)[0][-1][1] for r in raw)
+  assert abs(fa - fb) > 0.01 * fa
+  with pytest.raises(T.RandconvError, match="feature_scale"):
+    T.TrainConfig(feature_scale="unit")
+  with pytest.raises(T.RandconvError, match="preprocessing"):
+    T.TrainConfig(preprocessing="bgr")
+
+
+def test_build_caches_give_each_layers_cache(data_dir):
+  """One encoder pass for Conv1 and Conv2 gives each layer's cache as
+  built alone (to float32 rounding), and a cache handed to a run must be
+  that run's size."""
+  from randconv.training import features as F
+  data_cfg = D.DataConfig(crop=32, short_side=64, val_samples=6)
+  cfg = T.TrainConfig(layer="conv2", width=8, batch=4, data=data_cfg,
+                      feature_cache=8)
+  data = D.load(data_cfg, 4)
+  spec = cfg.spec()
+  enc = T.build_encoder(cfg, spec)
+  both = F.build_caches(8, 4, spec, enc, data, ["conv1", "conv2"],
+                        show=False)
+  for layer in ("conv1", "conv2"):
+    sub = dataclasses.replace(cfg, layer=layer)
+    alone = F.build_cache(8, 4, sub.spec(), T.build_encoder(sub, sub.spec()),
+                          data, show=False)
+    for a, b in zip((alone.train, alone.val, alone.train_eval),
+                    (both[layer].train, both[layer].val,
+                     both[layer].train_eval), strict=True):
+      peak = float(np.abs(np.asarray(a[0])).max())
+      assert peak > 0
+      np.testing.assert_allclose(b[0], a[0], rtol=1e-5, atol=1e-6 * peak)
+      np.testing.assert_array_equal(b[1], a[1])
+  F.check_cache(both["conv2"], cfg)
+  with pytest.raises(T.RandconvError, match="wants 16"):
+    F.check_cache(both["conv2"], dataclasses.replace(cfg, feature_cache=16))
+  doubled = both["conv1"].scaled(2.0)
+  np.testing.assert_array_equal(np.asarray(doubled.val[0]),
+                                2 * np.asarray(both["conv1"].val[0]))
+
+
+def test_baseline_is_the_mean_images_loss(rng):
+  """The best constant image's loss: the training crops' mean image
+  scored by the library's per-image loss, and no better constant (a
+  nudge either way raises the training loss)."""
+  train = rng.integers(0, 256, (10, 4, 4, 3)).astype(np.uint8)
+  val = rng.integers(0, 256, (5, 4, 4, 3)).astype(np.uint8)
+  mean = train.astype(np.float64).mean(axis=0) / 255.0
+  want = float(T.per_image_loss(
+      jnp.broadcast_to(jnp.asarray(mean, jnp.float32), val.shape),
+      jnp.asarray(val / 255.0, jnp.float32)).mean())
+  assert T.baseline_loss(train, val) == pytest.approx(want, rel=1e-5)
+  x = train / 255.0
+  for eps in (-0.01, 0.01):
+    assert T.baseline_loss(train, train) < float(
+        (0.5 * np.square(x - (mean + eps)).sum(axis=(1, 2, 3))).mean())
