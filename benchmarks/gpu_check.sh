@@ -8,6 +8,8 @@
 #   s3a     the S3a paper hyperparameters (VGG Conv2-DeConv2, 227 crops of
 #           the offline photos at short side 512 (enough crops for a batch),
 #           batch 32, Adam 1e-4): training steps per second
+#   s3cache the same on cached features (--feature-cache $S3_CACHE crops,
+#           Section 3's path): steps/s beside s3a's
 #   s4      the paper preset of S4c-S4e within $S4_BUDGET seconds
 #   s4full  the whole paper preset of S4c-S4e (widths 4..2048, 227 px, 30
 #           nets x 50 images, both variants: 600 cells) end to end, no
@@ -29,6 +31,7 @@ S4FULL_SECONDS=${S4FULL_SECONDS:-420}
 THEORY_BUDGET=${THEORY_BUDGET:-90}
 S3A_SECONDS=${S3A_SECONDS:-100}
 S3A_SIZE=${S3A_SIZE:-227}        # smaller for a smoke run on a CPU
+S3_CACHE=${S3_CACHE:-2048}       # cached crops for s3cache (13 GB at 227)
 MEMORY_ARGS=${MEMORY_ARGS:-}     # e.g. "--size 32 --widths 16 --nets 2"
 OUT=${OUT:-/tmp/gpu_out}
 mkdir -p "$OUT"
@@ -50,24 +53,25 @@ for stage in "${stages[@]}"; do
     memory)
       timeout 200 python3 benchmarks/memory_plan.py $MEMORY_ARGS 2>&1 \
         | grep -v "^WARNING" | tee "$OUT/memory_plan.txt" ;;
-    s3a)
-      rm -rf /tmp/s3a_gpu
+    s3a|s3cache)
+      cache=0; [ "$stage" = s3cache ] && cache=$S3_CACHE
+      rm -rf /tmp/${stage}_gpu
       timeout "$S3A_SECONDS" python3 -m randconv.cli train --arch vgg16 \
         --layer conv2 --encoder random --size "$S3A_SIZE" --short-side $((S3A_SIZE * 512 / 227)) \
         --batch 32 --lr 1e-4 --steps 200000 --data photos --threads 8 \
         --log-every 20 --eval-every 1000000 --checkpoint-every 1000000 \
-        --out /tmp/s3a_gpu 2>&1 | grep -v "^WARNING" | tail -3 \
-        | tee "$OUT/s3a_gpu.txt"
-      python3 - "$S3A_SECONDS" <<'EOF' | tee -a "$OUT/s3a_gpu.txt"
+        --feature-cache $cache --out /tmp/${stage}_gpu 2>&1 \
+        | grep -v "^WARNING" | tail -3 | tee "$OUT/${stage}_gpu.txt"
+      python3 - /tmp/${stage}_gpu <<'EOF' | tee -a "$OUT/${stage}_gpu.txt"
 import json, sys
-recs = [json.loads(l) for l in open("/tmp/s3a_gpu/metrics.jsonl")]
+recs = [json.loads(l) for l in open(sys.argv[1] + "/metrics.jsonl")]
 steps = [r for r in recs if "loss" in r and "event" not in r]
 timed = [r for r in steps if "time" in r]
 a, b = timed[len(timed) // 2], timed[-1]  # the second half: compiled, warm
-print(f"{b['step'] + 1} steps in {b['time']:.1f} s (compile included); "
-      f"{(b['step'] - a['step']) / (b['time'] - a['time']):.2f} steps/s over "
-      f"steps {a['step']}-{b['step']}; loss {steps[0]['loss']:.1f} -> "
-      f"{b['loss']:.1f}")
+print(f"{b['step'] + 1} steps in {b['time']:.1f} s (compile and cache "
+      f"included); {(b['step'] - a['step']) / (b['time'] - a['time']):.2f} "
+      f"steps/s over steps {a['step']}-{b['step']}; loss "
+      f"{steps[0]['loss']:.1f} -> {b['loss']:.1f}")
 EOF
       ;;
     s4)
@@ -108,5 +112,6 @@ EOF
   echo "== $stage: $(( $(date +%s) - start )) s"
 done
 tar czf "$OUT/results.tgz" -C /tmp s4paper s4full theory_paper s3a_gpu \
+  s3cache_gpu \
   2>/dev/null
 ls -la "$OUT"

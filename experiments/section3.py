@@ -573,12 +573,19 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   if not w.alexnet:
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
     part = _verdict_word(r.only(["AlexNet random"]).status(ok)[0], ok)
+    rgap = m["raw"]["alexnet_random_train_val_gap"]
+    rok = all(v <= 0.3 for v in rgap)
+    sens = _sensitivity((r.only(["AlexNet random"]).status(ok)[0], ok), (
+        out["raw"][0].only(["AlexNet random"]).status(rok)[0], rok),
+        "raw random AlexNet half: |val - train| / train " + ", ".join(
+            f"{v:.2f}" for v in rgap))
     return [_result("S3e", m, None, r, figs,
                     f"random AlexNet half: {part} (|val - train| / train "
                     f"per seed {gap}, needs <= 0.3); the pre-trained AlexNet "
                     "half needs AlexNet ImageNet weights",
                     status="needs weights",
-                    reason="the pre-trained AlexNet half needs weights")]
+                    reason="the pre-trained AlexNet half needs weights",
+                    sensitivity=sens)]
   summary = (f"AlexNet {layer} |val - train| / train per seed {gap} "
              f"(random), " + ", ".join(
                  f"{v:.2f}" for v in m["alexnet_pretrained_train_val_gap"])

@@ -91,7 +91,7 @@ class Section3Config:
   batch: int = 8
   lr: tuple[float, ...] = (1e-3, 1e-3, 1e-3, 1e-4, 1e-4)
   decay_at: float = 0.8
-  steps: tuple[int, ...] = (300, 300, 250, 200, 200)
+  steps: tuple[int, ...] = (200, 200, 150, 100, 100)
   evals: int = 10
   cache: int = 512
   seeds: tuple[int, ...] = (0, 1, 2)
