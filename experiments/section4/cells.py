@@ -23,7 +23,7 @@ from randconv.spec import conv_flops
 
 # Most conv FLOP in one group of nets computed together, so that
 # RANDCONV_TIME_BUDGET_S is overrun by at most one group's time
-# (docs/performance.md: what that is on an H100).
+# (docs/performance.md, "Section 4's fixed choices").
 GROUP_FLOP = 2e14
 
 
