@@ -2,8 +2,8 @@
 encoders, S3a-S3g (Fig. 5, the generalization and reconstruction figures,
 Fig. 6).
 
-Commands (the 2-core dev machine; docs/section3.md has the protocol, the
-pilot and the measured times):
+Commands (docs/section3.md has the protocol, the pilot and their measured
+times):
 
   randconv reproduce --preset quick --only S3a S3b S3c S3d S3e S3f S3g --out DIR
   randconv reproduce --preset cpu --only S3a S3b S3c S3d S3e S3f S3g --out DIR

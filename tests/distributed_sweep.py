@@ -17,9 +17,9 @@ FIELDS = dict(size=16, widths=(4,), nets=3, images=2, fig10_images=1,
 
 
 def run(out: str):
-  from experiments import section4
-  cfg = section4.config_for(section4.WidthConfig, "quick", **FIELDS)
-  return section4.run_width_sweep(cfg, out, NO_DEADLINE)
+  from experiments.section4 import claims, configs
+  cfg = configs.config_for(configs.WidthConfig, "quick", **FIELDS)
+  return claims.run_width_sweep(cfg, out, NO_DEADLINE)
 
 
 if __name__ == "__main__":

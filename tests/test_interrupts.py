@@ -20,8 +20,8 @@ FIELDS = dict(size=16, kernels=(1, 3, 5, 7), nets=2, images=2)
 
 REPRODUCE = """
 import sys
-from experiments import section4
-section4.OVERRIDES[section4.KernelConfig]["quick"].update({fields!r})
+from experiments.section4 import configs
+configs.OVERRIDES[configs.KernelConfig]["quick"].update({fields!r})
 from randconv.cli import main
 sys.exit(main(["reproduce", "--preset", "quick", "--only", "S4f",
                "--out", sys.argv[1]]))

@@ -2,16 +2,16 @@
 a bar on stderr, nothing reaches stdout, a resumed stage with nothing left
 to do shows none, and ``--json`` silences them all."""
 
-from experiments import section4
+from experiments.section4 import claims, configs
 from randconv import progress
 from randconv.cli import main
 from randconv.deadline import NO_DEADLINE
 
 
 def _kernel_sweep(out):
-  cfg = section4.config_for(section4.KernelConfig, "quick", size=16,
-                            kernels=(1, 3), nets=2, images=2)
-  return section4.run_kernel_sweep(cfg, out, NO_DEADLINE)
+  cfg = configs.config_for(configs.KernelConfig, "quick", size=16,
+                           kernels=(1, 3), nets=2, images=2)
+  return claims.run_kernel_sweep(cfg, out, NO_DEADLINE)
 
 
 def test_section4_cells_show_a_bar_per_stage_unless_quiet(tmp_path, capfd):

@@ -3,6 +3,7 @@ report.html (parsed with the standard library), report.md and the README's
 generated results table."""
 
 import base64
+import importlib
 import json
 from html.parser import HTMLParser
 from pathlib import Path
@@ -267,7 +268,7 @@ def test_a_broken_plugin_is_an_error_naming_it(monkeypatch):
 def test_reproduce_records_each_experiments_config(tmp_path, monkeypatch):
   """``experiment.json`` holds the whole config dataclass: a reader can
   rebuild it; the run gets the invocation's deadline."""
-  from experiments.section4 import KernelConfig, config_for
+  from experiments.section4.configs import KernelConfig, config_for
   from randconv.deadline import Deadline
   seen = {}
 
@@ -284,7 +285,8 @@ def test_reproduce_records_each_experiments_config(tmp_path, monkeypatch):
                            deadline=deadline)
   assert c["status"] == "smoke" and seen["deadline"] is deadline
   saved = json.loads((tmp_path / "kernels" / "experiment.json").read_text())
-  assert saved["config_class"] == "experiments.section4.KernelConfig"
+  module, name = saved["config_class"].rsplit(".", 1)
+  assert getattr(importlib.import_module(module), name) is KernelConfig
   fields = {k: tuple(v) if isinstance(v, list) else v
             for k, v in saved["config"].items()}
   assert KernelConfig(**fields) == seen["cfg"] == config_for(KernelConfig,

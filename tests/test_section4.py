@@ -14,8 +14,9 @@ from conftest import has_lines, kill_when
 from randconv import registry
 from randconv.deadline import NO_DEADLINE, Deadline
 
-from experiments import section4, section4_data
-from experiments.section4 import Fig7Config, KernelConfig, WidthConfig
+from experiments.section4 import claims, configs, data
+from experiments.section4.configs import Fig7Config, KernelConfig, WidthConfig
+from randconv.metrics import spearman
 
 # The tests' small runs: the quick preset (smoke verdicts) made smaller.
 TINY = {
@@ -29,7 +30,7 @@ TINY = {
 
 
 def tiny(cls, **fields):
-  return section4.config_for(cls, "quick", **{**TINY[cls], **fields})
+  return configs.config_for(cls, "quick", **{**TINY[cls], **fields})
 
 
 def _numbers(obj):
@@ -76,8 +77,8 @@ def _check_claims(out: Path, results, ids):
 def fig7_and_kernels(tmp_path_factory):
   """One uninterrupted run of Fig. 7 and the kernel sweep."""
   out = tmp_path_factory.mktemp("s4")
-  results = section4.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
-  results += section4.run_kernel_sweep(tiny(KernelConfig),
+  results = claims.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
+  results += claims.run_kernel_sweep(tiny(KernelConfig),
                                        out / "kernel_sweep", NO_DEADLINE)
   return out, results
 
@@ -107,7 +108,7 @@ def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
   # A second run in the same workdir computes no cell again.
   before = [(out / "fig7" / f).read_bytes()
             for f in ("metrics.jsonl", "law/metrics.jsonl")]
-  section4.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
+  claims.run_fig7(tiny(Fig7Config), out / "fig7", NO_DEADLINE)
   assert [(out / "fig7" / f).read_bytes()
           for f in ("metrics.jsonl", "law/metrics.jsonl")] == before
 
@@ -115,7 +116,7 @@ def test_fig7_and_kernel_sweep_end_to_end(fig7_and_kernels):
 def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):
   wd = tmp_path / "conv1_width_sweep"
   cfg = tiny(WidthConfig)
-  results = section4.run_width_sweep(cfg, wd, NO_DEADLINE)
+  results = claims.run_width_sweep(cfg, wd, NO_DEADLINE)
   _check_workdir(wd, ["fig8_ssim.png", "fig9_pearson.png", "fig10.png"])
   _check_claims(tmp_path, results, ["S4c", "S4d", "S4e"])
   s4c, s4d, _ = results
@@ -134,16 +135,16 @@ def test_width_sweep_end_to_end_with_theory_and_sensitivity(tmp_path):
   assert any(c.startswith("sens/size24/conv/w16/") for c in cells)
   assert any(c.startswith("t7/conv-n200-p8192/i") for c in cells)
   before = (wd / "metrics.jsonl").read_bytes()
-  again = section4.run_width_sweep(cfg, wd, NO_DEADLINE)  # nothing new
+  again = claims.run_width_sweep(cfg, wd, NO_DEADLINE)  # nothing new
   assert (wd / "metrics.jsonl").read_bytes() == before
   assert again[0].sensitivity == rows
   # The folder is refused under another config, naming the field.
   with pytest.raises(registry.RandconvError, match=r"\(nets differ\)"):
-    section4.run_width_sweep(tiny(WidthConfig, nets=3), wd, NO_DEADLINE)
+    claims.run_width_sweep(tiny(WidthConfig, nets=3), wd, NO_DEADLINE)
 
 
 def test_deadline_stops_between_cells(tmp_path):
-  (result,) = section4.run_kernel_sweep(tiny(KernelConfig), tmp_path,
+  (result,) = claims.run_kernel_sweep(tiny(KernelConfig), tmp_path,
                                         Deadline.after(0))
   assert result.status == "partial" and result.holds is None
   assert "partial" in result.measured
@@ -151,19 +152,19 @@ def test_deadline_stops_between_cells(tmp_path):
 
 
 def test_presets_are_overrides_of_one_config():
-  cpu = section4.config_for(WidthConfig, "cpu")
+  cpu = configs.config_for(WidthConfig, "cpu")
   assert cpu == WidthConfig()
-  quick = section4.config_for(WidthConfig, "quick")
+  quick = configs.config_for(WidthConfig, "quick")
   assert (quick.preset, quick.size, quick.widths) == ("quick", 32,
                                                       (4, 16, 64))
   assert quick.sensitivity_size is None and cpu.sensitivity_size == 128
   with pytest.raises(registry.RegistryError, match="tiny"):
-    section4.config_for(WidthConfig, "tiny")
+    configs.config_for(WidthConfig, "tiny")
 
 
 def test_offline_images_are_distinct_and_deterministic():
-  x, names = section4_data.offline_images(12, 16)
-  y, _ = section4_data.offline_images(12, 16)
+  x, names = data.offline_images(12, 16)
+  y, _ = data.offline_images(12, 16)
   assert x.shape == (12, 16, 16, 3) and np.array_equal(x, y)
   assert names[0] == "chelsea" and len(set(names)) == 12
   flat = x.reshape(12, -1)
@@ -172,9 +173,9 @@ def test_offline_images_are_distinct_and_deterministic():
 
 
 def test_spearman():
-  assert section4.spearman([1, 2, 3, 4], [10, 20, 25, 40]) == pytest.approx(1)
-  assert section4.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
-  assert section4.spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
+  assert spearman([1, 2, 3, 4], [10, 20, 25, 40]) == pytest.approx(1)
+  assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1)
+  assert spearman([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(0.8)
 
 
 def _cells(path: Path) -> dict:
@@ -185,10 +186,10 @@ def _cells(path: Path) -> dict:
 KILLED = """
 import sys
 from pathlib import Path
-from experiments import section4
+from experiments.section4 import claims, configs
 from randconv.deadline import NO_DEADLINE
-cfg = section4.config_for(section4.KernelConfig, "quick", **{fields!r})
-section4.run_kernel_sweep(cfg, Path(sys.argv[1]), NO_DEADLINE)
+cfg = configs.config_for(configs.KernelConfig, "quick", **{fields!r})
+claims.run_kernel_sweep(cfg, Path(sys.argv[1]), NO_DEADLINE)
 """
 
 
@@ -203,7 +204,7 @@ def test_killed_kernel_sweep_resumes_to_the_same_numbers(tmp_path,
   # Half a line, as a kill in the middle of a write leaves it: dropped.
   with open(metrics, "a") as f:
     f.write('{"cell": "k5/n0", "ssim_mean": 0.')
-  (result,) = section4.run_kernel_sweep(tiny(KernelConfig), tmp_path,
+  (result,) = claims.run_kernel_sweep(tiny(KernelConfig), tmp_path,
                                         NO_DEADLINE)
   got = _cells(metrics)
   assert got.keys() == want.keys()
@@ -216,7 +217,7 @@ def test_killed_kernel_sweep_resumes_to_the_same_numbers(tmp_path,
 def test_sensitivity_explanations():
   """A row that holds means our reading differs; rows that do not hold
   leave the verdict standing; rows cut by the budget are named apart."""
-  from experiments import section4_sensitivity as sens
+  from experiments.section4 import sensitivity as sens
   from randconv.registry import ClaimResult
 
   def result(*statuses):
@@ -242,7 +243,7 @@ def test_fig7_law_explanation_follows_what_failed():
   not decay, the law does not either, and the nets follow it."""
   from types import SimpleNamespace
 
-  from experiments import section4_law
+  from experiments.section4.law import explain
 
   def law(pred, nets, se=0.005):
     return {"size": 64, "draws": 200, "nets": 6, "rows": {"original": {
@@ -257,9 +258,9 @@ def test_fig7_law_explanation_follows_what_failed():
            (flat, [0.9, 0.8, 0.7, 0.6, 0.5], False, "only 0 of 5")]
   for pred, nets, decays, words in cases:
     res = SimpleNamespace(holds=False, measured={}, explanation="")
-    section4_law.explain(res, law(pred, nets), "original", 0.8, decays)
+    explain(res, law(pred, nets), "original", decays)
     assert words in res.explanation, (words, res.explanation)
     assert res.measured["infinite_width_law"]["size"] == 64
   held = SimpleNamespace(holds=True, measured={}, explanation="")
-  section4_law.explain(held, law(flat, flat), "original", 0.8, False)
+  explain(held, law(flat, flat), "original", False)
   assert held.explanation == "" and "infinite_width_law" in held.measured

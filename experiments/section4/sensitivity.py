@@ -18,8 +18,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from experiments import section4 as s4
-from experiments import section4_data
+from experiments.section4.cells import run_cells, scores, sweep_post
+from experiments.section4.data import offline_images, sample_images
+from experiments.section4.fig7 import fig7_cells, fig7_stats
+from experiments.section4.rules import RISE_T, rise, rise_summary, s4a_decision
+from experiments.section4.width import width_stats
 from randconv import images
 from randconv.spec import make_spec
 
@@ -41,27 +44,27 @@ def s4c_rows(log, cfg, keys, result) -> list[dict]:
   """S4c under each reading: the rise from the smallest to the largest
   width of the conv-output net, by S4c's rule (Welch t >= 3)."""
   ends = [cfg.widths[0], cfg.widths[-1]]
-  main = s4._width_stats(log, "conv", cfg.widths, len(keys))
+  main = width_stats(log, "conv", cfg.widths, len(keys))
   rows = [{"reading": f"as run: raw inputs in [0, 1], {cfg.size} px",
-           "summary": s4.rise_summary(main),
+           "summary": rise_summary(main),
            "status": _verdict(result.holds)}]
   for tag, label, size, center in _readings(cfg.size, cfg.sensitivity_size):
-    x, _, _ = section4_data.sample_images(cfg.images, size, cfg.source)
+    x, _, _ = sample_images(cfg.images, size, cfg.source)
     if center:
       x = images.center_input(x)
     for w in ends:
       spec = make_spec("vgg16", "pool1", width=w, output="conv")
-      s4._run_cells(log, spec, keys, x, s4._sweep_post,
-                    lambda i, w=w, tag=tag: f"sens/{tag}/conv/w{w}/n{i}",
-                    lambda res, w=w: {"variant": "conv", "width": w,
-                                      **s4._scores(res)})
-    st = s4._width_stats(log, f"sens/{tag}/conv", ends, len(keys))
+      run_cells(log, spec, keys, x, sweep_post,
+                lambda i, w=w, tag=tag: f"sens/{tag}/conv/w{w}/n{i}",
+                lambda res, w=w: {"variant": "conv", "width": w,
+                                  **scores(res)})
+    st = width_stats(log, f"sens/{tag}/conv", ends, len(keys))
     if len(st["width"]) < 2:
       rows.append({"reading": label, "summary": "not run (time budget)",
                    "status": "partial"})
       continue
-    rows.append({"reading": label, "summary": s4.rise_summary(st),
-                 "status": _verdict(s4._rise(st)["t"] >= s4.RISE_T)})
+    rows.append({"reading": label, "summary": rise_summary(st),
+                 "status": _verdict(rise(st)["t"] >= RISE_T)})
   return rows
 
 
@@ -75,18 +78,18 @@ def s4a_rows(log, cfg, keys, result) -> list[dict]:
                                 "contours": m["contours_conv1_3"],
                                 "rough": m["rough_contour_conv4"]})}]
   for tag, label, size, center in _readings(cfg.size, cfg.sensitivity_size):
-    x, _ = section4_data.offline_images(1 + cfg.others, size)
+    x, _ = offline_images(1 + cfg.others, size)
     if center:
       x = images.center_input(x).astype(np.float32)
     prefix = f"sens/{tag}/"
-    done, total = s4._fig7_cells(log, x, cfg, keys, {"original": False},
-                                 prefix)
-    stats = s4._fig7_stats(log, prefix + "original", len(keys))
+    done, total = fig7_cells(log, x, cfg, keys, {"original": False},
+                             prefix)
+    stats = fig7_stats(log, prefix + "original", len(keys))
     if done < total or any(s is None for s in stats):
       rows.append({"reading": label, "summary": "not run (time budget)",
                    "status": "partial"})
       continue
-    d = s4.s4a_decision(stats)
+    d = s4a_decision(stats)
     rows.append({"reading": label, "summary": d["summary"],
                  "status": _verdict(d["holds"]), "fails": _s4a_fails(d)})
   return rows

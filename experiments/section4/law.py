@@ -19,7 +19,11 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments import section4_data
+from experiments.section4.cells import fig7_post, run_cells
+from experiments.section4.configs import DIST, LAYERS, ROOT_SEED
+from experiments.section4.data import offline_images
+from experiments.section4.fig7 import FIG7_IMPL
+from experiments.section4.rules import RANK_RISE
 from randconv import engine
 from randconv.deadline import Deadline
 from randconv.metrics import spearman
@@ -39,23 +43,22 @@ def _law_cell(spec, x: np.ndarray, draws: int, pool_samples: int,
           "pool_rel_se": pred["law"].pool_rel_se}
 
 
-def fig7_law(workdir: Path, cfg, keys, rows: dict, layers: list[str],
-             deadline: Deadline, run_cells, post, impl: str, dist: str,
-             seed: int) -> dict | None:
+def fig7_law(workdir: Path, cfg, keys, rows: dict, deadline: Deadline
+             ) -> dict | None:
   """Per row of Fig. 7: the law's SSIM at Conv1..5 (mean, std over draws,
   SE) and the library nets' at the same size (mean, SE over nets). None
   when the time budget stopped it first (the same call resumes)."""
-  size = cfg.law_size
-  x, names = section4_data.offline_images(1, size)
+  size, seed = cfg.law_size, ROOT_SEED
+  x, names = offline_images(1, size)
   log = RunDir(Path(workdir) / "law", {
       "experiment": "fig7_law", "size": size, "draws": cfg.law_draws,
       "pool_samples": cfg.law_pool_samples, "nets": len(keys),
-      "width": cfg.width, "dist": dist, "seed": seed, "images": names},
+      "width": cfg.width, "dist": DIST, "seed": seed, "images": names},
       deadline=deadline)
   out = {}
   for row, simplified in rows.items():
     law, nets = [], []
-    for k, layer in enumerate(layers, start=1):
+    for k, layer in enumerate(LAYERS, start=1):
       spec = make_spec("vgg16", layer, simplified=simplified, width=cfg.width)
       cell = f"gp/{row}/{layer}"
       if not log.has(cell):
@@ -65,10 +68,10 @@ def fig7_law(workdir: Path, cfg, keys, rows: dict, layers: list[str],
             spec, x[0], cfg.law_draws, cfg.law_pool_samples, seed + k)}])
       law.append(log.get(cell))
       done, total = run_cells(
-          log, spec, keys, x, post,
+          log, spec, keys, x, fig7_post,
           lambda i, row=row, layer=layer: f"nets/{row}/{layer}/n{i}",
           lambda res: {"ssim": float(res["ssim"][0])},
-          group_size=1, chunks=engine.Plan(1, len(x)), policy=impl)
+          group_size=1, chunks=engine.Plan(1, len(x)), policy=FIG7_IMPL)
       if done < total:
         return None
       s = np.array([log.get(f"nets/{row}/{layer}/n{i}")["ssim"]
@@ -101,8 +104,25 @@ def summary(law: dict, row: str) -> dict:
                                         for c in r["law"]]), 4)}
 
 
-def explain(result, law: dict | None, row: str, rank_rise: float,
-            decays: bool) -> None:
+def add_to_claims(results: list, workdir: Path, cfg, keys, rows: dict,
+                  stats: dict, deadline: Deadline) -> None:
+  """Computes the law of Fig. 7's ``rows`` (:func:`fig7_law`) and puts it
+  into S4a's and S4b's ``results`` (:func:`explain`), with its figure
+  beside Fig. 7's; ``stats``: Fig. 7's per-layer numbers by row."""
+  law = fig7_law(workdir, cfg, keys, rows, deadline)
+  measured_decays = {
+      "original": bool(results[0].measured.get("decays")),
+      "simplified": results[1].measured.get(
+          "spearman_simplified_vs_k", 0.0) <= -RANK_RISE}
+  for res, row in zip(results, rows):
+    explain(res, law, row, measured_decays[row])
+  if law is not None:
+    fig = plot(Path(workdir) / "fig7_law.png", law, stats, cfg.size)
+    for res in results:
+      res.figures = list(res.figures) + [fig]
+
+
+def explain(result, law: dict | None, row: str, decays: bool) -> None:
   """Puts what the infinite-width law says about Fig. 7's ``row`` into the
   claim's numbers and, where the claim does not hold, its explanation;
   ``decays``: whether the row's measured SSIM falls with depth (the part of
@@ -112,7 +132,7 @@ def explain(result, law: dict | None, row: str, rank_rise: float,
   s = summary(law, row)
   result.measured["infinite_width_law"] = s
   pred, nets = s["law_ssim_conv1_to_conv5"], s["nets_ssim_conv1_to_conv5"]
-  law_decays = s["law_spearman"] <= -rank_rise and pred[0] > pred[4]
+  law_decays = s["law_spearman"] <= -RANK_RISE and pred[0] > pred[4]
   agree = sum(s["agree_within_3se"])
   text = (f"At infinite width each net of this row is a Gaussian process; "
           f"at {s['size']} px its SSIM with the cat is "
