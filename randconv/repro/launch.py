@@ -151,8 +151,9 @@ def initialize(launch: Launch) -> None:
     distributed.set_many(True)
     watchdog.start()
     from randconv import settings
-    distributed.same_everywhere({k: os.environ.get(k) for k in settings.ENV},
-                    "the RANDCONV_* environment variables")
+    distributed.same_everywhere(
+        {k: os.environ.get(k) for k in settings.ENV},
+        "the RANDCONV_* environment variables")
 
 
 def _stdout_for_results() -> None:
