@@ -55,21 +55,26 @@ def out_file(text: str) -> str:
 # --------------------------------------------------------------------------
 # Numbers.
 
-def positive_int(text: str) -> int:
+def _number(kind, text: str):
+  """``text`` as a ``kind`` number, or argparse's error saying it is not
+  one."""
   try:
-    value = int(text)
+    return kind(text)
   except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+    ) from None
+
+
+def positive_int(text: str) -> int:
+  value = _number(int, text)
   if value <= 0:
     raise argparse.ArgumentTypeError(f"must be positive, got {value}")
   return value
 
 
 def positive_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+  value = _number(float, text)
   if not value > 0:  # NaN too
     raise argparse.ArgumentTypeError(f"must be positive, got {text}")
   return value
@@ -78,12 +83,7 @@ def positive_float(text: str) -> float:
 def non_negative(kind):
   """An argparse type of a ``kind`` number that may be 0, not below."""
   def parse(text: str):
-    try:
-      value = kind(text)
-    except ValueError:
-      raise argparse.ArgumentTypeError(
-          f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-      ) from None
+    value = _number(kind, text)
     if not value >= 0:
       raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
