@@ -56,7 +56,7 @@ for stage in "${stages[@]}"; do
     s3a|s3cache)
       cache=0; [ "$stage" = s3cache ] && cache=$S3_CACHE
       rm -rf /tmp/${stage}_gpu
-      timeout "$S3A_SECONDS" python3 -m randconv.cli train --arch vgg16 \
+      timeout "$S3A_SECONDS" python3 -m randconv.repro.cli train --arch vgg16 \
         --layer conv2 --encoder random --size "$S3A_SIZE" --short-side $((S3A_SIZE * 512 / 227)) \
         --batch 32 --lr 1e-4 --steps 200000 --data photos --threads 8 \
         --log-every 20 --eval-every 1000000 --checkpoint-every 1000000 \
@@ -76,7 +76,7 @@ EOF
       ;;
     s4)
       RANDCONV_TIME_BUDGET_S=$S4_BUDGET timeout $((S4_BUDGET + 120)) \
-        python3 -m randconv.cli reproduce --preset paper \
+        python3 -m randconv.repro.cli reproduce --preset paper \
         --only S4c S4d S4e --out /tmp/s4paper 2>&1 \
         | grep -v "it/s\]$" | tail -40 | tee "$OUT/s4paper.txt" ;;
     s4full)
@@ -85,7 +85,7 @@ EOF
         | tail -30 | tee "$OUT/s4full.txt"
 import json, time
 import jax
-from randconv.cli import main
+from randconv.repro.cli import main
 t0 = time.time()
 code = main(["reproduce", "--preset", "paper", "--only", "S4c", "S4d", "S4e",
              "--out", "/tmp/s4full"])
@@ -103,7 +103,7 @@ EOF
         --nets 8 --images 16 --json "$OUT/scaling.json" 2>&1 \
         | grep -v "^WARNING" | tee "$OUT/scaling.txt" ;;
     theory)
-      timeout "$THEORY_BUDGET" python3 -m randconv.cli theory --preset paper \
+      timeout "$THEORY_BUDGET" python3 -m randconv.repro.cli theory --preset paper \
         --out /tmp/theory_paper --json > "$OUT/theory_paper.json" \
         2> "$OUT/theory_paper.err"
       tail -5 "$OUT/theory_paper.err" ;;

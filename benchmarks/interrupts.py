@@ -40,7 +40,7 @@ def timeless(obj):
 
 
 def command(a, out: Path) -> list[str]:
-  return [sys.executable, "-m", "randconv.cli", "reproduce", "--preset",
+  return [sys.executable, "-m", "randconv.repro.cli", "reproduce", "--preset",
           a.preset, "--out", str(out), "--only", *a.only]
 
 

@@ -9,7 +9,7 @@ decided: docs/reproduction.md.
 
 from __future__ import annotations
 
-from randconv.registry import Claim
+from randconv.repro.registry import Claim
 
 # id -> (section, what, claim); the paper's claims (docs/reproduction.md).
 CATALOG: dict[str, tuple[str, str, str]] = {

@@ -84,7 +84,7 @@ from experiments.section3_runs import (
 )
 from randconv import distributed, plotting
 from randconv.deadline import Deadline
-from randconv.registry import ClaimResult, Table, claim_text
+from randconv.repro.registry import ClaimResult, Table, claim_text
 from randconv.training import data as data_lib
 
 EXPERIMENTS = Table()

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from randconv.deadline import Deadline
-from randconv.registry import preset_config
+from randconv.repro.registry import preset_config
 from randconv.settings import Settings
 from randconv.training import data as data_lib
 from randconv.training import features as features_lib

@@ -1,13 +1,12 @@
-"""Many processes, one mesh: randconv on JAX's own distributed runtime.
+"""One program on many processes: the data-parallel :class:`Placement`
+and the few agreements every process must reach.
 
-``randconv train``, ``randconv reproduce`` and ``randconv theory`` take
-``--coordinator HOST:PORT --num-processes P --process-id I`` (or
-``--distributed`` alone, where JAX finds the cluster itself: SLURM, Cloud
-TPU, Kubernetes); :func:`initialize` then calls
-``jax.distributed.initialize`` before anything else touches JAX, and every
-process sees every device of the job (``jax.devices()``). On a CPU the gloo
-collectives are switched on, so a test on one machine needs nothing more
-(docs/distributed.md has the launch commands).
+A job of several processes is joined by the command line
+(:mod:`randconv.repro.launch`: ``jax.distributed.initialize``, the
+watchdog); it then calls :func:`set_many`. The library only asks, through
+this module, whether it is one of several processes and what process 0
+decided. Without a job every function here hands its input back: one
+process, and on one device every path is the one it always was.
 
 What runs where:
 
@@ -17,244 +16,32 @@ What runs where:
   reads only its rows of each batch;
 * sweeps and Monte Carlo shard the nets over the same devices
   (:mod:`randconv.engine`) and gather the results on every process;
-* only process 0 writes: run folders (:class:`randconv.rundir.RunDir`),
-  figures and reports; the others keep the same records in memory, so every
-  process takes the same decisions. orbax checkpoints are the exception:
-  every process calls save and orbax coordinates them;
+* only process 0 writes (:func:`is_main`): run folders
+  (:class:`randconv.rundir.RunDir`), figures and reports; the others keep
+  the same records in memory, so every process takes the same decisions.
+  orbax checkpoints are the exception: every process calls save and orbax
+  coordinates them;
 * decisions that could differ between processes (the clock of a time
   budget, what a run folder holds, an error found by process 0) are process
-  0's, broadcast (:func:`agree`, :func:`from_main`);
-* a watchdog (:func:`_watch`) ends a process with one clear line when
-  another one stops sending heartbeats (killed, crashed), instead of a hang
-  in the next collective. The lost process is seen after the heartbeat
-  timeout (``--heartbeat-timeout``, JAX's heartbeats). When the coordinator
-  (process 0) dies, JAX itself ends the others at once with its own message
-  ("... another task died").
-
-Without the flags nothing here does anything: one process, and on one
-device every path is the one it was before.
+  0's, broadcast (:func:`agree`, :func:`from_main`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import sys
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from randconv.errors import RandconvError
 
-LOST_EXIT = 3  # the exit status of a process whose peer was lost
-DEFAULT_HEARTBEAT_S = 60
+_JOB = {"many": False}
 
 
-@dataclass(frozen=True)
-class Launch:
-  """How a command joins a job: explicit (``coordinator``,
-  ``num_processes``, ``process_id``), detected by JAX (``auto``), or
-  neither (one process)."""
-
-  coordinator: str | None = None
-  num_processes: int | None = None
-  process_id: int | None = None
-  auto: bool = False
-  heartbeat_s: int = DEFAULT_HEARTBEAT_S
-
-  @property
-  def requested(self) -> bool:
-    return self.auto or self.coordinator is not None
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-  """The launch flags of a command that can run on many processes."""
-  from randconv.cli import positive_int
-  g = p.add_argument_group(
-      "many processes (JAX's distributed runtime; docs/distributed.md)")
-  g.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                 help="process 0's address; with --num-processes and "
-                      "--process-id")
-  g.add_argument("--num-processes", type=positive_int, default=None,
-                 metavar="P", help="processes in the job")
-  g.add_argument("--process-id", type=int, default=None, metavar="I",
-                 help="this process, 0..P-1 (0 writes the results)")
-  g.add_argument("--distributed", action="store_true",
-                 help="join the job JAX detects (SLURM, Cloud TPU, "
-                      "Kubernetes) instead of the three flags above")
-  g.add_argument("--heartbeat-timeout", type=positive_int,
-                 default=DEFAULT_HEARTBEAT_S, metavar="S",
-                 help="seconds without heartbeats after which a process is "
-                      f"taken for lost (default {DEFAULT_HEARTBEAT_S})")
-
-
-def launch_from_args(a) -> Launch:
-  """The :class:`Launch` of parsed flags.
-
-  Raises:
-    RandconvError: an incomplete or contradictory set of flags.
-  """
-  given = {"--coordinator": a.coordinator, "--num-processes":
-           a.num_processes, "--process-id": a.process_id}
-  named = [k for k, v in given.items() if v is not None]
-  if a.distributed and named:
-    raise RandconvError(f"--distributed lets JAX detect the job; drop "
-                        f"{', '.join(named)} (or drop --distributed)")
-  if named and len(named) < 3:
-    missing = [k for k in given if k not in named]
-    raise RandconvError(f"{', '.join(named)} needs {', '.join(missing)} "
-                        "too")
-  if named:
-    host, _, port = a.coordinator.rpartition(":")
-    if not host or not port.isdigit() or not 0 < int(port) < 65536:
-      raise RandconvError(f"--coordinator {a.coordinator!r}: give HOST:PORT")
-    if not 0 <= a.process_id < a.num_processes:
-      raise RandconvError(f"--process-id {a.process_id} is not in 0.."
-                          f"{a.num_processes - 1}")
-  return Launch(a.coordinator, a.num_processes, a.process_id,
-                a.distributed, a.heartbeat_timeout)
-
-
-_WATCHDOG: dict = {}
-
-
-def initialize(launch: Launch) -> None:
-  """Joins the job of ``launch`` (nothing without one): gloo collectives
-  for CPU devices, ``jax.distributed.initialize``, and the watchdog. Must
-  run before any JAX computation. Processes other than 0 show no progress
-  bars."""
-  if not launch.requested:
-    return
-  import jax
-  before = {k: getattr(jax.config, k) for k in (
-      "jax_cpu_collectives_implementation", "jax_enable_recoverability",
-      "jax_enable_preemption_service")}
-  if not os.environ.get("JAX_CPU_COLLECTIVES_IMPLEMENTATION"):
-    # Only the CPU client reads it; a GPU or TPU job is unaffected.
-    jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  # A lost process is then reported to the others (the watchdog) instead
-  # of ending them from inside the runtime.
-  jax.config.update("jax_enable_recoverability", True)
-  # JAX's preemption service would catch SIGTERM and wait for a sync point
-  # that randconv never reaches: a scheduler's SIGTERM must end the
-  # process (the others then see it lost; the run resumes).
-  jax.config.update("jax_enable_preemption_service", False)
-  try:
-    jax.distributed.initialize(
-        launch.coordinator, launch.num_processes, launch.process_id,
-        heartbeat_timeout_seconds=launch.heartbeat_s)
-  except (RuntimeError, ValueError) as e:
-    for k, v in before.items():
-      jax.config.update(k, v)
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    raise RandconvError(f"could not join the job ({first[:200]}); with "
-                        "--distributed, JAX must detect a cluster (SLURM, "
-                        "Cloud TPU, Kubernetes), else give --coordinator, "
-                        "--num-processes and --process-id") from None
-  _stdout_for_results()
-  if jax.process_index() != 0:
-    os.environ["TQDM_DISABLE"] = "1"
-  if jax.process_count() > 1:
-    stop = threading.Event()
-    watchdog = threading.Thread(target=_watch, args=(stop,),
-                                name="randconv-watchdog", daemon=True)
-    _WATCHDOG.update(stop=stop, heartbeat_s=launch.heartbeat_s,
-                     thread=watchdog)
-    watchdog.start()
-    from randconv import settings
-    same_everywhere({k: os.environ.get(k) for k in settings.ENV},
-                    "the RANDCONV_* environment variables")
-
-
-def _stdout_for_results() -> None:
-  """Keeps stdout for results: the runtime's C++ libraries (gloo) announce
-  their connections on file descriptor 1, which now goes to stderr, while
-  Python's ``sys.stdout`` keeps the original stdout."""
-  sys.stdout.flush()
-  results = os.dup(1)
-  os.dup2(2, 1)
-  sys.stdout = os.fdopen(results, "w", buffering=1)
-
-
-def _watch(stop: threading.Event, period: float = 1.0) -> None:
-  """Ends this process with one line when another one is lost."""
-  import jax
-  from jax.experimental import multihost_utils
-  me, n = jax.process_index(), jax.process_count()
-  while not stop.is_set():
-    try:
-      with multihost_utils.live_devices(jax.devices()):
-        stop.wait(period)
-    except multihost_utils.ProcessFailureError as e:
-      lost = sorted({d.process_index for d in e.failed_devices})
-      what = f"process {', '.join(map(str, lost))} of {n} stopped " \
-             "sending heartbeats (killed or crashed)"
-    except Exception as e:  # noqa: BLE001 - the coordinator is gone
-      first = str(e).strip().splitlines()[0][:160] if str(e).strip() else ""
-      what = f"lost the coordinator, process 0 ({first})"
-    else:
-      continue
-    if stop.is_set():
-      return  # the job ended normally; a peer that exited is not lost
-    # A new line first: a progress bar may hold the current one.
-    print(f"\nrandconv: error: process {me}: {what}; this process stops too. "
-          "Nothing finished is lost: run the same launch again on every "
-          "process to resume from the last checkpoint or cell",
-          file=sys.stderr, flush=True)
-    os._exit(LOST_EXIT)
-
-
-def finish(code: int) -> int:
-  """Process 0's exit status, for every process of a job that ended
-  normally (one process: ``code``). Stops the watchdog and leaves the job
-  in order: the others first, then process 0, whose coordination service
-  must outlive their goodbyes."""
-  if "stop" not in _WATCHDOG:
-    return code
-  import time
-
-  import jax
-  code = int(agree_value(code))
-  _WATCHDOG.pop("stop").set()
-  # Every watchdog leaves its round together (a barrier), then stops.
-  _WATCHDOG["thread"].join(timeout=30)
-  if jax.process_index() != 0:
-    jax.distributed.shutdown()
-    return code
-  from jax._src import distributed as jax_distributed  # the runtime client
-  client = jax_distributed.global_state.client
-  everyone = list(range(jax.process_count()))
-  give_up = time.monotonic() + 60
-  # get_live_nodes waits for the live processes (barrier semantics), so
-  # it returns {0} once the others have left.
-  while client is not None and time.monotonic() < give_up and \
-      len(client.get_live_nodes(everyone)) > 1:
-    time.sleep(0.05)
-  jax.distributed.shutdown()
-  return code
-
-
-def abort(code: int) -> None:
-  """Ends this process at once (after an error seen by it alone): the
-  runtime's shutdown would wait for processes that are still working."""
-  if "stop" in _WATCHDOG:
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def abort_with_traceback() -> None:
-  """Like :func:`abort` (status 1) for an unexpected exception, after
-  printing its traceback. A collective or barrier that failed because
-  another process was lost raises here first; the watchdog is given the
-  time to see the loss (a heartbeat timeout) and end the process with its
-  one clear line instead."""
-  if "stop" in _WATCHDOG:
-    threading.Event().wait(_WATCHDOG["heartbeat_s"] + 5)
-    import traceback
-    traceback.print_exc()
-    abort(1)
+def set_many(on: bool) -> None:
+  """Says whether this process is one of a job of several: True once the
+  launcher has joined the job (:func:`randconv.repro.launch.initialize`),
+  False when it leaves it. Nothing in the library sets it."""
+  _JOB["many"] = bool(on)
 
 
 # --------------------------------------------------------------------------
@@ -263,7 +50,7 @@ def abort_with_traceback() -> None:
 def is_main() -> bool:
   """Whether this process writes the results (process 0; always true for
   one process)."""
-  if "stop" not in _WATCHDOG:
+  if not many():
     return True
   import jax
   return jax.process_index() == 0
@@ -271,7 +58,7 @@ def is_main() -> bool:
 
 def many() -> bool:
   """Whether this command runs on more than one process."""
-  return "stop" in _WATCHDOG
+  return _JOB["many"]
 
 
 def agree_value(value: int | float):
@@ -307,11 +94,13 @@ def broadcast_json(obj=None):
   return json.loads(bytes(buf[:n]).decode())
 
 
-def from_main(fn: Callable[[], object]):
+def from_main(fn: Callable[[], object],
+              errors: tuple[type[RandconvError], ...] = ()):
   """``fn()`` run on process 0 only, its JSON-able result given to every
   process; a :class:`RandconvError` it raises is raised on every process
-  (same class where it is a known one, with the same message), and so is
-  an ``OSError`` or ``ValueError`` (as a :class:`RandconvError`)."""
+  with the same message (as itself where its class is in ``errors``, the
+  caller's own kinds), and so is an ``OSError`` or ``ValueError`` (as a
+  :class:`RandconvError`)."""
   if not many():
     return fn()
   out = None
@@ -325,7 +114,8 @@ def from_main(fn: Callable[[], object]):
              "kind": "RandconvError"}
   out = broadcast_json(out)
   if "error" in out:
-    raise _error_class(out["kind"])(out["error"])
+    known = {c.__name__: c for c in errors}
+    raise known.get(out["kind"], RandconvError)(out["error"])
   return out["value"]
 
 
@@ -363,12 +153,6 @@ def main_first(fn: Callable[[], object], name: str = "randconv-main-first"):
     return out
   multihost_utils.sync_global_devices(name)
   return fn()
-
-
-def _error_class(name: str) -> type[RandconvError]:
-  from randconv.rundir import WorkdirError
-  known = {c.__name__: c for c in (RandconvError, WorkdirError)}
-  return known.get(name, RandconvError)
 
 
 # --------------------------------------------------------------------------
@@ -479,8 +263,6 @@ class Placement:
                    out_shardings=outs)
 
 
-__all__ = ["Launch", "add_arguments", "launch_from_args", "initialize",
-           "finish", "abort", "is_main", "many", "agree",
-           "agree_value", "broadcast_json", "from_main", "main_first",
-           "same_everywhere", "Placement",
-           "LOST_EXIT"]
+__all__ = ["Placement", "agree", "agree_value", "broadcast_json",
+           "from_main", "is_main", "main_first", "many", "same_everywhere",
+           "set_many"]

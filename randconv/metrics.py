@@ -21,7 +21,8 @@ import numpy as np
 
 GREY_WEIGHTS = (0.299, 0.587, 0.114)
 # SSIM's Gaussian window side: an image smaller than this has no window
-# position, so the CLI refuses such sizes (randconv.preflight.check_size).
+# position, so the CLI refuses such sizes
+# (randconv.repro.preflight.check_size).
 SSIM_WINDOW = 11
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -69,6 +70,24 @@ def differing_fields(old: dict, new: dict, may_differ: Iterable[str] = ()
   skip = set(may_differ)
   return sorted(k for k in set(old) | set(new)
                 if k not in skip and old.get(k) != new.get(k))
+
+
+def unwritable(folder: Path) -> str | None:
+  """Why files cannot be written in ``folder`` (made first if missing), or
+  None. Probes by making and removing an empty folder in the nearest
+  existing ancestor, so it writes nothing that stays."""
+  if folder.exists() and not folder.is_dir():
+    return f"{folder} is a file, not a folder"
+  base = folder
+  while not base.exists() and base != base.parent:
+    base = base.parent
+  if not base.is_dir():
+    return f"{base} is a file, not a folder"
+  try:
+    os.rmdir(tempfile.mkdtemp(prefix=".randconv-probe-", dir=base))
+  except OSError as e:
+    return f"cannot write in {base} ({e.strerror or e})"
+  return None
 
 
 def read_jsonl(path: Path, *, repair: bool = False) -> list[dict]:
@@ -122,7 +141,7 @@ class RunDir:
     self.writer = distributed.is_main()
     distributed.same_everywhere(self.config, f"the configs of {self.path}")
     self.records: list[dict] = distributed.from_main(
-        lambda: self._open(tuple(may_differ)))
+        lambda: self._open(tuple(may_differ)), errors=(WorkdirError,))
     self._cells = {r["cell"]: r for r in self.records if "cell" in r}
 
   def _open(self, may_differ: tuple[str, ...]) -> list[dict]:
@@ -207,4 +226,4 @@ class RunDir:
 
 
 __all__ = ["RunDir", "WorkdirError", "read_jsonl", "write_atomic",
-           "differing_fields", "canonical"]
+           "differing_fields", "canonical", "unwritable"]

@@ -8,6 +8,7 @@ import sys
 
 from randconv import distributed
 from randconv.deadline import NO_DEADLINE
+from randconv.repro import launch
 
 # The sweep: width 4, three nets (more than fit evenly on the job's two
 # sweep devices, one CPU device per process), two images, no T7
@@ -25,12 +26,12 @@ def run(out: str):
 if __name__ == "__main__":
   p = argparse.ArgumentParser()
   p.add_argument("out")
-  distributed.add_arguments(p)
+  launch.add_arguments(p)
   a = p.parse_args()
-  distributed.initialize(distributed.launch_from_args(a))
+  launch.initialize(launch.launch_from_args(a))
   from randconv.training.train import enable_compilation_cache
   enable_compilation_cache()  # $RANDCONV_JAX_CACHE: shared by the test's runs
   results = run(a.out)
   if distributed.is_main():
     print(json.dumps([r.status for r in results]))
-  sys.exit(distributed.finish(0))
+  sys.exit(launch.finish(0))

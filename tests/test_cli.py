@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from randconv.cli import main
+from randconv.repro.cli import main
 
 # The paper's Table 1 (VGG16 at 227x227): channels, map side, dimension.
 TABLE1 = {1: (64, 227, 3_297_856), 2: (128, 114, 1_663_488),
@@ -272,7 +272,7 @@ def _help_entries(text: str) -> dict[str, str]:
 
 
 def _command_ids():
-  from randconv.cli import build_parser
+  from randconv.repro.cli import build_parser
   return [" ".join(words) for words, _ in _commands(build_parser())]
 
 
@@ -281,7 +281,7 @@ def test_help_gives_every_flag_a_line_and_its_default(command):
   """Every option of every command (the plugins' too) has help text and
   says its default: the value argparse holds, or words with "default"
   (a None default needs words), or that it is required."""
-  from randconv.cli import build_parser
+  from randconv.repro.cli import build_parser
   parser = dict((" ".join(w), p) for w, p in _commands(build_parser()))[
       command]
   entries = _help_entries(parser.format_help())
@@ -306,7 +306,7 @@ def test_help_gives_every_flag_a_line_and_its_default(command):
 def test_invert_help_lists_every_flag():
   """The acceptance check: ``randconv invert --help`` names all 15 flags,
   each with its help and default."""
-  proc = subprocess.run([sys.executable, "-m", "randconv.cli", "invert",
+  proc = subprocess.run([sys.executable, "-m", "randconv.repro.cli", "invert",
                          "--help"], capture_output=True, text=True,
                         timeout=120)
   assert proc.returncode == 0
@@ -331,7 +331,7 @@ def test_describe_text_is_h_w_c(capsys):
 
 
 def test_output_checks_leave_nothing(tmp_path):
-  from randconv.preflight import out_file, out_folder
+  from randconv.repro.preflight import out_file, out_folder
   assert out_folder(str(tmp_path / "a" / "b")) == str(tmp_path / "a" / "b")
   assert out_file(str(tmp_path / "c" / "x.npy")) == str(tmp_path / "c" /
                                                          "x.npy")
@@ -356,7 +356,7 @@ def test_memory_estimates_pass_documented_sizes():
 
 
 def test_console_script_bad_input_no_traceback(tmp_path):
-  proc = subprocess.run([sys.executable, "-m", "randconv.cli", "invert",
+  proc = subprocess.run([sys.executable, "-m", "randconv.repro.cli", "invert",
                          str(tmp_path / "missing.jpg"), "--out",
                          str(tmp_path)], capture_output=True, text=True,
                         timeout=120)

@@ -17,8 +17,8 @@ import numpy as np
 import pytest
 
 from conftest import Job, job_flags, training_records
-from randconv.cli import main
-from randconv.distributed import LOST_EXIT
+from randconv.repro.cli import main
+from randconv.repro.launch import LOST_EXIT
 from randconv.training import train as T
 
 HERE = Path(__file__).parent

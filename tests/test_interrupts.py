@@ -1,4 +1,4 @@
-"""Ctrl-C and SIGTERM (randconv.interrupts): a real ``randconv reproduce``
+"""Ctrl-C and SIGTERM (randconv.repro.interrupts): a real ``randconv reproduce``
 in a subprocess, interrupted between cells by SIGINT and then by SIGTERM,
 exits with 130 and 143 and one line each time; the same command then
 finishes with the claims of an uninterrupted run. And a Ctrl-C that Python
@@ -22,7 +22,7 @@ REPRODUCE = """
 import sys
 from experiments.section4 import configs
 configs.OVERRIDES[configs.KernelConfig]["quick"].update({fields!r})
-from randconv.cli import main
+from randconv.repro.cli import main
 sys.exit(main(["reproduce", "--preset", "quick", "--only", "S4f",
                "--out", sys.argv[1]]))
 """
@@ -63,7 +63,7 @@ def test_interrupted_reproduce_exits_130_then_143_and_resumes(tmp_path):
 
 DROPPED = """
 import gc, sys, time
-from randconv import interrupts
+from randconv.repro import interrupts
 more, interrupts.GRACE_S = map(float, sys.argv[1:])
 
 def slow_callback(phase, info):

@@ -3,7 +3,6 @@ kernels saved by tests/data/make_nt_kernels.sh), against wide library
 networks where neural-tangents cannot go (max pooling), and the API's
 contract (blocks between images, named layers, rescaling, errors)."""
 
-import ast
 import dataclasses
 from pathlib import Path
 
@@ -180,67 +179,6 @@ def test_errors_name_what_is_wrong(nt):
     f(np.zeros((2, 64, 64, 3)))
   with pytest.raises(kernels.KernelError, match=r"\[N, H, W, C\]"):
     f(np.zeros((8, 8, 3)))
-
-
-def _imports(path: Path) -> set[str]:
-  """Every module a file imports, at the top or inside a function."""
-  out = set()
-  for node in ast.walk(ast.parse(path.read_text())):
-    if isinstance(node, ast.Import):
-      out |= {a.name for a in node.names}
-    elif isinstance(node, ast.ImportFrom) and node.module:
-      out.add(node.module)
-      out |= {f"{node.module}.{a.name}" for a in node.names}
-  return out
-
-
-def import_graph(package: str) -> dict[str, set[str]]:
-  """module -> the modules of ``package`` it imports (read from source);
-  the package itself is a node too (``from package import x`` runs its
-  ``__init__``)."""
-  root = Path(__file__).parents[1] / package
-  mods = {package if p.stem == "__init__" else f"{package}.{p.stem}": p
-          for p in root.glob("*.py")}
-  return {m: {d for d in _imports(p) if d in mods and d != m}
-          for m, p in mods.items()}
-
-
-def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
-  state, stack = {}, []
-
-  def visit(m):
-    state[m] = "open"
-    stack.append(m)
-    for d in sorted(graph.get(m, ())):
-      if state.get(d) == "open":
-        return stack[stack.index(d):] + [d]
-      if d not in state and (c := visit(d)):
-        return c
-    state[m] = "done"
-    stack.pop()
-    return None
-
-  for m in sorted(graph):
-    if m not in state and (c := visit(m)):
-      return c
-  return None
-
-
-def test_theory_checks_import_graph():
-  """No import cycle among theory_checks' modules (its ``__init__``
-  included), none of them imports experiments, and the library's kernels
-  import no part of the harness."""
-  graph = import_graph("theory_checks")
-  assert find_cycle(graph) is None, find_cycle(graph)
-  root = Path(__file__).parents[1]
-  for p in (root / "theory_checks").glob("*.py"):
-    bad = {m for m in _imports(p) if m.split(".")[0] == "experiments"}
-    assert not bad, f"{p.name} imports {bad}"
-  harness = {"randconv.cli", "randconv.registry", "randconv.report",
-             "randconv.rundir", "randconv.deadline", "randconv.distributed"}
-  for p in (root / "randconv" / "kernels").glob("*.py"):
-    assert not _imports(p) & harness, p.name
-  assert find_cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]
 
 
 LINEAR_CASES = [  # layer, input size, output size (None: the op's own)

@@ -4,8 +4,8 @@ to do shows none, and ``--json`` silences them all."""
 
 from experiments.section4 import claims, configs
 from randconv import progress
-from randconv.cli import main
 from randconv.deadline import NO_DEADLINE
+from randconv.repro.cli import main
 
 
 def _kernel_sweep(out):

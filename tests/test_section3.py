@@ -19,8 +19,8 @@ import pytest
 from experiments import section3 as S3
 from experiments import section3_runs as S3R
 from randconv import plotting, settings
-from randconv.cli import build_parser
 from randconv.deadline import NO_DEADLINE
+from randconv.repro.cli import build_parser
 
 # The tests' small runs: the quick preset made smaller (2 seeds, so that
 # the replicate code runs; 5 steps with a validation point at each).
@@ -137,7 +137,7 @@ def test_reproduce_weights_option(tmp_path, monkeypatch):
     seen["weights"] = kw["settings"].weights
     return []
 
-  monkeypatch.setattr("randconv.registry.reproduce", fake)
+  monkeypatch.setattr("randconv.repro.registry.reproduce", fake)
   monkeypatch.delenv("RANDCONV_WEIGHTS", raising=False)
   f = tmp_path / "vgg16-test.pth"
   f.write_bytes(b"x")

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import has_lines, kill_when
-from randconv import registry
+from randconv.repro import registry
 from randconv.deadline import NO_DEADLINE, Deadline
 
 from experiments.section4 import claims, configs, data
@@ -218,7 +218,7 @@ def test_sensitivity_explanations():
   """A row that holds means our reading differs; rows that do not hold
   leave the verdict standing; rows cut by the budget are named apart."""
   from experiments.section4 import sensitivity as sens
-  from randconv.registry import ClaimResult
+  from randconv.repro.registry import ClaimResult
 
   def result(*statuses):
     rows = [{"reading": f"r{i}", "summary": "", "status": st}

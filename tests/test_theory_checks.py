@@ -196,7 +196,7 @@ def test_width_sweep_resumes_and_stops_at_the_deadline(tmp_path):
 
 
 def test_a_check_out_of_time_is_partial(tmp_path):
-  from randconv.registry import experiments
+  from randconv.repro.registry import experiments
   exp = experiments()["theory_t3"]
   cfg = exp.configure("quick", None)
   assert cfg == checks.config_for("T3", "quick") and cfg.preset == "quick"
@@ -216,8 +216,8 @@ def test_presets_are_overrides_of_one_config():
 
 
 def test_limit_command(tmp_path, capsys):
-  from randconv.cli import main
   from randconv.plotting import save_png
+  from randconv.repro.cli import main
   img = tmp_path / "img.png"
   save_png(img, smooth(40, 6))
   assert main(["limit", str(img), "--layer", "conv2", "--size", "32",
@@ -292,7 +292,7 @@ def test_killed_check_resumes_to_the_same_numbers(tmp_path):
 
 def test_theory_command_stops_at_the_time_budget(tmp_path, capsys,
                                                  monkeypatch):
-  from randconv.cli import main
+  from randconv.repro.cli import main
   monkeypatch.setenv("RANDCONV_TIME_BUDGET_S", "0")
   assert main(["theory", "--preset", "quick", "--only", "T1", "--out",
                str(tmp_path), "--json"]) == 0

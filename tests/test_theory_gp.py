@@ -157,7 +157,7 @@ def test_t7_end_to_end_and_resume(tmp_path):
 
 
 def test_limit_command_conv_and_max(tmp_path, capsys):
-  from randconv.cli import main
+  from randconv.repro.cli import main
   assert main(["limit", "chelsea", "--layer", "pool1", "--size", "12",
                "--pooling", "max", "--output", "conv", "--samples", "20",
                "--out", str(tmp_path / "c"), "--json"]) == 0

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 
 from conftest import kill_when, training_records
-from randconv.cli import main
+from randconv.repro.cli import main
 from randconv.training import data as D
 from randconv.training import train as T
 
@@ -49,7 +49,7 @@ TINY = ["--layer", "conv2", "--width", "8", "--size", "32", "--short-side",
 
 
 def _cmd(out, steps, every):
-  return [sys.executable, "-m", "randconv.cli", "train", *TINY, "--steps",
+  return [sys.executable, "-m", "randconv.repro.cli", "train", *TINY, "--steps",
           str(steps), "--checkpoint-every", str(every), "--out", str(out)]
 
 

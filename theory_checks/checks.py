@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from randconv.deadline import NO_DEADLINE, Deadline
-from randconv.registry import preset_config
+from randconv.repro.registry import preset_config
 from theory_checks.common import (_TWO, PHOTOS_ALL, SLOPE_RANGE,  # noqa: F401
                                   CheckResult, convergence_holds, fit_slopes,
                                   grey_of, inputs, loglog_slope, plot_angles)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from randconv.deadline import Deadline
-from randconv.registry import ClaimResult, Table, claim_text
+from randconv.repro.registry import ClaimResult, Table, claim_text
 
 
 def _claim(result, workdir: Path) -> ClaimResult:

@@ -7,7 +7,12 @@ import time
 from pathlib import Path
 
 from randconv.errors import RandconvError
-from randconv.preflight import check_memory, check_size, out_folder
+from randconv.repro.preflight import (
+  check_memory,
+  check_size,
+  out_folder,
+  positive_int,
+)
 
 CHECK_IDS = ("T1", "T2", "T3", "T4", "T5", "T6", "T7")
 SCALING = "min-max scaled (black = min, white = max)"
@@ -51,7 +56,7 @@ def cmd_theory(a) -> None:
   if stopped:
     lines.append(f"partial: {stopped}")
   lines.append(f"details: {out / 'theory.json'}; figures in {out}/t*/")
-  from randconv.cli import emit
+  from randconv.repro.cli import emit
   emit(a, payload, "\n".join(lines))
 
 
@@ -144,7 +149,7 @@ def cmd_limit(a) -> None:
             f"{np.cos(ang):.4f}); SSIM {payload['ssim_mean']:.4f}, |r| "
             f"{payload['pearson_abs_mean']:.4f}\nwrote {out / 'limit.npy'} "
             f"and {out / 'limit.png'}")
-  from randconv.cli import emit
+  from randconv.repro.cli import emit
   emit(a, payload, text)
 
 
@@ -194,8 +199,8 @@ def conv_figure(path: Path, x, name: str, pred: dict, what: str,
 
 
 def add_commands(sub) -> None:
-  from randconv import distributed
-  from randconv.cli import add_json_arg, positive_int
+  from randconv.repro import launch
+  from randconv.repro.cli import add_json_arg
   p = sub.add_parser(
       "theory", help="Section 5 theory checks T1-T7 (limit image, "
       "convergence, variance and angle bounds)")
@@ -208,7 +213,7 @@ def add_commands(sub) -> None:
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
                  help="checks to run (T1 .. T7; default: all)")
   add_json_arg(p)
-  distributed.add_arguments(p)
+  launch.add_arguments(p)
   p.set_defaults(func=cmd_theory)
 
   p = sub.add_parser(

@@ -26,7 +26,7 @@ import numpy as np
 
 from randconv import distributed
 from randconv.deadline import NO_DEADLINE, Deadline
-from randconv.registry import preset_config
+from randconv.repro.registry import preset_config
 from theory_checks import common, gp
 from theory_checks import montecarlo as mc
 from theory_checks import t7_cross

@@ -27,7 +27,7 @@ from experiments.section4.configs import (
 from experiments.section4.data import offline_images, sample_images
 from randconv import engine
 from randconv.deadline import Deadline
-from randconv.registry import ClaimResult, Table
+from randconv.repro.registry import ClaimResult, Table
 from randconv.rundir import RunDir
 
 EXPERIMENTS = Table()

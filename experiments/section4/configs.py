@@ -2,7 +2,7 @@
 
 The cpu preset's values are the defaults of each config dataclass; each
 preset overrides some fields (:data:`OVERRIDES`, through
-:func:`randconv.registry.preset_config`). ``preset`` decides only whether
+:func:`randconv.repro.registry.preset_config`). ``preset`` decides only whether
 the verdicts are smoke and which preset a run folder records.
 """
 
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from randconv.registry import preset_config
+from randconv.repro.registry import preset_config
 
 DIST = "gaussian:0.015"
 ROOT_SEED = 4

@@ -26,7 +26,7 @@ from experiments.section4.rules import (
 )
 from randconv import engine
 from randconv.metrics import spearman
-from randconv.registry import ClaimResult, claim_text
+from randconv.repro.registry import ClaimResult, claim_text
 from randconv.rundir import RunDir
 from randconv.spec import make_spec
 

@@ -11,7 +11,7 @@ from experiments.section4 import plots
 from experiments.section4.cells import kernel_post, run_cells, scores
 from experiments.section4.rules import RANK_RISE, rounded
 from randconv.metrics import spearman
-from randconv.registry import ClaimResult, claim_text
+from randconv.repro.registry import ClaimResult, claim_text
 from randconv.rundir import RunDir
 from randconv.spec import make_spec
 

@@ -37,7 +37,7 @@ from experiments.section4.rules import (
   snr,
 )
 from randconv import metrics
-from randconv.registry import ClaimResult, claim_text
+from randconv.repro.registry import ClaimResult, claim_text
 from randconv.rundir import RunDir
 from randconv.spec import make_spec
 

@@ -8,5 +8,12 @@ encoders (Fig. 5, Fig. 6).
   torchvision) turned into the library's params, with their preprocessing.
 * :mod:`randconv.training.train`: the decoder's training loop (optax Adam,
   Caffe-style weight decay, orbax checkpoints, resume, divergence guard).
-* :mod:`randconv.training.cli`: ``randconv features`` and ``randconv train``.
+* :mod:`randconv.training.features`: the frozen encoder's features of a
+  fixed set of crops, computed once, and the training step on them.
+* :mod:`randconv.training.objective`: the decoder and its loss, shared by
+  both ways of training.
+* :mod:`randconv.training.fetch`: the HED weights file into the cache.
+
+The commands (``randconv features``, ``train``, ``weights``) are the
+harness's, :mod:`randconv.repro.training_cli`.
 """

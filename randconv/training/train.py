@@ -61,6 +61,13 @@ from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import data as data_lib
 from randconv.training import features as features_lib
 from randconv.training import weights as weights_lib
+from randconv.training.objective import (
+  decoder_module,
+  mean_over_batches,
+  pad_rows,
+  per_image_loss,
+  place_batch,
+)
 
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
 FEATURE_SCALES = ("raw", "rms")
@@ -210,10 +217,6 @@ def _encoder_module(spec: NetSpec, enc: weights_lib.Encoder,
   return modules.Encoder(spec, use_bias=enc.pretrained, policy=policy)
 
 
-def _decoder_module(spec: NetSpec, policy: ConvPolicy) -> modules.Decoder:
-  return modules.Decoder(spec, use_bias=True, policy=policy)
-
-
 def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
   if cfg.encoder != "random" and cfg.width is not None:
     raise RandconvError("--width applies to random encoders only: pre-trained "
@@ -225,14 +228,6 @@ def build_encoder(cfg: TrainConfig, spec: NetSpec) -> weights_lib.Encoder:
   if cfg.preprocessing is not None:
     enc = dataclasses.replace(enc, preprocessing=cfg.preprocessing)
   return enc
-
-
-def per_image_loss(y: jax.Array, x: jax.Array) -> jax.Array:
-  """Caffe's EuclideanLoss per image: 0.5 * sum (y - x)^2.
-
-  ``y``, ``x``: [B, H, W, C] -> [B].
-  """
-  return 0.5 * jnp.sum(jnp.square(y - x), axis=(1, 2, 3))
 
 
 def reconstruct(dec_params: Params, enc: weights_lib.Encoder,
@@ -247,7 +242,7 @@ def reconstruct(dec_params: Params, enc: weights_lib.Encoder,
   z = _encoder_module(spec, enc, policy).apply(
       {"params": enc.params},
       weights_lib.preprocess(x, enc.preprocessing)) / divisor
-  return _decoder_module(spec, policy).apply({"params": dec_params}, z,
+  return decoder_module(spec, policy).apply({"params": dec_params}, z,
                                              x.shape[1:3])
 
 
@@ -284,7 +279,7 @@ def make_train_step(spec: NetSpec, enc: weights_lib.Encoder,
   mode = enc.preprocessing
   policy = ConvPolicy.named(conv_impl)
   encoder = _encoder_module(spec, enc, policy)
-  decoder = _decoder_module(spec, policy)
+  decoder = decoder_module(spec, policy)
 
   def loss_fn(dec, enc_params, x):
     z = encoder.apply({"params": enc_params},
@@ -322,32 +317,6 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
   losses = place.jit(per_image, 2)
   return lambda dec, images_u8: mean_over_batches(
       lambda b: losses(dec, enc.params, b), images_u8, batch, place)
-
-
-def mean_over_batches(losses, arrays, batch: int, place: Placement) -> float:
-  """The mean of ``losses(global_batch)`` (per-image values) over the rows
-  of ``arrays`` (an array, or a tuple of arrays of the same length), in
-  batches of ``batch``, the last one padded with zeros and masked; each
-  process passes all the rows and supplies its own (:meth:`Placement.rows`)."""
-  rows = place.rows(batch)
-  parts = arrays if isinstance(arrays, tuple) else (arrays,)
-  total, n = 0.0, len(parts[0])
-  for i in range(0, n, batch):
-    pad = batch - len(parts[0][i:i + batch])
-    chunk = tuple(features_lib.pad_rows(np.asarray(a[i:i + batch]),
-                                        batch)[rows] for a in parts)
-    chunk = chunk if isinstance(arrays, tuple) else chunk[0]
-    vals = np.asarray(losses(place_batch(place, chunk, batch)))
-    total += float(vals[:batch - pad].astype(np.float64).sum())
-  return total / n
-
-
-def place_batch(place: Placement, local, batch: int):
-  """:meth:`Placement.batch` of an array or of each array of a tuple
-  (cached features and their crops)."""
-  if isinstance(local, tuple):
-    return tuple(place.batch(a, batch) for a in local)
-  return place.batch(local, batch)
 
 
 # --------------------------------------------------------------------------
@@ -557,7 +526,7 @@ def _programs(cfg: TrainConfig, spec: NetSpec, enc: weights_lib.Encoder,
     if cfg.feature_scale == "rms":
       encode = features_lib.encode_fn(spec, enc, ConvPolicy.named(cfg.impl))
       divisor = features_lib.rms_of(
-          encode(enc.params, features_lib.pad_rows(b, cfg.batch))[:len(b)]
+          encode(enc.params, pad_rows(b, cfg.batch))[:len(b)]
           for b in _chunks(data.train_eval, cfg.batch))
     enc = dataclasses.replace(enc, params=place.replicate(enc.params))
     return (make_train_step(spec, enc, optimizer, cfg.impl, place, divisor),

@@ -2,7 +2,8 @@
 weights fetch|list`` (:mod:`randconv.training.fetch`), and the
 ``--weights`` option of ``randconv reproduce``.
 
-``randconv.cli`` imports this module and calls :func:`add_commands`.
+:mod:`randconv.repro.cli` finds this module through the ``randconv.commands``
+entry point and calls :func:`add_commands`.
 """
 
 from __future__ import annotations
@@ -11,14 +12,22 @@ import argparse
 from pathlib import Path
 
 from randconv.errors import RandconvError
-from randconv.preflight import check_net_fits, check_size, out_file, out_folder
+from randconv.repro.preflight import (
+  check_net_fits,
+  check_size,
+  non_negative,
+  out_file,
+  out_folder,
+  positive_float,
+  positive_int,
+)
 
 
 def cmd_features(a) -> None:
   import numpy as np
 
   from randconv import images
-  from randconv.cli import emit
+  from randconv.repro.cli import emit
   from randconv.spec import make_spec
   from randconv.training import weights as W
 
@@ -92,7 +101,7 @@ def check_train(cfg) -> None:
   check_net_fits(spec, crop, cfg.batch,
                  advice="lower --batch, --size or --width")
   if cfg.feature_cache:
-    from randconv.preflight import check_memory
+    from randconv.repro.preflight import check_memory
     from randconv.training.features import check_size as check_cache
     check_cache(cfg.feature_cache, cfg.batch)
     h, w, c = spec.feature_shape(crop, crop)
@@ -108,8 +117,8 @@ def check_train(cfg) -> None:
 
 def cmd_train(a) -> None:
   from randconv import settings
-  from randconv.cli import emit
   from randconv.deadline import Deadline
+  from randconv.repro.cli import emit
   from randconv.training import train
 
   cfg = train_config_from_args(a)
@@ -162,7 +171,7 @@ def _wrap_reproduce(parser: argparse.ArgumentParser) -> None:
 def cmd_weights_fetch(a) -> None:
   import sys
 
-  from randconv.cli import emit
+  from randconv.repro.cli import emit
   from randconv.training import fetch
 
   def say(line):
@@ -176,7 +185,7 @@ def cmd_weights_fetch(a) -> None:
 
 
 def cmd_weights_list(a) -> None:
-  from randconv.cli import emit
+  from randconv.repro.cli import emit
   from randconv.training import fetch
   inv = fetch.inventory()
   lines = ["accepted weights (docs/weights.md):",
@@ -194,7 +203,7 @@ def cmd_weights_list(a) -> None:
 
 
 def _add_weights_commands(sub) -> None:
-  from randconv.cli import add_json_arg
+  from randconv.repro.cli import add_json_arg
   p = sub.add_parser("weights", help="pre-trained weights: fetch the HED "
                      "VGG16 file into the weights cache, list what is here "
                      "(docs/weights.md)")
@@ -219,13 +228,8 @@ def _add_weights_commands(sub) -> None:
 
 
 def add_commands(sub) -> None:
-  from randconv import distributed
-  from randconv.cli import (
-    add_json_arg,
-    non_negative,
-    positive_float,
-    positive_int,
-  )
+  from randconv.repro import launch
+  from randconv.repro.cli import add_json_arg
 
   p = sub.add_parser("features", help="the ConvK features of an image "
                      "(random or pre-trained encoder) as .npy")
@@ -328,7 +332,7 @@ def add_commands(sub) -> None:
   p.add_argument("--out", required=True, type=out_folder,
                  help="the run's folder (the same one resumes the run)")
   add_json_arg(p)
-  distributed.add_arguments(p)
+  launch.add_arguments(p)
   p.set_defaults(func=cmd_train)
 
   _add_weights_commands(sub)

@@ -4,8 +4,8 @@ Subcommands: ``describe``, ``invert``, ``reproduce`` and ``report`` here;
 other modules add theirs through the ``randconv.commands`` entry points
 (``pyproject.toml``; each names an ``add_commands(sub)``).
 Bad input (a :class:`~randconv.errors.RandconvError`, raised before any
-work where it can be: :mod:`randconv.preflight` checks output paths and
-memory) prints one line on stderr and exits with code 2; results go to
+work where it can be: :mod:`randconv.repro.preflight` checks output paths
+and memory) prints one line on stderr and exits with code 2; results go to
 stdout (one JSON line with ``--json``); progress bars go to stderr (none
 with ``--json``: :mod:`randconv.progress`).
 """
@@ -18,9 +18,16 @@ import signal
 import sys
 from pathlib import Path
 
-from randconv import distributed, interrupts, plugins, progress
+from randconv import distributed, progress
 from randconv.errors import RandconvError
-from randconv.preflight import check_net_fits, check_size, out_folder
+from randconv.repro import interrupts, launch, plugins
+from randconv.repro.preflight import (
+  check_net_fits,
+  check_size,
+  out_folder,
+  positive_float,
+  positive_int,
+)
 
 COMMANDS_GROUP = "randconv.commands"  # entry points: add_commands(sub)
 
@@ -58,42 +65,6 @@ class _Parser(argparse.ArgumentParser):
 
   def error(self, message):
     raise RandconvError(message)
-
-
-def positive_int(text: str) -> int:
-  try:
-    value = int(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-  if value <= 0:
-    raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-  return value
-
-
-def positive_float(text: str) -> float:
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-  if not value > 0:  # NaN too
-    raise argparse.ArgumentTypeError(f"must be positive, got {text}")
-  return value
-
-
-def non_negative(kind):
-  """An argparse type of a ``kind`` number that may be 0, not below."""
-  def parse(text: str):
-    try:
-      value = kind(text)
-    except ValueError:
-      raise argparse.ArgumentTypeError(
-          f"{text!r} is not {'an integer' if kind is int else 'a number'}"
-      ) from None
-    if not value >= 0:
-      raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
-  parse.__name__ = f"non-negative {kind.__name__}"
-  return parse
 
 
 def add_net_args(p: argparse.ArgumentParser, layer_default: str = "conv1"):
@@ -228,8 +199,9 @@ def cmd_invert(a) -> None:
 
 
 def cmd_reproduce(a) -> None:
-  from randconv import registry, settings
+  from randconv import settings
   from randconv.deadline import Deadline
+  from randconv.repro import registry
   if a.only:
     registry.check_ids(a.only)
   # The one clock of this invocation: every experiment shares it.
@@ -252,7 +224,7 @@ def cmd_reproduce(a) -> None:
 
 
 def cmd_report(a) -> None:
-  from randconv import report
+  from randconv.repro import report
   run = Path(a.run_dir)
   if not (run / "claims.json").exists():
     raise RandconvError(f"{run} has no claims.json; give a folder that "
@@ -321,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
                       "$RANDCONV_TIME_BUDGET_S, else none); what is cut is "
                       "reported partial and the same command resumes it")
   add_json_arg(p)
-  distributed.add_arguments(p)
+  launch.add_arguments(p)
   p.set_defaults(func=cmd_reproduce)
 
   p = sub.add_parser("report", help="rewrite a run's report.html and "
@@ -365,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
   """Runs one command; returns its exit status (with many processes:
   process 0's, and a process that fails alone ends at once). SIGINT and
   SIGTERM end the process at once, with status 130 or 143
-  (:mod:`randconv.interrupts`)."""
+  (:mod:`randconv.repro.interrupts`)."""
   code = 0
   try:
     args = build_parser().parse_args(argv)
     if hasattr(args, "coordinator"):
-      distributed.initialize(distributed.launch_from_args(args))
+      launch.initialize(launch.launch_from_args(args))
     with interrupts.handled(), progress.quieted(getattr(args, "json", False)):
       args.func(args)
   except RandconvError as e:
@@ -382,16 +354,16 @@ def main(argv: list[str] | None = None) -> int:
           file=sys.stderr)
     code = 2
   except KeyboardInterrupt as e:
-    # Ends the process here (130, or 143 for SIGTERM): randconv.interrupts.
+    # Ends the process here (130, or 143 for SIGTERM): repro.interrupts.
     interrupts.leave(getattr(e, "signum", signal.SIGINT))
   except Exception:
-    distributed.abort_with_traceback()
+    launch.abort_with_traceback()
     raise
   if code:
-    distributed.abort(code)
+    launch.abort(code)
     return code
   try:
-    return distributed.finish(0)
+    return launch.finish(0)
   except Exception as e:  # noqa: BLE001 - a process lost at the very end
     print(f"randconv: error: the job did not end together ({e}); its "
           "results are written", file=sys.stderr)

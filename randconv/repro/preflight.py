@@ -3,7 +3,10 @@ line on stderr and exit code 2 (a :class:`~randconv.errors.RandconvError`)
 rather than a traceback, and leaves nothing half written:
 
 * :func:`out_folder` and :func:`out_file`, argparse types of output paths:
-  the path can be created and written, checked at parse time;
+  the path can be created and written (:func:`randconv.rundir.unwritable`),
+  checked at parse time;
+* :func:`positive_int`, :func:`positive_float` and :func:`non_negative`,
+  argparse types of counts and sizes;
 * :func:`check_size`: an input size every map of the network can take,
   and, where a metric is computed, at least SSIM's window;
 * :func:`check_memory` and :func:`check_net_fits`: the arrays a command
@@ -16,34 +19,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import tempfile
 from pathlib import Path
 
 from randconv.errors import RandconvError
+from randconv.rundir import unwritable
 
 GB = 1e9
 
 
 # --------------------------------------------------------------------------
 # Output paths.
-
-def unwritable(folder: Path) -> str | None:
-  """Why files cannot be written in ``folder`` (made first if missing), or
-  None. Probes by making and removing an empty folder in the nearest
-  existing ancestor, so it writes nothing that stays."""
-  if folder.exists() and not folder.is_dir():
-    return f"{folder} is a file, not a folder"
-  base = folder
-  while not base.exists() and base != base.parent:
-    base = base.parent
-  if not base.is_dir():
-    return f"{base} is a file, not a folder"
-  try:
-    os.rmdir(tempfile.mkdtemp(prefix=".randconv-probe-", dir=base))
-  except OSError as e:
-    return f"cannot write in {base} ({e.strerror or e})"
-  return None
-
 
 def out_folder(text: str) -> str:
   """argparse type of an output folder that exists or can be made, and can
@@ -65,6 +50,45 @@ def out_file(text: str) -> str:
     raise argparse.ArgumentTypeError(
         f"{why}; give a file in a folder that can be created and written")
   return text
+
+
+# --------------------------------------------------------------------------
+# Numbers.
+
+def _number(kind, text: str):
+  """``text`` as a ``kind`` number, or argparse's error saying it is not
+  one."""
+  try:
+    return kind(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(
+        f"{text!r} is not {'an integer' if kind is int else 'a number'}"
+    ) from None
+
+
+def positive_int(text: str) -> int:
+  value = _number(int, text)
+  if value <= 0:
+    raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+  return value
+
+
+def positive_float(text: str) -> float:
+  value = _number(float, text)
+  if not value > 0:  # NaN too
+    raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+  return value
+
+
+def non_negative(kind):
+  """An argparse type of a ``kind`` number that may be 0, not below."""
+  def parse(text: str):
+    value = _number(kind, text)
+    if not value >= 0:
+      raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+  parse.__name__ = f"non-negative {kind.__name__}"
+  return parse
 
 
 # --------------------------------------------------------------------------

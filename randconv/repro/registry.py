@@ -21,9 +21,9 @@ An entry point that cannot be imported is an error naming it, never a
 silent skip. ``reproduce`` runs every experiment (or those covering
 ``--only``) in ``OUT/<name>/`` under one :class:`~randconv.deadline.
 Deadline` and writes ``claims.json``, ``report.md`` and ``report.html``
-(:mod:`randconv.report`) after each one, so an interrupted run keeps what it
-finished. A claim no experiment covers is listed as "not implemented", never
-with a number."""
+(:mod:`randconv.repro.report`) after each one, so an interrupted run keeps
+what it finished. A claim no experiment covers is listed as "not
+implemented", never with a number."""
 
 from __future__ import annotations
 
@@ -37,10 +37,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from randconv import distributed, plugins, progress
+from randconv import distributed, progress
 from randconv import settings as settings_lib
 from randconv.deadline import Deadline
 from randconv.errors import RandconvError
+from randconv.repro import plugins
 
 PRESETS = ("quick", "cpu", "paper")
 CLAIMS_GROUP = "randconv.claims"
@@ -73,8 +74,8 @@ class ClaimResult:
   ``status`` is what the experiment says: ``measured`` (``holds`` decides),
   ``partial`` (out of time), ``needs weights``, ``inconclusive`` (with
   ``reason``) or ``not implemented``; :func:`finalise` turns it into the
-  report's status (:data:`randconv.report.STATUSES`). ``deciding``: a small
-  table of the deciding numbers; ``sensitivity``: rows ``{"reading",
+  report's status (:data:`randconv.repro.report.STATUSES`). ``deciding``: a
+  small table of the deciding numbers; ``sensitivity``: rows ``{"reading",
   "summary", "status"}`` with the verdict under another reading of the
   paper; ``explanation``: what theory or an independent check says.
   """
@@ -117,7 +118,7 @@ def final_status(r: ClaimResult, smoke: bool = False) -> str:
 def finalise(r: ClaimResult, run_dir: Path, smoke: bool = False) -> dict:
   """The claims.json entry of a result: final status, figures relative to
   the run folder."""
-  from randconv import report
+  from randconv.repro import report
   d = r.as_dict()
   d["status"] = final_status(r, smoke)
   if d["status"] == "smoke":
@@ -223,7 +224,7 @@ def reproduce(preset: str, out: Path, only: list[str] | None = None, *,
               ) -> list[dict]:
   """Runs every experiment (or those covering ``only``) under one deadline
   (``settings.time_budget_s`` from now unless given) and writes the reports
-  after each one (:mod:`randconv.report`). Returns every catalog claim's
+  after each one (:mod:`randconv.repro.report`). Returns every catalog claim's
   claims.json entry."""
   if preset not in PRESETS:
     raise RegistryError(f"unknown preset {preset!r}; choose "
@@ -302,7 +303,7 @@ def write_report(out: Path, preset: str, claims: list,
   """Writes claims.json, run.json (with each experiment's seconds in this
   invocation), report.md and report.html; returns the claims.json entries.
   ``claims`` are entries or :class:`ClaimResult` (finalised here)."""
-  from randconv import report
+  from randconv.repro import report
   claims = [finalise(c, out, smoke) if isinstance(c, ClaimResult) else c
             for c in claims]
   meta = report.run_metadata(preset, seconds)

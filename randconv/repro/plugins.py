@@ -1,8 +1,8 @@
 """The project's plugins: entry points (``pyproject.toml``) loaded by group.
 
 ``randconv.commands`` add subcommands to the CLI; ``randconv.claims`` and
-``randconv.experiments`` feed :mod:`randconv.registry`. A plugin that cannot
-be loaded is an error naming it, never a silent skip.
+``randconv.experiments`` feed :mod:`randconv.repro.registry`. A plugin
+that cannot be loaded is an error naming it, never a silent skip.
 """
 
 from __future__ import annotations
