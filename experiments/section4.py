@@ -279,7 +279,7 @@ def _run_group(spec, keys, x, post, chunks=None, policy="auto"):
   if len(engine.sweep_devices()) > 1:
     strategy = "shard"  # the group's nets split over every device
   return engine.run_nets(spec, DIST, keys, x, post=post, strategy=strategy,
-                         chunks=chunks, policy=policy)
+                         chunks=chunks, policy=policy, rescale=True)
 
 
 def _scores(res: dict) -> dict:
