@@ -6,7 +6,7 @@ engine's table picks (:data:`randconv.engine.NET_STRATEGY`), and whether
 they agree; docs/performance.md records the figures.
 
     python benchmarks/many_nets.py [--widths 4 16 64 256] [--repeats 5]
-        [--strategies loop group vmap] [--json F]
+        [--strategies loop map vmap] [--json F]
 
 Each figure is the best of ``--repeats`` timed runs after one warm-up run
 (which compiles). The GFLOP/s column counts the direct convs' multiply-adds
@@ -58,7 +58,7 @@ def main():
     for strategy in a.strategies:
       def run(strategy=strategy):
         return engine.run_nets(spec, "gaussian:0.015", keys, x,
-                               strategy=strategy)
+                               strategy=strategy, rescale=True)
       out = run()
       ref = out if ref is None else ref
       err = float(np.abs(out - ref).max() / np.abs(ref).max())

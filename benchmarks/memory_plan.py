@@ -85,7 +85,7 @@ def main() -> None:
     keys = np.asarray(engine.seed_keys(0, 1))
     t0 = time.perf_counter()
     out = engine.run_nets(spec, "gaussian:0.015", keys, x, budget=budget,
-                          check_memory=True)
+                          check_memory=True, rescale=True)
     dt = time.perf_counter() - t0
     flop = sum(2.0 * np.prod(c.weight_shape) for c in spec.convs) * \
         a.size * a.size * a.images

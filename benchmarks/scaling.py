@@ -75,7 +75,8 @@ def measure(a) -> dict:
   times = []
   for _ in range(a.repeats + 1):
     t0 = time.perf_counter()
-    engine.run_sharded(sweep, "gaussian:0.015", keys, x, devices=devices)
+    engine.run_sharded(sweep, "gaussian:0.015", keys, x, devices=devices,
+                       rescale=True)
     times.append(time.perf_counter() - t0)
   best = min(times[1:])
   return {"devices": a.count, "backend": jax.default_backend(),

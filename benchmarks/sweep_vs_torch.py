@@ -18,7 +18,7 @@ scaling each to unit RMS, since randconv rescales).
 
 Usage (about 4 minutes on the 2-core dev machine when idle):
   python benchmarks/sweep_vs_torch.py [--reps 3] [--impl auto|direct|winograd]
-      [--strategy auto|loop|group|vmap] [--widths 4 16 64 256 1024]
+      [--strategy auto|loop|map|vmap] [--widths 4 16 64 256 1024]
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def _args(argv=None):
   p.add_argument("--impl", default="auto",
                  choices=("auto", "direct", "winograd"))
   p.add_argument("--strategy", default="auto",
-                 choices=("auto", "loop", "group", "vmap"))
+                 choices=("auto", "loop", "map", "vmap"))
   p.add_argument("--no-keep-heap", action="store_true",
                  help="leave glibc's malloc defaults (mmap per big buffer)")
   return p.parse_args(argv)
@@ -128,7 +128,7 @@ def main(argv=None) -> None:
 
     def run_rc(spec=spec, strategy=strategy):
       return engine.run_nets(spec, dist, keys, x, policy=a.impl,
-                             strategy=strategy)
+                             strategy=strategy, rescale=True)
 
     def run_torch(tw=tw):
       return torch_sweep(torch, tw, xt, (a.size, a.size))

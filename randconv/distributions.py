@@ -3,8 +3,10 @@
 ``Distribution.initializer()`` is an ``init(key, shape, dtype)`` function of
 the kind Flax modules take: ``jax.nn.initializers.normal`` for Gaussian,
 ``variance_scaling(2, "fan_in", "normal")`` for MSRA, and small ones of our
-own for uniform on [-a, a), logistic and Laplace. Random layers draw their
-kernels with it (:mod:`randconv.modules`).
+own for uniform on [-a, a), logistic and Laplace. A module takes it as its
+``kernel_init`` (:mod:`randconv.modules`); the ``name[:scale]`` text of the
+CLI and of experiment configs becomes a :class:`Distribution` at that edge,
+by :func:`parse_distribution`.
 """
 
 from __future__ import annotations
@@ -45,8 +47,6 @@ class Distribution:
     """``init(key, shape, dtype=float32)`` drawing HWIO kernels i.i.d. from
     this distribution (the fan-in of MSRA is ``H * W * I``)."""
     s = self.scale
-    if self.name == "key":  # the engine's key capture (randconv.engine.draw)
-      return lambda key, shape, dtype=None: key
     if self.name == "gaussian":
       return jax.nn.initializers.normal(s)
     if self.name == "msra":
@@ -83,8 +83,9 @@ def parse_distribution(text: str | Distribution) -> Distribution:
   name, _, scale = text.partition(":")
   name = name.strip().lower()
   if name not in DEFAULT_SCALES:
-    raise DistributionError(f"unknown distribution {text!r}; choose one of "
-                     f"{', '.join(DEFAULT_SCALES)} (e.g. gaussian:0.015)")
+    raise DistributionError(
+        f"unknown distribution {text!r}; choose one of "
+        f"{', '.join(DEFAULT_SCALES)} (e.g. gaussian:0.015)")
   if name == "msra":
     if scale:
       raise DistributionError("msra takes no scale: it is N(0, 2 / fan_in)")
@@ -94,7 +95,8 @@ def parse_distribution(text: str | Distribution) -> Distribution:
   try:
     value = float(scale)
   except ValueError:
-    raise DistributionError(f"distribution scale {scale!r} is not a number") from None
+    raise DistributionError(
+        f"distribution scale {scale!r} is not a number") from None
   if not value > 0 or not math.isfinite(value):
     raise DistributionError(f"distribution scale must be positive, got {scale}")
   return Distribution(name, value)

@@ -9,15 +9,20 @@
 
   - ``loop``: one compiled call per net (a costly net: big matmuls, low
     memory);
-  - ``group``: a chunk of nets as one compiled executable, ``lax.map`` over
+  - ``map``: a chunk of nets as one compiled executable, ``lax.map`` over
     their stacked params, so per-call overhead stops dominating cheap nets;
   - ``vmap``: ``jax.vmap`` over the stacked params (a GPU batches it well;
-    on a CPU each conv becomes a grouped conv, which XLA runs 6-17x slower).
+    on a CPU each conv becomes a grouped conv, which XLA runs several times
+    slower than one conv per net);
+  - ``shard``: the nets split over the devices.
 
 * :func:`run_keys` evaluates any ``fn(key, images)`` for every key (the
   theory checks' Monte Carlo functions, the CLI's ``invert``), with the
-  strategies ``loop``, ``vmap``, ``map`` and ``shard`` (the keys split over
-  the local devices).
+  same four strategies.
+
+Both, and :func:`net_fn`, share :class:`randconv.modules.CNNDCN`'s
+defaults: no RMS rescaling (``rescale=False``) and the backend's conv
+policy (``policy="auto"``); docs/design.md §4 says why.
 
 One memory planner serves both: a first guess from the two largest maps
 (:func:`plan_chunks`), then, on any backend but the CPU, XLA's own memory
@@ -48,17 +53,17 @@ from randconv.policy import ConvPolicy
 from randconv.spec import NetSpec, conv_flops
 
 KEY_STRATEGIES = ("loop", "vmap", "map", "shard")
-NET_STRATEGIES = ("loop", "group", "vmap", "shard")
-# The strategy tables, measured with benchmarks/many_nets.py
-# (docs/performance.md, "Many nets"). run_keys: one strategy per backend.
+NET_STRATEGIES = KEY_STRATEGIES
+# The strategy tables (benchmarks/many_nets.py; the timings are in
+# docs/performance.md, "Many nets"). run_keys: one strategy per backend.
 # run_nets: per backend, (largest multiply-adds per image per net, strategy)
-# in increasing order. On this CPU (8 nets x 8 images, 64 px, ms loop /
-# group / vmap): width 4 45 / 31 / 33, width 16 112 / 80 / 317, width 64
-# 591 / 484 / 1836; from width 256 the nets are compute-bound and one call
-# per net keeps the memory low.
+# in increasing order. On a CPU a cheap net's time is mostly the cost of one
+# compiled call, which ``map`` pays once per chunk; vmap's grouped convs
+# lose there at every width. Past MAP_MAX_MACS the nets are compute-bound,
+# ``map`` gains nothing, and one call per net keeps the memory low.
 KEY_STRATEGY = {"cpu": "loop", "gpu": "vmap", "tpu": "vmap"}
-GROUP_MAX_MACS = 1e9
-NET_STRATEGY = {"cpu": ((GROUP_MAX_MACS, "group"), (math.inf, "loop")),
+MAP_MAX_MACS = 1e9
+NET_STRATEGY = {"cpu": ((MAP_MAX_MACS, "map"), (math.inf, "loop")),
                 "gpu": ((math.inf, "vmap"),), "tpu": ((math.inf, "vmap"),)}
 DEFAULT_BUDGET = {"cpu": 4 << 30, "gpu": 40 << 30, "tpu": 12 << 30}
 BUDGET_ENV = "RANDCONV_MEMORY_BUDGET_GB"
@@ -153,14 +158,20 @@ def activation_bytes(spec: NetSpec, height: int, width: int,
 
 def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
                 width: int, strategy: str, budget: int | None = None,
-                batch_size: int | None = None) -> Plan:
-  """Largest seed and image chunks whose memory stays under ``budget``."""
+                batch_size: int | None = None, *,
+                params_drawn: bool = False) -> Plan:
+  """Largest seed and image chunks whose memory stays under ``budget``.
+
+  ``params_drawn``: the chunk's params are drawn before the call and passed
+  in (:func:`run_nets`), so under ``map`` they are what grows with the seed
+  chunk; otherwise (:func:`run_keys`, whose ``fn`` draws each net itself) a
+  ``map`` chunk holds ``batch_size`` nets."""
   budget = budget or default_budget()
   act = activation_bytes(spec, height, width)
   par = param_bytes(spec)
   if strategy in ("loop", "shard"):
     seeds_live = 1
-  elif strategy in ("map", "group"):
+  elif strategy == "map":
     seeds_live = batch_size or 1
   else:
     seeds_live = min(n_seeds, batch_size or n_seeds)
@@ -169,7 +180,7 @@ def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
   if strategy == "vmap" and not batch_size:
     # Fit as many seeds as the budget allows with all chunked images.
     seeds_live = max(1, min(n_seeds, budget // max(1, par + images * act)))
-  elif strategy == "group":
+  elif strategy == "map" and params_drawn:
     # One net runs at a time; the chunk's params are what grows.
     seeds_live = max(1, min(n_seeds, (budget - images * act) // max(1, par)))
   return Plan(seed_chunk=seeds_live, image_chunk=int(images))
@@ -323,9 +334,9 @@ def pick_strategy(spec: NetSpec, height: int, width: int,
 
 @functools.lru_cache(maxsize=32)
 def compiled(spec: NetSpec, post=None, policy: ConvPolicy | str = "auto",
-             rescale: bool = True, strategy: str = "loop"):
+             rescale: bool = False, strategy: str = "loop"):
   """The jitted ``f(params, images) -> post(images, outputs)`` of a
-  :class:`CNNDCN`; for ``group`` and ``vmap`` the params carry a leading net
+  :class:`CNNDCN`; for ``map`` and ``vmap`` the params carry a leading net
   axis. ``post`` must be hashable (a module-level function)."""
   model = CNNDCN(spec, rescale=rescale, policy=ConvPolicy.named(policy))
 
@@ -335,19 +346,25 @@ def compiled(spec: NetSpec, post=None, policy: ConvPolicy | str = "auto",
 
   if strategy == "vmap":
     return jax.jit(jax.vmap(f, in_axes=(0, None)))
-  if strategy == "group":
+  if strategy == "map":
     return jax.jit(lambda ps, x: lax.map(lambda p: f(p, x), ps))
   return jax.jit(f)
 
 
-_KEYS = Distribution("key", None)  # captures the key each layer is drawn with
+def _given_key(key: jax.Array, shape, dtype=None) -> jax.Array:
+  """A kernel initializer that returns its key in place of a kernel, so
+  that ``init`` reports the key Flax derives for each layer."""
+  del shape, dtype
+  return key
 
 
 @functools.lru_cache(maxsize=64)
 def _layer_keys(spec: NetSpec, many: bool):
   """``keys -> {layer: {"kernel": key}}``: the key Flax gives each kernel
-  initializer in ``CNNDCN(spec).init(key, method="draw")``."""
-  model = CNNDCN(spec, _KEYS)
+  initializer in ``CNNDCN(spec, kernel_init).init(key, method="draw")``
+  (the same for every ``kernel_init``: Flax derives it from the net's key
+  and the layer's name)."""
+  model = CNNDCN(spec, kernel_init=_given_key)
 
   def one(key):
     return model.init(key, method="draw")["params"]
@@ -365,15 +382,19 @@ def _sampler(dist: Distribution, shape: tuple[int, ...], many: bool):
   return jax.jit(jax.vmap(one) if many else one)
 
 
-def draw(spec: NetSpec, distribution, keys: jax.Array, many: bool = False):
-  """The params of the nets in ``keys``: ``CNNDCN(spec, distribution)
-  .init(key, method="draw")["params"]`` for each key; ``many``: stacked on a
-  leading axis, else ``keys`` holds one key and the params are unstacked.
+def draw(spec: NetSpec, distribution: Distribution | str, keys: jax.Array,
+         many: bool = False):
+  """The params of the nets in ``keys``: ``CNNDCN(spec, dist.initializer())
+  .init(key, method="draw")["params"]`` for each key, with ``dist`` the
+  :class:`Distribution` (or its ``name[:scale]`` text); ``many``: stacked
+  on a leading axis, else ``keys`` holds one key and the params are
+  unstacked.
 
   Each kernel is drawn by its initializer from the key Flax derives for its
-  layer, but outside one program per spec: one jitted sampler per weight
-  shape, shared by every spec and width (a jitted ``init`` of VGG16's
-  Conv5 pair compiles for 20 s, and again for every spec)."""
+  layer (:func:`_layer_keys`), but outside one program per spec: one jitted
+  sampler per weight shape, shared by every spec and width, because a
+  jitted ``init`` of a deep pair compiles for long, and again for every
+  spec (docs/performance.md, "Drawing weights")."""
   dist = parse_distribution(distribution)
   keys = jnp.asarray(keys)
   layer_keys = _layer_keys(spec, many)(keys if many else keys[0])
@@ -395,11 +416,11 @@ def uses_winograd(spec: NetSpec, policy: ConvPolicy, height: int,
 def plan(spec: NetSpec, n_seeds: int, n_images: int, height: int, width: int,
          strategy: str, policy: ConvPolicy | str = "auto",
          budget: int | None = None) -> Plan:
-  """Net and image chunks under ``budget`` bytes (:func:`plan_chunks`);
-  where the policy runs a conv by Winograd, its tile buffers count as 3x the
-  activations."""
+  """:func:`run_nets`'s net and image chunks under ``budget`` bytes
+  (:func:`plan_chunks`); where the policy runs a conv by Winograd, its tile
+  buffers count as 3x the activations."""
   p = plan_chunks(spec, n_seeds, n_images, height, width, strategy,
-                  budget=budget)
+                  budget=budget, params_drawn=True)
   if uses_winograd(spec, ConvPolicy.named(policy), height, width):
     scale = 3
     return Plan(max(1, p.seed_chunk // (scale if strategy == "vmap" else 1)),
@@ -476,14 +497,16 @@ def fit_chunks(spec: NetSpec, post, policy: ConvPolicy | str, rescale: bool,
   raise AssertionError("the last try returns or raises")
 
 
-def net_fn(spec: NetSpec, distribution="gaussian:0.015", rescale: bool = True,
-           policy: ConvPolicy | str = "direct"):
+def net_fn(spec: NetSpec, distribution: Distribution | str = "gaussian:0.015",
+           rescale: bool = False, policy: ConvPolicy | str = "auto"):
   """``f(key, images) -> outputs``: a fresh random net per key, drawn and run
-  in one function (``CNNDCN(spec, distribution).init(key, method="draw")``
-  then ``apply``), for :func:`run_keys` and the theory checks. ``direct``
-  convs by default, so forward-mode derivatives pass through."""
-  model = CNNDCN(spec, parse_distribution(distribution), rescale=rescale,
-                 policy=ConvPolicy.named(policy))
+  in one function (``CNNDCN(spec, dist.initializer()).init(key,
+  method="draw")`` then ``apply``), for :func:`run_keys` and the theory
+  checks. Give ``policy="direct"`` where forward-mode derivatives
+  (``jax.jvp``) must pass through: some of ``auto``'s rewrites have a
+  custom VJP only."""
+  model = CNNDCN(spec, parse_distribution(distribution).initializer(),
+                 rescale=rescale, policy=ConvPolicy.named(policy))
 
   def f(key, images):
     return model.apply(model.init(key, method="draw"), images)
@@ -508,28 +531,31 @@ def _planned(spec: NetSpec, post, policy: ConvPolicy, rescale: bool,
   return chunks
 
 
-def run_nets(spec: NetSpec, distribution, keys: jax.Array, images, *,
+def run_nets(spec: NetSpec, distribution: Distribution | str,
+             keys: jax.Array, images, *,
              post=None, policy: ConvPolicy | str = "auto",
              strategy: str = "auto", budget: int | None = None,
-             rescale: bool = True, chunks: Plan | None = None,
+             rescale: bool = False, chunks: Plan | None = None,
              check_memory: bool | None = None):
   """``post(images, outputs)`` for every net in ``keys``: a pytree of numpy
   arrays [S, B, ...].
 
   Args:
     spec: the network.
-    distribution: the weight distribution (str or Distribution).
+    distribution: the weight distribution (a :class:`Distribution` or its
+      ``name[:scale]`` text).
     keys: [S, 2] net keys (:func:`seed_keys`).
     images: [B, H, W, C].
     post: maps (images, outputs) to a per-image pytree; default: outputs.
       Must be hashable (a module-level function) for the compile cache.
     policy: the conv algorithms (:class:`ConvPolicy` or its name; ``auto``
       is the backend's default, ``direct`` the reference).
-    strategy: ``loop``, ``group``, ``vmap``, ``shard`` (the nets split
+    strategy: ``loop``, ``map``, ``vmap``, ``shard`` (the nets split
       over every device of the job, :func:`run_sharded`) or ``auto``
       (``shard`` on several devices, else :func:`pick_strategy`).
     budget: memory budget in bytes for the chunks (default: the backend's).
-    rescale: RMS-normalise after every conv (docs/design.md §4).
+    rescale: RMS-normalise after every conv (docs/design.md §4); off by
+      default, as in :class:`CNNDCN`.
     chunks: explicit chunk sizes (default: :func:`plan`, then
       :func:`fit_chunks` where ``check_memory``).
     check_memory: shrink the planned chunks until XLA's memory analysis of
@@ -595,7 +621,7 @@ def _sharded_fn(spec: NetSpec, post, policy: ConvPolicy, rescale: bool,
 
 def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
                 policy: ConvPolicy | str = "auto", budget: int | None = None,
-                rescale: bool = True, chunks: Plan | None = None,
+                rescale: bool = False, chunks: Plan | None = None,
                 devices: Sequence[jax.Device] | None = None,
                 check_memory: bool | None = None):
   """:func:`run_nets` with the nets split over ``devices`` (default:
@@ -615,7 +641,7 @@ def run_sharded(spec: NetSpec, distribution, keys, images, *, post=None,
   n, h, w = len(keys), images.shape[1], images.shape[2]
   per = -(-n // len(devices))
   policy = ConvPolicy.named(policy)
-  inner = "vmap" if pick_strategy(spec, h, w) == "vmap" else "group"
+  inner = "vmap" if pick_strategy(spec, h, w) == "vmap" else "map"
   if chunks is None:
     chunks = _planned(spec, post, policy, rescale, inner, per, images,
                       budget, check_memory)

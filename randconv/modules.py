@@ -12,9 +12,11 @@ Params are keyed by the paper's layer names:
 ``variables["params"]["conv1_1"]["kernel"]`` is an HWIO kernel;
 ``"bias"`` exists where ``use_bias`` (trained decoders, pre-trained
 encoders). Random layers have no bias (docs/design.md §4). Every kernel is
-drawn by its own initializer from the module's ``distribution``
-(:meth:`randconv.distributions.Distribution.initializer`) with the key Flax
-derives for that layer, so ``model.init(key, x)`` is one random net and
+drawn by the module's ``kernel_init``, a Flax initializer (by default the
+paper's N(0, 0.015^2); another distribution's is
+``parse_distribution("uniform:0.04").initializer()``, see
+:mod:`randconv.distributions`), with the key Flax derives for that layer,
+so ``model.init(key, x)`` is one random net and
 ``jax.vmap(model.init, in_axes=(0, None))(keys, x)`` is many; ``apply``
 vmaps the same way. :meth:`CNNDCN.draw` gives the params without running
 the forward pass (``model.init(key, method="draw")``).
@@ -24,18 +26,23 @@ Every layer's output (after its activation) is sown into the
 ``<name>/output``, inside its submodule); :func:`apply_with_features`
 returns them as one dict by layer name.
 
-``rescale`` divides every conv's output by its per-image RMS. A network
-without LRN is positively homogeneous (docs/design.md §4), so the rescaled
-output equals the exact one times a positive factor per image, and float32
-stays finite for any width, depth and weight scale. Leave it off for exact
-values (pre-trained encoders, comparisons).
+``rescale`` (off by default, here and in :mod:`randconv.engine`) divides
+every conv's output by its per-image RMS. A network without LRN is
+positively homogeneous (docs/design.md §4), so the rescaled output equals
+the exact one times a positive factor per image, and float32 stays finite
+for any width, depth and weight scale. Off, the values are exact
+(pre-trained encoders, training, comparisons) and a net with LRN runs.
 
-``policy`` (:class:`randconv.policy.ConvPolicy`) picks the algorithm of each
-conv; None is the backend's measured inference default.
+``policy`` (:class:`randconv.policy.ConvPolicy` or its name) picks the
+algorithm of each conv; the default, ``auto``, is the backend's inference
+default (docs/design.md §4). Every choice is exact up to float rounding;
+``direct`` is the reference, and the one forward-mode derivatives
+(``jax.jvp``) pass through.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import flax.linen as nn
@@ -43,12 +50,14 @@ import jax
 import jax.numpy as jnp
 
 from randconv import ops
-from randconv.distributions import Distribution, parse_distribution
+from randconv.distributions import Distribution
 from randconv.policy import ConvPolicy
 from randconv.spec import (ChannelMean, Conv, Crop, LRN, NetSpec, Pool,
                            SpecError, Unpool)
 
 Variables = dict[str, Any]
+Initializer = Callable[..., jax.Array]  # init(key, shape, dtype) -> array
+PAPER_INIT = Distribution().initializer()  # N(0, 0.015^2), docs/design.md §4
 
 
 class ConvLayer(nn.Module):
@@ -57,12 +66,12 @@ class ConvLayer(nn.Module):
   is sown as ``intermediates/<layer name>/output``."""
 
   layer: Conv
-  distribution: Distribution
+  kernel_init: Initializer
   use_bias: bool = False
   rescale: bool = False
 
   def setup(self):
-    self.kernel = self.param("kernel", self.distribution.initializer(),
+    self.kernel = self.param("kernel", self.kernel_init,
                              self.layer.weight_shape, jnp.float32)
     if self.use_bias:
       self.bias = self.param("bias", nn.initializers.zeros_init(),
@@ -101,18 +110,20 @@ class CNNDCN(nn.Module):
 
   Attributes:
     spec: the network (frozen data).
-    distribution: the kernels' distribution, ``name[:scale]`` or a
-      :class:`Distribution`.
+    kernel_init: every kernel's initializer, ``init(key, shape, dtype)``
+      (a :class:`Distribution`'s :meth:`~Distribution.initializer`).
     use_bias: give every conv a bias (zeros at init).
     rescale: RMS-normalise after every conv.
-    policy: the conv algorithms; None: the backend's inference default.
+    policy: the conv algorithms, a :class:`ConvPolicy` or its name
+      (:meth:`ConvPolicy.named`); ``auto`` (or None): the backend's
+      inference default.
   """
 
   spec: NetSpec
-  distribution: Distribution | str = "gaussian:0.015"
+  kernel_init: Initializer = PAPER_INIT
   use_bias: bool = False
   rescale: bool = False
-  policy: ConvPolicy | None = None
+  policy: ConvPolicy | str | None = "auto"
   part: ClassVar[str] = "both"
 
   def _parts(self) -> list:
@@ -120,11 +131,15 @@ class CNNDCN(nn.Module):
             "decoder": list(self.spec.decoder)}[self.part]
 
   def setup(self):
-    dist = parse_distribution(self.distribution)
+    if not callable(self.kernel_init):
+      raise TypeError(
+          f"kernel_init takes an initializer, not {self.kernel_init!r}: "
+          "give parse_distribution(text).initializer()")
     for layer in self._parts():
       if isinstance(layer, Conv):
         setattr(self, layer.name,
-                ConvLayer(layer, dist, self.use_bias, self.rescale))
+                ConvLayer(layer, self.kernel_init, self.use_bias,
+                          self.rescale))
 
   def draw(self) -> None:
     """Creates every param without a forward pass:
@@ -134,7 +149,7 @@ class CNNDCN(nn.Module):
         getattr(self, layer.name).kernel  # noqa: B018 (runs its setup)
 
   def _policy(self) -> ConvPolicy:
-    return self.policy if self.policy is not None else ConvPolicy.for_backend()
+    return ConvPolicy.named("auto" if self.policy is None else self.policy)
 
   def _check(self, x: jax.Array) -> None:
     if x.ndim != 4:
@@ -227,5 +242,5 @@ def apply_with_features(model: nn.Module, variables: Variables, *args,
                for name, v in feats.items()}
 
 
-__all__ = ["CNNDCN", "Encoder", "Decoder", "ConvLayer", "apply_with_features",
-           "rms_normalise"]
+__all__ = ["CNNDCN", "Encoder", "Decoder", "ConvLayer", "Initializer",
+           "PAPER_INIT", "apply_with_features", "rms_normalise"]

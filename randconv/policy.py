@@ -2,45 +2,43 @@
 
 Every rewrite here is exact (the same result up to float rounding); a
 policy only decides where each one is used. The thresholds live here, each
-with the measurement behind it (docs/performance.md has the tables):
+with the reason for it; the timings behind them are in docs/performance.md
+("The conv policy").
 
 * **Small convs as one elementwise program**
   (:func:`randconv.fastconv.small_conv`): stride-1 ungrouped convs whose
   ``k * k * C_in * C_out`` is at most ``small_max_terms``, such as every conv
-  of a width-4 net. XLA's CPU conv spends 2-4 ms on a 4 -> 4 conv at 64 px,
-  batch 8, which the fused sum does in 0.6 ms; under ``jax.vmap`` over nets
-  it stays elementwise (no grouped conv), 8 nets in 2.7 ms.
+  of a width-4 net. XLA's CPU conv is several times slower than a fused sum
+  of shifted products on so little arithmetic, and under ``jax.vmap`` over
+  nets the sum stays elementwise (no grouped conv).
 * **Winograd F(4x4, 3x3)** (:func:`randconv.fastconv.winograd_conv3x3`) for
   3x3 stride-1 ungrouped convs, where ``winograd`` lists ``(largest output
-  pixels, fewest channels in and out)``. Measured 2026-12-01 on this 2-core
-  CPU, batch 8, ms XLA / Winograd: at 64x64, 16 ch 2.1 / 5.9, 64 ch 29 / 42,
-  256 ch 365 / 404, 512 ch 1404 / 810, 1024 ch 5862 / 2683; at 32x32, 32 ch
-  2.8 / 3.2, 64 ch 10.7 / 8.7, 256 ch 117 / 77. So Winograd from 64 channels
-  on maps up to 32x32 and from 512 channels on larger ones.
+  pixels, fewest channels in and out)``. Winograd saves multiplications
+  but pays for its input and output transforms and its tile buffers, so it
+  wins only with enough channels; on a CPU the crossover is 64 channels on
+  maps up to 32x32 and 512 channels on larger ones.
 * **Thin convs as one matmul** (:func:`randconv.fastconv.thin_conv3x3`):
   3x3 convs with at most ``thin_max`` channels on one side and at least
-  ``thin_min`` on the other, such as a VGG's first and last layers. XLA's CPU
-  conv runs these at 10-25 GFLOP/s: one 3->512 conv at 64 px, batch 32, went
-  128 -> 78 ms, 512->3 167 -> 23 ms. It has a custom VJP, so forward-mode
-  derivatives (``jax.jvp``) do not pass through it: use :data:`DIRECT` there.
+  ``thin_min`` on the other, such as a VGG's first and last layers, which
+  XLA's CPU conv runs far below its matmul speed. It has a custom VJP, so
+  forward-mode derivatives (``jax.jvp``) do not pass through it: use
+  :data:`DIRECT` there.
 * **Winograd kernel gradient** (:func:`randconv.fastconv.weight_grad3x3`,
   training only): a direct forward and input gradient, the kernel gradient by
   Winograd, for convs with at least ``wgrad_min_channels`` channels on one
   side, more than ``thin_max`` on the other and an output of at least
-  ``wgrad_min_hw`` square. XLA's CPU kernel-gradient conv runs at a third of
-  its forward's speed; Winograd is 2-6x faster at every shape with >= 32
-  channels and maps of 12x12 or more (64 px 64->64: 0.23 -> 0.04 s) and 3x
-  slower at 5x5 maps.
+  ``wgrad_min_hw`` square. XLA's CPU kernel-gradient conv is much slower
+  than its forward; Winograd beats it wherever there are enough channels
+  and pixels to amortise the transforms, and loses on very small maps.
 * **Unpooling + the next conv on the pooled map**
   (:func:`randconv.fastconv.unpool_conv3x3`): 2x unpooling then a 3x3
-  padding-1 conv computes 9 of the 36 taps per 2x2 block. ``phases`` (four
-  small matmuls; sweep ratio against PyTorch at width 256 0.78 -> 1.21) for
-  inference, ``matmul`` (one [4C, 4C] kernel; its backward pass 0.09 ->
-  0.05 s) for training and for nets of at most 8 channels (batch 8, 32 px
-  pooled map, ms phases / matmul: 4 ch 0.75 / 0.34, 16 ch 1.26 / 1.50, 64 ch
-  9.9 / 13.3).
+  padding-1 conv computes 9 of the 36 taps per 2x2 block, so skipping the
+  zeros saves work on any backend. ``phases`` (four small matmuls) for
+  inference; ``matmul`` (one [4C, 4C] kernel) for training, whose backward
+  pass runs faster that way, and for nets of at most 8 channels, where the
+  one matmul beats four tiny ones.
 
-:func:`ConvPolicy.for_backend` gives the measured default of a backend;
+:func:`ConvPolicy.for_backend` gives the default of a backend;
 :func:`ConvPolicy.named` maps the CLI's names (``direct``, ``auto``,
 ``winograd``, ``wgrad``) to policies.
 """
@@ -118,9 +116,9 @@ class ConvPolicy:
   @staticmethod
   def for_backend(backend: str | None = None,
                   training: bool = False) -> ConvPolicy:
-    """The measured default: on a CPU the rewrites above; elsewhere XLA's
-    own convs (cuDNN picks its algorithms) and the unpool+conv rewrite,
-    which saves work on any backend."""
+    """The default (docs/performance.md has its timings): on a CPU the
+    rewrites above; elsewhere XLA's own convs (cuDNN picks its algorithms)
+    and the unpool+conv rewrite, which saves work on any backend."""
     backend = backend or jax.default_backend()
     if training:
       return TRAINING_CPU if backend == "cpu" else DIRECT

@@ -1,5 +1,5 @@
 """One run folder for every experiment: ``config.json``, an append-only
-``metrics.jsonl`` and atomic summaries (STYLE 5).
+``metrics.jsonl`` and atomic summaries.
 
 Section 3's trainings, Section 4's sweeps and the theory checks all keep
 their results in a :class:`RunDir`:

@@ -2,6 +2,7 @@
 numbers, the draws equal the modules' init, and the memory planner keeps to
 its budget."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -21,7 +22,8 @@ SPEC = rc.make_spec("vgg16", "pool1", width=4)
 
 
 def net_fn(key, x):
-  y = engine.net_fn(SPEC, "gaussian:0.015")(key, x)
+  y = engine.net_fn(SPEC, "gaussian:0.015", rescale=True,
+                    policy="direct")(key, x)
   return {"out": y, **metrics.reconstruction_metrics(x, y)}
 
 
@@ -70,6 +72,21 @@ def test_plan_respects_budget():
                             * per_image) <= 10 * budget
 
 
+def test_map_chunk_grows_only_with_params_drawn_before_the_call():
+  # run_nets passes a chunk's params in: one net runs at a time, so the
+  # params fill what the images leave. run_keys' fn draws each net itself:
+  # a map chunk is batch_size nets.
+  spec = rc.make_spec("vgg16", "pool1", width=4)
+  act, par = engine.activation_bytes(spec, 16, 16), engine.param_bytes(spec)
+  budget = 100 * act
+  drawn = engine.plan_chunks(spec, 10**6, 2, 16, 16, "map", budget=budget,
+                             params_drawn=True)
+  assert drawn == engine.Plan((budget - 2 * act) // par, 2)
+  inside = engine.plan_chunks(spec, 10**6, 2, 16, 16, "map", budget=budget,
+                              batch_size=3)
+  assert inside == engine.Plan(3, 2)
+
+
 SHARD_SCRIPT = r"""
 import json, sys
 import jax, numpy as np
@@ -99,13 +116,33 @@ def test_shard_on_four_cpu_devices():
   assert res["rel"] < 1e-5
 
 
-@pytest.mark.parametrize("strategy", ["loop", "group", "vmap"])
+@pytest.mark.parametrize("strategy", ["loop", "map", "vmap"])
 def test_run_nets_strategies_agree_with_run_keys(reference, strategy):
   keys, x, ref = reference
   got = engine.run_nets(SPEC, "gaussian:0.015", keys, x, strategy=strategy,
-                        policy="direct", chunks=engine.Plan(3, 3))
+                        policy="direct", rescale=True,
+                        chunks=engine.Plan(3, 3))
   assert got.shape == (4, 4, 16, 16, 3)
   assert rel(got, ref["out"]) < 1e-5
+
+
+def test_one_default_for_rescale_and_policy():
+  # CNNDCN, net_fn and run_nets: no rescaling and the backend's policy
+  # unless asked, so with no arguments the module and the engine give the
+  # same net's output.
+  for fn in (engine.net_fn, engine.run_nets):
+    params = inspect.signature(fn).parameters
+    assert params["rescale"].default is False, fn
+    assert params["policy"].default == "auto", fn
+  fields = CNNDCN.__dataclass_fields__
+  assert fields["rescale"].default is False
+  assert fields["policy"].default == "auto"
+  x = positive_images(1, 16)
+  keys = engine.seed_keys(0, 1)
+  model = CNNDCN(SPEC)
+  want = model.apply(model.init(keys[0], method="draw"), x)
+  got = engine.run_nets(SPEC, "gaussian:0.015", keys, x, strategy="loop")
+  assert rel(got[0], want) < 1e-5  # the jitted sampler fuses the scale
 
 
 def test_unknown_strategy_is_a_value_error():
@@ -130,10 +167,10 @@ def test_memory_check_shrinks_chunks_and_keeps_the_numbers(rng):
   assert need <= budget
   assert fitted.seed_chunk * fitted.image_chunk < 4 * 6
   ref = engine.run_nets(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", policy="direct",
+                            strategy="vmap", policy="direct", rescale=True,
                             chunks=engine.Plan(4, 6))
   got = engine.run_nets(spec, "gaussian:0.015", keys, x,
-                            strategy="vmap", policy="direct",
+                            strategy="vmap", policy="direct", rescale=True,
                             budget=budget, check_memory=True)
   assert rel(got, ref) < 2e-5
   with pytest.raises(MemoryError, match="memory budget"):
@@ -171,8 +208,9 @@ def test_draw_equals_the_modules_init():
   spec = make_spec("vgg16", "pool1", width=4)
   keys = engine.seed_keys(2, 3)
   many = engine.draw(spec, dist, keys, many=True)
+  init = rc.parse_distribution(dist).initializer()
   for i in range(3):
-    ref = CNNDCN(spec, dist).init(keys[i], method="draw")["params"]
+    ref = CNNDCN(spec, init).init(keys[i], method="draw")["params"]
     one = engine.draw(spec, dist, keys[i:i + 1])
     assert set(one) == set(ref) == {c.name for c in spec.convs}
     for name in ref:

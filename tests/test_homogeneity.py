@@ -23,7 +23,8 @@ def direction(a):
 def test_rescaled_equals_float64_up_to_positive_factor(torch, arch, layer,
                                                        size, sigma):
   spec = rc.make_spec(arch, layer, width=16)
-  variables = rc.CNNDCN(spec, f"gaussian:{sigma}").init(
+  init = rc.parse_distribution(f"gaussian:{sigma}").initializer()
+  variables = rc.CNNDCN(spec, init).init(
       jax.random.PRNGKey(0), method="draw")
   x = positive_images(2, size)
   out = rc.CNNDCN(spec, rescale=True, policy=DIRECT).apply(variables, x)
@@ -47,7 +48,8 @@ def test_wide_deep_net_every_layer_stays_finite():
   # benchmarks/float_range.py runs every arch and layer at width 2048.
   spec = rc.make_spec("vgg16", "conv5", width=512, output="mean")
 
-  model = rc.CNNDCN(spec, "gaussian:1", rescale=True, policy=DIRECT)
+  model = rc.CNNDCN(spec, rc.parse_distribution("gaussian:1").initializer(),
+                    rescale=True, policy=DIRECT)
 
   @jax.jit
   def f(key, x):

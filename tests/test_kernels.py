@@ -122,12 +122,14 @@ def wide_max_pool():
   import jax
 
   from randconv import engine
+  from randconv.distributions import parse_distribution
   from randconv.modules import CNNDCN, apply_with_features
   from theory_checks import common
   x, _ = common.inputs(common._TWO, 12)
   out = {}
+  unit = parse_distribution("gaussian:1.0").initializer()
   for name, (spec, hidden) in WIDE.items():
-    model = CNNDCN(spec, "gaussian:1.0", rescale=True)
+    model = CNNDCN(spec, unit, rescale=True)
 
     @jax.jit
     def gram(key, images, model=model, hidden=hidden):
@@ -267,13 +269,15 @@ def test_rescale_of_a_channel_mean_output_at_absolute_scale():
   absolute scale, for two images whose energy sits in different places."""
   import jax
 
+  from randconv.distributions import parse_distribution
   from randconv.modules import CNNDCN
   from theory_checks import common
   x, _ = common.inputs(common._TWO, 12)
   x = x.copy()
   x[1, 3:9, 3:9] *= 10.0   # image 1: its energy in the centre
   spec = make_spec("vgg16", "conv1", output="mean", width=2048)
-  model = CNNDCN(spec, "gaussian:1.0", rescale=True)
+  model = CNNDCN(spec, parse_distribution("gaussian:1.0").initializer(),
+                 rescale=True)
   outs = [np.asarray(model.apply(model.init(k, x), x), np.float64)[..., 0]
           for k in jax.random.split(jax.random.PRNGKey(5), 4)]
   lib = np.mean(outs, axis=0)                             # [2, H, W]

@@ -60,7 +60,8 @@ def test_halves_share_the_pairs_params_and_names():
   z = rc.Encoder(spec, policy=DIRECT).apply({"params": enc}, x)
   y = rc.Decoder(spec, policy=DIRECT).apply({"params": dec}, z, (16, 16))
   np.testing.assert_allclose(y, model.apply({"params": pair}, x), rtol=1e-6)
-  trained = rc.Decoder(spec, distribution="msra", use_bias=True).init(
+  msra = rc.parse_distribution("msra").initializer()
+  trained = rc.Decoder(spec, msra, use_bias=True).init(
       key, method="draw")["params"]
   assert all(set(p) == {"kernel", "bias"} for p in trained.values())
 
@@ -102,3 +103,7 @@ def test_bad_inputs_are_clear_errors():
   dec = rc.Decoder(spec)
   with pytest.raises(ValueError, match="feature shape"):
     dec.init(jax.random.PRNGKey(0), jnp.zeros((1, 3, 3, 4)), (16, 16))
+  # The distribution's text is parsed at the edge, not by the module.
+  with pytest.raises(TypeError, match="parse_distribution"):
+    rc.CNNDCN(spec, "gaussian:0.015").init(jax.random.PRNGKey(0),
+                                           method="draw")

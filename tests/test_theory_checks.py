@@ -39,7 +39,7 @@ def smooth(size, seed=0):
 
 def two_layer_outputs(x, width, n_seeds, seed=0):
   spec = make_spec("vgg16", "conv1_1", output="mean", width=width)
-  net = engine.net_fn(spec, "gaussian:1.0", rescale=False)
+  net = engine.net_fn(spec, "gaussian:1.0", policy="direct")
   return engine.run_keys(lambda k, im: net(k, im)[..., 0],
                          engine.seed_keys(seed, n_seeds), x, strategy="loop")
 

@@ -152,7 +152,7 @@ def test_average_pooling_limit_matches_the_library_network():
   x[6:, ::2], x[6:, 1::2] = 0.9, 0.05
   spec = make_spec("vgg16", "pool1", output="mean", pooling="avg",
                    width=width)
-  f = jax.jit(engine.net_fn(spec, "gaussian:1.0", rescale=False))
+  f = jax.jit(engine.net_fn(spec, "gaussian:1.0", policy="direct"))
   ys = np.stack([np.asarray(f(jax.random.PRNGKey(s), x[None]))[0, :, :, 0]
                  for s in range(n_seeds)])
   ys = ys / width  # conv1_1 and conv1_2 each lack the factor 1/sqrt(N)

@@ -7,6 +7,7 @@ import pytest
 
 import randconv as rc
 from conftest import positive_images
+from randconv.distributions import parse_distribution
 from randconv.modules import CNNDCN, apply_with_features
 from randconv.policy import DIRECT
 from torch_reference import torch_forward
@@ -18,7 +19,8 @@ def rel_err(a, b):
 
 def draw(key, spec, distribution="msra", use_bias=False):
   """The params of a random ``spec`` (no forward pass)."""
-  return CNNDCN(spec, distribution=distribution, use_bias=use_bias).init(
+  init = parse_distribution(distribution).initializer()
+  return CNNDCN(spec, init, use_bias=use_bias).init(
       key, method="draw")["params"]
 
 

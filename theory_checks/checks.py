@@ -42,7 +42,8 @@ _KERNELS = tuple(range(1, 16, 2))
 @dataclass(frozen=True)
 class Preset:
   """Sizes of every check T1-T6; the defaults are the cpu preset's (every
-  check at N up to 4096 on this 2-core CPU in under 10 minutes) and
+  check at N up to 4096, sized to run on a CPU in minutes; its time is in
+  docs/performance.md) and
   :data:`OVERRIDES` the others. ``size`` and ``photos`` give the Monte
   Carlo inputs (``(photo, "colour" | "grey")`` pairs); ``layer`` the VGG16
   network of T1/T2."""
@@ -414,7 +415,8 @@ def _two_layer_sweep(run: Run, config: dict, y_hat: np.ndarray
       spec = make_spec("vgg16", "conv1_1", output="mean", width=n)
       # The library's net, exact scale: N(0, 1) weights, no rescaling. The
       # output conv is not normalised (the mean is its normalisation).
-      net = engine.net_fn(spec, "gaussian:1.0", rescale=False)
+      net = engine.net_fn(spec, "gaussian:1.0", rescale=False,
+                          policy="direct")
       out = mc.draw(lambda k, im: net(k, im)[..., 0], run.x, run.p.t3_seeds,
                     seed=ROOT_SEEDS["T3"], progress=f"T3 N={n}", spec=spec)
       st = two_layer_stats(out, y_hat)

@@ -210,7 +210,7 @@ def library_fn(spec: NetSpec):
   weights, rescaled (the right direction, not the Section 5 scale)."""
   from randconv import engine
   _check(spec)
-  net = engine.net_fn(spec, "gaussian:1.0", rescale=True)
+  net = engine.net_fn(spec, "gaussian:1.0", rescale=True, policy="direct")
   return lambda key, images: net(key, images)[..., 0]
 
 

@@ -95,9 +95,11 @@ def _gram_fn(spec):
   import jax
   import jax.numpy as jnp
 
+  from randconv.distributions import parse_distribution
   from randconv.modules import CNNDCN, apply_with_features
   name = hidden_name(spec)
-  model = CNNDCN(spec, "gaussian:1.0", rescale=True)
+  model = CNNDCN(spec, parse_distribution("gaussian:1.0").initializer(),
+                 rescale=True)
 
   def fn(key, images):
     variables = model.init(key, method="draw")
@@ -130,7 +132,7 @@ def library_metrics(variant: str, width: int, x: np.ndarray, n_nets: int,
   spec = specs(width)[variant]
   keys = engine.seed_keys(seed, n_nets)
   out = engine.run_nets(spec, "gaussian:1.0", keys, x,
-                        post=metrics.reconstruction_metrics)
+                        post=metrics.reconstruction_metrics, rescale=True)
   return {k: np.asarray(v, np.float64) for k, v in out.items()}
 
 

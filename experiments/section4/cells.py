@@ -115,7 +115,7 @@ def run_group(spec, keys, x, post, chunks=None, policy="auto"):
   if len(engine.sweep_devices()) > 1:
     strategy = "shard"  # the group's nets split over every device
   return engine.run_nets(spec, DIST, keys, x, post=post, strategy=strategy,
-                         chunks=chunks, policy=policy)
+                         chunks=chunks, policy=policy, rescale=True)
 
 
 def run_cells(log: RunDir, spec, keys, x, post, cell, record, *,

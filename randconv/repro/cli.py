@@ -141,7 +141,7 @@ def cmd_invert(a) -> None:
                  advice="lower --size, --width or --seeds, or give fewer "
                         "images")
   x = images.load_batch(a.images, a.size, spec.min_size())
-  net = engine.net_fn(spec, dist, rescale=not spec.has_lrn)
+  net = engine.net_fn(spec, dist, rescale=not spec.has_lrn, policy="direct")
 
   def fn(key, batch):
     y = net(key, batch)

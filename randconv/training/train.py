@@ -54,6 +54,7 @@ import optax
 from randconv import distributed, modules, settings
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.distributed import Placement
+from randconv.distributions import parse_distribution
 from randconv.errors import RandconvError
 from randconv.policy import ConvPolicy
 from randconv.rundir import RunDir, WorkdirError, read_jsonl
@@ -208,7 +209,8 @@ def decoder_convs(spec: NetSpec) -> list[Conv]:
 def init_decoder(key: jax.Array, spec: NetSpec) -> Params:
   """MSRA kernels, N(0, 2 / fan_in), and zero biases for every decoder
   conv: the params of :class:`randconv.modules.Decoder`."""
-  return dict(modules.Decoder(spec, distribution="msra", use_bias=True).init(
+  msra = parse_distribution("msra").initializer()
+  return dict(modules.Decoder(spec, kernel_init=msra, use_bias=True).init(
       key, method="draw")["params"])
 
 

@@ -349,7 +349,7 @@ def random_encoder(key: jax.Array, spec: NetSpec,
   (docs/design.md §5): the kernels of :class:`randconv.modules.Encoder`
   drawn from ``distribution``, no biases."""
   dist = parse_distribution(distribution)
-  params = modules.Encoder(spec, distribution=dist).init(
+  params = modules.Encoder(spec, kernel_init=dist.initializer()).init(
       key, method="draw")["params"]
   return Encoder(spec.arch, dict(params), "center", f"random:{dist}")
 
