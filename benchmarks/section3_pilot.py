@@ -7,8 +7,8 @@ Adam at 1e-3 held constant: no decay, so that one run shows every budget),
 seed 0 only, on cached features with the ``rms`` feature scale, the
 decoders of a few (encoder, layer) pairs, and prints their validation loss
 every ``--every`` steps. For a budget ``S`` the convergence rule of
-experiments/section3.py compares the validation loss at 0.8 S with the one
-at 0.4 S (rate still constant at both); the table gives that ratio for
+experiments/section3/runs.py compares the validation loss at 0.8 S with
+the one at 0.4 S (rate still constant at both); the table gives that ratio for
 each candidate budget, so a budget is chosen where the ratio is at least
 0.95 with some margin.
 

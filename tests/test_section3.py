@@ -16,15 +16,16 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from experiments import section3 as S3
-from experiments import section3_runs as S3R
+from experiments.section3 import curves, generalization, pictures, plots
+from experiments.section3 import reading as R
+from experiments.section3 import runs as S3R
 from randconv import plotting, settings
 from randconv.deadline import NO_DEADLINE
 from randconv.repro.cli import build_parser
 
 # The tests' small runs: the quick preset made smaller (2 seeds, so that
 # the replicate code runs; 5 steps with a validation point at each).
-TINY = S3.config_for("quick", crop=32, short_side=64, steps=(5,) * 5,
+TINY = S3R.config_for("quick", crop=32, short_side=64, steps=(5,) * 5,
                      width=8, layers=("conv1", "conv2"), val_samples=16,
                      evals=5, threads=0, s3e_layer="conv2", cache=16,
                      seeds=(0, 1), raw_seeds=(0,))
@@ -66,12 +67,13 @@ def _check(result, workdir):
 def test_section3_tiny(env, torch):
   out = env
   runs = {}
-  for fn in (S3.run_s3a, S3.run_s3b, S3.run_s3c, S3.run_s3d, S3.run_s3f,
-             S3.run_s3g, S3.run_s3e):
+  for fn in (curves.run_s3a, curves.run_s3b, curves.run_s3c,
+             generalization.run_s3d, pictures.run_s3f, pictures.run_s3g,
+             generalization.run_s3e):
     [r] = fn(TINY, out / fn.__name__, NO_DEADLINE)
     _check(r, out / fn.__name__)
     runs[r.id] = r
-  hed = S3.find_weights(()).vgg == "hed"
+  hed = S3R.find_weights(()).vgg == "hed"
   assert runs["S3a"].status == "needs weights" and runs["S3a"].holds is None
   assert runs["S3e"].status == "needs weights" and runs["S3e"].holds is None
   # Without AlexNet weights S3a decides its VGG half, S3e its random half,
@@ -91,7 +93,7 @@ def test_section3_tiny(env, torch):
   assert isinstance(runs["S3b"].holds, bool)
   for cid in ("S3c", "S3f", "S3g") + (("S3a", "S3d") if hed else ()):
     [row] = runs[cid].sensitivity
-    assert row["reading"] == S3.RAW and row["status"] and "verdict" in \
+    assert row["reading"] == R.RAW and row["status"] and "verdict" in \
         row["summary"], cid
   for cid, r in runs.items():
     for label, per_seed in r.measured["runs"].items():
@@ -111,10 +113,10 @@ def test_section3_tiny(env, torch):
 
   # With AlexNet weights the two claims run (their random runs are reused).
   alex = _fake_alexnet(torch, out / "alexnet-owt-test.pth")
-  with_alex = S3.config_for("quick", settings.Settings(weights=(str(alex),)),
+  with_alex = S3R.config_for("quick", settings.Settings(weights=(str(alex),)),
                             **{f: getattr(TINY, f) for f in SMALL})
-  [a] = S3.run_s3a(with_alex, out / "s3a_weights", NO_DEADLINE)
-  [e] = S3.run_s3e(with_alex, out / "s3e_weights", NO_DEADLINE)
+  [a] = curves.run_s3a(with_alex, out / "s3a_weights", NO_DEADLINE)
+  [e] = generalization.run_s3e(with_alex, out / "s3e_weights", NO_DEADLINE)
   for r in (a, e):
     assert "AlexNet pre-trained" in r.measured["runs"]
   # S3e needs only AlexNet's weights; S3a also needs a pre-trained VGG.
@@ -166,7 +168,7 @@ def _run(val: dict, steps=100, baseline=300.0, done=True):
 def test_convergence_and_learning_rules():
   """Converged: val at 80% of the steps >= 0.95 x val at 40%; learned:
   the final val below 0.9 x the best constant image's."""
-  from experiments.section3_runs import run_numbers
+  from experiments.section3.runs import run_numbers
   flat = run_numbers(_run({40: 100.0, 80: 97.0, 100: 96.0}))
   assert flat["converged"] and flat["learned"]
   assert flat["convergence_ratio"] == pytest.approx(0.97)
@@ -179,8 +181,8 @@ def test_convergence_and_learning_rules():
 
 
 def _reading(runs: dict):
-  from experiments.section3_runs import run_numbers
-  r = object.__new__(S3.Reading)
+  from experiments.section3.runs import run_numbers
+  r = object.__new__(R.Reading)
   r.labels, r.seeds = list(runs), [0]
   r.num = {k: [run_numbers(v)] for k, v in runs.items()}
   return r
@@ -225,10 +227,10 @@ def test_bars_are_linear_unless_they_span_decades(tmp_path, figures):
   magnitude stand on a linear axis from zero; across decades the axis is
   logarithmic with plain-number ticks; every bar carries its value, and a
   missing one says it was not run."""
-  S3.plot_bars(["conv1", "conv2"], {"train": [340.0, 338.0],
+  plots.plot_bars(["conv1", "conv2"], {"train": [340.0, 338.0],
                                     "val": [240.0, None]},
                tmp_path / "one.png", "title", "Caption.")
-  S3.plot_bars(["conv1"], {"random": [340.0], "pre": [2.97e6]},
+  plots.plot_bars(["conv1"], {"random": [340.0], "pre": [2.97e6]},
                tmp_path / "many.png", "title", "Caption.")
   (one, [ax1], cap1), (many, [ax2], cap2) = figures
   assert ax1.get_yscale() == "linear" and ax1.get_ylim()[0] == 0
@@ -246,7 +248,7 @@ def test_coincident_curves_all_show(tmp_path, figures):
   preset) get distinct line styles and markers at distinct steps, and the
   legend lists each."""
   res = _curve(np.linspace(400, 300, 40))
-  S3.plot_curves({f"d{i}": res for i in range(4)}, tmp_path / "c.png",
+  plots.plot_curves({f"d{i}": res for i in range(4)}, tmp_path / "c.png",
                  "title", "Caption.")
   [(texts, [ax], _)] = figures
   lines = [ln for ln in ax.get_lines() if ln.get_label().startswith("d")]
@@ -260,9 +262,10 @@ def test_coincident_curves_all_show(tmp_path, figures):
 def test_no_none_in_titles_without_weights(env, figures, monkeypatch):
   """With no pre-trained file at all, S3a's and S3d's figures say the
   pre-trained runs were not run, never "pre-trained VGG: None"."""
-  monkeypatch.setattr(S3, "find_weights",
-                      lambda files: S3R.Weights(None, "no weights", None))
-  for fn in (S3.run_s3a, S3.run_s3d):
+  for module in (curves, generalization):
+    monkeypatch.setattr(module, "find_weights",
+                        lambda files: S3R.Weights(None, "no weights", None))
+  for fn in (curves.run_s3a, generalization.run_s3d):
     [r] = fn(TINY, env / f"{fn.__name__}_none", NO_DEADLINE)
     assert r.status == "needs weights"
   assert len(figures) == 4  # rms and raw

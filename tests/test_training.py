@@ -18,8 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
 from conftest import kill_when, training_records
+
 from randconv.repro.cli import main
 from randconv.training import data as D
 from randconv.training import train as T
@@ -284,20 +284,21 @@ def test_checkpoint_restores_without_warnings_and_checks_layout(
   dec = T.init_decoder(jax.random.PRNGKey(0), spec)
   opt = T.make_optimizer(T.TrainConfig())
   state = opt.init(dec)
-  T._save(T._manager(tmp_path / "run"), 3, dec, state)
+  T.save_checkpoint(T.checkpoint_manager(tmp_path / "run"), 3, dec, state)
   zero = jax.tree_util.tree_map(jnp.zeros_like, (dec, state))
   with caplog.at_level(logging.INFO):
-    manager = T._manager(tmp_path / "run")
-    got, got_state = T._restore(manager, manager.latest_step(), *zero)
+    manager = T.checkpoint_manager(tmp_path / "run")
+    got, got_state = T.restore_checkpoint(manager, manager.latest_step(), *zero)
   assert not [r for r in caplog.records if r.levelno >= logging.WARNING], \
       caplog.text
   for a, b in zip(jax.tree_util.tree_leaves((dec, state)),
                   jax.tree_util.tree_leaves((got, got_state)), strict=True):
     np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
   old = {n: {"w": p["kernel"], "b": p["bias"]} for n, p in dec.items()}
-  T._save(T._manager(tmp_path / "old"), 2, old, opt.init(old))
+  T.save_checkpoint(T.checkpoint_manager(tmp_path / "old"), 2, old,
+                    opt.init(old))
   with pytest.raises(T.RandconvError, match="keyed 'w'/'b'"):
-    T._restore(T._manager(tmp_path / "old"), 2, *zero)
+    T.restore_checkpoint(T.checkpoint_manager(tmp_path / "old"), 2, *zero)
 
 
 def test_packing_goes_to_the_cache_without_a_download_line(

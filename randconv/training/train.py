@@ -57,7 +57,7 @@ from randconv.distributed import Placement
 from randconv.distributions import parse_distribution
 from randconv.errors import RandconvError
 from randconv.policy import ConvPolicy
-from randconv.rundir import RunDir, WorkdirError, read_jsonl
+from randconv.rundir import RunDir, WorkdirError
 from randconv.spec import Conv, NetSpec, make_spec
 from randconv.training import data as data_lib
 from randconv.training import features as features_lib
@@ -68,6 +68,18 @@ from randconv.training.objective import (
   pad_rows,
   per_image_loss,
   place_batch,
+)
+from randconv.training.records import (  # noqa: F401 - part of train's API
+  baseline_loss,
+  checkpoint_manager,
+  eval_crops,
+  eval_curve,
+  loss_curve,
+  read_metrics,
+  restore_checkpoint,
+  save_checkpoint,
+  summarize,
+  truncate_metrics,
 )
 
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
@@ -321,88 +333,6 @@ def make_eval(spec: NetSpec, enc: weights_lib.Encoder, batch: int,
       lambda b: losses(dec, enc.params, b), images_u8, batch, place)
 
 
-# --------------------------------------------------------------------------
-# Checkpoints, metrics and the run folder.
-
-def _manager(workdir: Path):
-  """The run's checkpoints: one item, saved and restored by orbax's
-  standard handler. Named here, orbax knows how to read the item's
-  metadata before the first restore (else it warns that the item "could
-  not be restored", on every resume)."""
-  import orbax.checkpoint as ocp
-  return ocp.CheckpointManager(
-      (workdir / "checkpoints").absolute(),
-      options=ocp.CheckpointManagerOptions(
-          max_to_keep=2, enable_async_checkpointing=False, create=True),
-      item_handlers=ocp.StandardCheckpointHandler())
-
-
-def _save(manager, step: int, dec, opt_state) -> None:
-  import orbax.checkpoint as ocp
-  manager.save(step, args=ocp.args.StandardSave(
-      {"params": dec, "opt_state": opt_state}), force=True)
-  manager.wait_until_finished()
-
-
-def _check_layout(manager, step: int, dec) -> None:
-  """One clear line for a checkpoint whose params are not ``dec``'s layout
-  (a run written with the old ``"w"``/``"b"`` keys)."""
-  try:
-    stored = manager.item_metadata(step)["params"]
-    have = {(n, k) for n, layer in stored.items() for k in layer}
-  except Exception:  # noqa: BLE001 - unknown metadata: let restore decide
-    return
-  want = {(n, k) for n, layer in dec.items() for k in layer}
-  if have != want:
-    old = any(k in ("w", "b") for _, k in have)
-    raise RandconvError(
-        f"the checkpoint at step {step} holds params of another layout"
-        + (" (keyed 'w'/'b': written before the Flax modules)" if old
-           else "") + "; it cannot be resumed: train it again in another "
-        "--out")
-
-
-def _restore(manager, step: int, dec, opt_state):
-  import orbax.checkpoint as ocp
-  _check_layout(manager, step, dec)
-  target = jax.tree_util.tree_map(np.asarray, {"params": dec,
-                                               "opt_state": opt_state})
-  state = manager.restore(step, args=ocp.args.StandardRestore(target))
-  return state["params"], state["opt_state"]
-
-
-def read_metrics(workdir: str | os.PathLike) -> list[dict]:
-  """The metrics records of a run folder (a line cut by a kill, and what
-  follows it, is left out: it is redone)."""
-  return read_jsonl(Path(workdir) / "metrics.jsonl")
-
-
-def _truncate_metrics(run: RunDir, step: int) -> None:
-  """Keeps the records of steps before ``step`` and the evaluation at
-  ``step`` (made with the checkpoint's params); the rest is recomputed."""
-  run.rewrite([r for r in run.records if r.get("step", 0) < step or (
-      r.get("step") == step and "loss" not in r
-      and r.get("event") in (None, "checkpoint"))])
-
-
-def loss_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-  """(steps, batch losses) from metrics records."""
-  rows = [(r["step"], r["loss"]) for r in records if "loss" in r]
-  if not rows:
-    return np.zeros(0, int), np.zeros(0)
-  steps, values = zip(*rows, strict=True)
-  return np.asarray(steps), np.asarray(values, np.float64)
-
-
-def eval_curve(records: list[dict], key: str = "val_loss"
-               ) -> tuple[np.ndarray, np.ndarray]:
-  rows = [(r["step"], r[key]) for r in records if key in r]
-  if not rows:
-    return np.zeros(0, int), np.zeros(0)
-  steps, values = zip(*rows, strict=True)
-  return np.asarray(steps), np.asarray(values, np.float64)
-
-
 @dataclass
 class RunResult:
   """What a run left: its config, metrics and (final or latest) params."""
@@ -487,10 +417,10 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
   optimizer = make_optimizer(cfg)
   dec = init_decoder(jax.random.fold_in(jax.random.PRNGKey(cfg.seed), 2), spec)
   opt_state = jax.jit(optimizer.init)(dec)
-  manager = _manager(run.path)
+  manager = checkpoint_manager(run.path)
   start = int(distributed.agree_value(manager.latest_step() or 0))
   if start:
-    dec, opt_state = _restore(manager, start, dec, opt_state)
+    dec, opt_state = restore_checkpoint(manager, start, dec, opt_state)
     dec = jax.tree_util.tree_map(jnp.asarray, dec)
     opt_state = jax.tree_util.tree_map(jnp.asarray, opt_state)
   summary = run.read_json("summary.json")
@@ -498,7 +428,7 @@ def train_and_evaluate(cfg: TrainConfig, workdir: str | os.PathLike, *,
     manager.close()
     return RunResult(run.path, cfg, run.records, dec, start, True,
                      summary=summary)
-  _truncate_metrics(run, start)
+  truncate_metrics(run, start)
   label = progress if isinstance(progress, str) else \
       f"train {cfg.arch} {cfg.layer} {cfg.encoder}"
   step_fn, evaluate, source, frozen, divisor = _programs(
@@ -551,16 +481,6 @@ def _programs(cfg: TrainConfig, spec: NetSpec, enc: weights_lib.Encoder,
 
 def _chunks(rows, size: int):
   return (rows[i:i + size] for i in range(0, len(rows), size))
-
-
-def baseline_loss(train_crops, val_crops) -> float:
-  """The validation loss of the best constant image: the per-pixel mean of
-  the training crops (uint8 [N, H, W, 3]), the output that minimises the
-  training loss of a decoder that ignores its features. A decoder that
-  does not beat it has not used its features."""
-  mean = np.asarray(train_crops, np.float64).mean(axis=0) / 255.0
-  x = np.asarray(val_crops, np.float64) / 255.0
-  return float((0.5 * np.square(x - mean).sum(axis=(1, 2, 3))).mean())
 
 
 class _Loop:
@@ -656,7 +576,7 @@ class _Loop:
                  for a in jax.tree_util.tree_leaves(self.dec))
     if not finite:
       self.diverged(s, "params", "not finite", f"before step {s}")
-    _save(self.manager, s, self.dec, self.opt_state)
+    save_checkpoint(self.manager, s, self.dec, self.opt_state)
     self.last_saved = s
     self.run_dir.append({"step": s, "event": "checkpoint"})
 
@@ -680,7 +600,8 @@ def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
                   "device": str(jax.devices()[0].device_kind),
                   "feature_divisor": loop.divisor,
                   "baseline_val_loss": baseline_loss(
-                      _crops(loop.data.train_eval), _crops(loop.data.val))})
+                      eval_crops(loop.data.train_eval),
+                      eval_crops(loop.data.val))})
   dec = loop.dec
   if loop.place.mesh is not None:  # data-parallel: say so, hand back local
     summary.update({"devices": jax.device_count(),
@@ -690,28 +611,6 @@ def _summarise(loop: _Loop, step: int, stopped: str | None) -> RunResult:
     run.write_json("summary.json", summary)
   return RunResult(run.path, cfg, run.records, dec, step, done, stopped,
                    summary)
-
-
-def _crops(split):
-  """The uint8 crops of an evaluation split (cached: (features, crops))."""
-  return split[1] if isinstance(split, tuple) else split
-
-
-def summarize(records: list[dict], tail: float = 0.1) -> dict:
-  """Final numbers of a curve: the mean batch loss over the last ``tail``
-  of the steps, the first loss, and the last evaluation."""
-  steps, losses = loss_curve(records)
-  out: dict = {}
-  if len(losses):
-    k = max(1, int(round(len(losses) * tail)))
-    out["first_loss"] = float(losses[0])
-    out["final_loss"] = float(losses[-k:].mean())
-  for key in ("val_loss", "train_eval_loss"):
-    s, v = eval_curve(records, key)
-    if len(v):
-      out[key] = float(v[-1])
-      out[key + "_step"] = int(s[-1])
-  return out
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
@@ -726,11 +625,11 @@ def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
   enc = build_encoder(cfg, spec)
   dec = init_decoder(jax.random.PRNGKey(0), spec)
   optimizer = make_optimizer(cfg)
-  manager = _manager(workdir)
+  manager = checkpoint_manager(workdir)
   step = manager.latest_step()
   if step is None:
     manager.close()
     raise RandconvError(f"{workdir} has no checkpoint yet")
-  dec, _ = _restore(manager, step, dec, jax.jit(optimizer.init)(dec))
+  dec, _ = restore_checkpoint(manager, step, dec, jax.jit(optimizer.init)(dec))
   manager.close()
   return cfg, spec, enc, jax.tree_util.tree_map(jnp.asarray, dec)

@@ -1,6 +1,6 @@
 """Section 3's trainings: the presets, the runs, their shared feature caches,
-and the numbers and rules every claim reads from a run (experiments/
-section3.py decides the claims).
+and the numbers and rules every claim reads from a run (the package's other
+modules decide the claims).
 
 A run is a decoder trained on a frozen encoder truncated at a layer, for
 one seed (the random encoder's draw and the decoder's init; the data split

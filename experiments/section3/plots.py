@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments.section3_runs import Section3Config, smoothed
+from experiments.section3.runs import Section3Config, smoothed
 from randconv import images, metrics, plotting
 from randconv.training import data as data_lib
 from randconv.training import train as train_lib
