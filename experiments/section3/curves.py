@@ -7,18 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.section3 import reading as rd
 from experiments.section3.plots import plot_curves, preset_tag, pretrained_name
-from experiments.section3.reading import (
-  Reading,
-  claim_result,
-  every,
-  experiment,
-  reading,
-  sensitivity_row,
-  split_record,
-  verdict_word,
-  write_json,
-)
 from experiments.section3.runs import (
   ALEX,
   PAPER_DISTS,
@@ -34,7 +24,7 @@ from randconv.repro.registry import ClaimResult
 # --------------------------------------------------------------------------
 # S3a.
 
-def _lower_faster(r: Reading, rand: str, pre: str) -> dict:
+def _lower_faster(r: rd.Reading, rand: str, pre: str) -> dict:
   """Per seed: random below pre-trained at the end and at 10/25/50%."""
   out = {"lower_final": [], "converges_faster": [], "relative_gap": []}
   for a, b in zip(r.num[rand], r.num[pre], strict=True):
@@ -44,11 +34,12 @@ def _lower_faster(r: Reading, rand: str, pre: str) -> dict:
         for p in (10, 25, 50)))
     out["relative_gap"].append((b["final_loss"] - a["final_loss"])
                                / b["final_loss"])
-  out["holds"] = every(out["lower_final"]) and every(out["converges_faster"])
+  out["holds"] = (rd.every(out["lower_final"])
+                  and rd.every(out["converges_faster"]))
   return out
 
 
-def _s3a_reading(r: Reading, w) -> tuple[dict, bool | None, bool | None]:
+def _s3a_reading(r: rd.Reading, w) -> tuple[dict, bool | None, bool | None]:
   """(checks, VGG half's verdict, the whole claim's verdict)."""
   fin = {k: r.each(k, "final_loss") for k in r.labels}
   checks: dict = {"vgg_random_below_alexnet_random": [
@@ -57,7 +48,7 @@ def _s3a_reading(r: Reading, w) -> tuple[dict, bool | None, bool | None]:
   vgg_half = whole = None
   if w.vgg:
     checks["vgg"] = _lower_faster(r, "VGG random", "VGG pre-trained")
-    vgg_half = checks["vgg"]["holds"] and every(
+    vgg_half = checks["vgg"]["holds"] and rd.every(
         checks["vgg_random_below_alexnet_random"])
   if w.alexnet:
     checks["alexnet"] = _lower_faster(r, "AlexNet random",
@@ -71,11 +62,12 @@ def _s3a_reading(r: Reading, w) -> tuple[dict, bool | None, bool | None]:
         np.mean(checks["alexnet"]["relative_gap"]))
     whole = (vgg_half and checks["alexnet"]["holds"]
              and checks["gap_larger_on_vgg"]
-             and every(checks["vgg_pretrained_below_alexnet_pretrained"]))
+             and rd.every(checks["vgg_pretrained_below_alexnet_pretrained"]))
   return checks, vgg_half, whole
 
 
-@experiment("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs AlexNet, "
+@rd.experiment("S3a", title="Fig. 5a: Conv2-DeConv2 loss curves, VGG vs "
+               "AlexNet, "
              "random vs pre-trained", name="s3a_loss_curves")
 def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
@@ -86,8 +78,8 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
     runs["VGG pre-trained"] = Run("vgg16", "conv2", w.vgg)
   if w.alexnet:
     runs["AlexNet pre-trained"] = Run(ALEX, "conv2", w.alexnet)
-  main = reading(with_seeds(runs, cfg.seeds), cfg, workdir, deadline, "rms")
-  raw = reading(with_seeds(runs, cfg.raw_seeds), cfg, workdir, deadline,
+  main = rd.reading(with_seeds(runs, cfg.seeds), cfg, workdir, deadline, "rms")
+  raw = rd.reading(with_seeds(runs, cfg.raw_seeds), cfg, workdir, deadline,
                  "raw")
   title = (f"pre-trained VGG: {pretrained_name(w.vgg)}; pre-trained "
            f"AlexNet: {pretrained_name(w.alexnet)}")
@@ -106,20 +98,21 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
     st, _ = r.status(half)
     out[r.scale] = (checks, half, whole, fin, st)
   checks, half, whole, fin, st = out["rms"]
-  m = {"pretrained_vgg": w.vgg_note, "split": split_record(cfg),
+  m = {"pretrained_vgg": w.vgg_note, "split": rd.split_record(cfg),
        "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
        else "none given", "checks": checks, "raw_checks": out["raw"][0]}
-  write_json(workdir, "s3a.json", m)
+  rd.write_json(workdir, "s3a.json", m)
   words = "mean final loss " + ", ".join(f"{k} {v:.4g}"
                                          for k, v in fin.items())
   raw_words = "raw mean final loss " + ", ".join(
       f"{k} {v:.4g}" for k, v in out["raw"][3].items())
-  sens = sensitivity_row((out["rms"][4], whole if whole is not None else half),
+  sens = rd.sensitivity_row((out["rms"][4],
+                             whole if whole is not None else half),
                       (out["raw"][4], out["raw"][2] if whole is not None
                        else out["raw"][1]), raw_words)
   if w.vgg and not w.alexnet:
-    half_word = verdict_word(st, half)
-    return [claim_result("S3a", m, None, main, figs,
+    half_word = rd.verdict_word(st, half)
+    return [rd.claim_result("S3a", m, None, main, figs,
                     f"VGG half: {half_word} (random VGG below pre-trained "
                     "VGG and below random AlexNet in every seed); AlexNet "
                     "half: needs weights (give --weights alexnet-owt-*.pth;"
@@ -128,10 +121,11 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
                     reason="the AlexNet half needs AlexNet ImageNet weights",
                     sensitivity=sens)]
   if not w.vgg:
-    return [claim_result("S3a", m, None, main, figs, words + " (no pre-trained "
+    return [rd.claim_result("S3a", m, None, main, figs, words +
+                            " (no pre-trained "
                     "weights)", fin, status="needs weights",
                     sensitivity=sens)]
-  return [claim_result("S3a", m, bool(whole), main, figs, words, fin,
+  return [rd.claim_result("S3a", m, bool(whole), main, figs, words, fin,
                   sensitivity=sens)]
 
 
@@ -143,13 +137,14 @@ def _span(values) -> float:
   return max(values) / min(values)
 
 
-@experiment("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian sigmas",
+@rd.experiment("S3b", title="Fig. 5b: random VGG Conv2, several Gaussian "
+               "sigmas",
              name="s3b_sigmas")
 def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
   runs = {f"sigma {s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
           for s in cfg.sigmas}
-  r = reading(with_seeds(runs, cfg.seeds), cfg, workdir, deadline, "raw")
+  r = rd.reading(with_seeds(runs, cfg.seeds), cfg, workdir, deadline, "raw")
   fig = plot_curves({k: r.results(k) for k in r.labels},
                     workdir / "s3b_loss.png",
                     f"random VGG Conv2, Gaussian sigmas, raw features "
@@ -163,28 +158,28 @@ def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
            for i in range(len(r.seeds))]
   learned = {k: r.each(k, "learned") for k in r.labels}
   holds = (all(v > 2 for v in first) and all(v <= 10 for v in final)
-           and all(every(v) for v in learned.values()))
+           and all(rd.every(v) for v in learned.values()))
   m = {"first_loss_ratio": first, "final_loss_ratio": final,
-       "learned": learned, "split": split_record(cfg)}
-  write_json(workdir, "s3b.json", m)
-  no = [k for k, v in learned.items() if not every(v)]
+       "learned": learned, "split": rd.split_record(cfg)}
+  rd.write_json(workdir, "s3b.json", m)
+  no = [k for k, v in learned.items() if not rd.every(v)]
   xs = lambda vs: ", ".join(f"{v:.3g}x" for v in vs)  # noqa: E731
   summary = (f"per seed, first losses span {xs(first)} (needs > 2), final "
              f"losses {xs(final)} (needs <= 10); did not learn: "
              f"{', '.join(no) or 'none'}")
-  return [claim_result("S3b", m, bool(holds), r, [fig], summary,
+  return [rd.claim_result("S3b", m, bool(holds), r, [fig], summary,
                   {f"final loss, {k}": spread(r.each(k, "final_loss"))["mean"]
                    for k in r.labels}, exempt=tuple(r.labels))]
 
 
-@experiment("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
+@rd.experiment("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
              name="s3c_distributions")
 def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
   runs = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
   out, figs = {}, []
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):
-    r = reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
+    r = rd.reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
     figs.append(plot_curves(
         {k: r.results(k) for k in r.labels},
         workdir / f"s3c_loss_{scale}.png",
@@ -199,15 +194,16 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
     out[scale] = (r, ratio, holds, r.status(holds)[0])
   r, ratio, holds, _ = out["rms"]
   m = {"final_loss_ratio": ratio, "raw_final_loss_ratio": out["raw"][1],
-       "split": split_record(cfg)}
-  write_json(workdir, "s3c.json", m)
+       "split": rd.split_record(cfg)}
+  rd.write_json(workdir, "s3c.json", m)
   fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
   summary = (f"mean final losses {', '.join(f'{v:.3g}' for v in fin.values())}"
              f"; per seed ratio {', '.join(f'{v:.2f}' for v in ratio)} "
              "(needs <= 1.25)")
-  sens = sensitivity_row((out["rms"][3], holds), (out["raw"][3], out["raw"][2]),
+  sens = rd.sensitivity_row((out["rms"][3], holds),
+                            (out["raw"][3], out["raw"][2]),
                       "raw final-loss ratio " + ", ".join(
                           f"{v:.2f}" for v in out["raw"][1]))
-  return [claim_result("S3c", m, bool(holds), r, figs, summary,
+  return [rd.claim_result("S3c", m, bool(holds), r, figs, summary,
                   {f"final loss, {k}": v for k, v in fin.items()},
                   sensitivity=sens)]

@@ -7,18 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.section3 import reading as rd
 from experiments.section3.plots import plot_bars, preset_tag, pretrained_name
-from experiments.section3.reading import (
-  Reading,
-  claim_result,
-  every,
-  experiment,
-  reading,
-  sensitivity_row,
-  split_record,
-  verdict_word,
-  write_json,
-)
 from experiments.section3.runs import (
   ALEX,
   Run,
@@ -37,8 +27,8 @@ def _gap(n: dict) -> float:
   return abs(n["val_loss"] - n["train_eval_loss"]) / n["train_eval_loss"]
 
 
-def _s3d_reading(r: Reading, layers) -> tuple[dict, bool]:
-  lower = {k: every(a["val_loss"] < b["val_loss"] and a["train_eval_loss"] <
+def _s3d_reading(r: rd.Reading, layers) -> tuple[dict, bool]:
+  lower = {k: rd.every(a["val_loss"] < b["val_loss"] and a["train_eval_loss"] <
                    b["train_eval_loss"] for a, b in zip(
                        r.num[f"random {k}"], r.num[f"pre {k}"], strict=True))
            for k in layers}
@@ -52,7 +42,7 @@ def _s3d_reading(r: Reading, layers) -> tuple[dict, bool]:
           "largest_relative_train_val_gap": gaps}, bool(holds)
 
 
-def _s3d_bars(r: Reading, layers, path: Path, cfg, w) -> str:
+def _s3d_bars(r: rd.Reading, layers, path: Path, cfg, w) -> str:
   series, errors = {}, {}
   for enc in ("random", "pre"):
     for what, short in (("train_eval_loss", "train"), ("val_loss", "val")):
@@ -71,7 +61,8 @@ def _s3d_bars(r: Reading, layers, path: Path, cfg, w) -> str:
                       "(pre-trained: not run, no weights)."), errors)
 
 
-@experiment("S3d", title="generalization: train vs validation, Conv1..Conv5, "
+@rd.experiment("S3d", title="generalization: train vs validation, "
+               "Conv1..Conv5, "
              "random and pre-trained VGG", name="s3d_generalization")
 def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
@@ -82,17 +73,17 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
     runs.update({f"pre {k}": Run("vgg16", k, w.vgg) for k in layers})
   out, figs = {}, []
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):
-    r = reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
+    r = rd.reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
     figs.append(_s3d_bars(r, layers, workdir / f"s3d_bars_{scale}.png", cfg,
                           w))
     checks, holds = _s3d_reading(r, layers) if w.vgg else ({}, None)
     out[scale] = (r, checks, holds, r.status(holds)[0])
   r, checks, holds, st = out["rms"]
   m = {"pretrained_vgg": w.vgg_note, "checks": checks,
-       "raw_checks": out["raw"][1], "split": split_record(cfg)}
-  write_json(workdir, "s3d.json", m)
+       "raw_checks": out["raw"][1], "split": rd.split_record(cfg)}
+  rd.write_json(workdir, "s3d.json", m)
   if not w.vgg:
-    return [claim_result("S3d", m, None, r, figs, "no pre-trained VGG16",
+    return [rd.claim_result("S3d", m, None, r, figs, "no pre-trained VGG16",
                     status="needs weights")]
   lower, growth = checks["random_lower"], checks["val_growth_first_to_last"]
   gaps = checks["largest_relative_train_val_gap"]
@@ -102,16 +93,16 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
              f"pre-trained {growth['pre']:.3g}; largest |val - train| / "
              f"train {max(gaps.values()):.2f} (needs <= 0.3)")
   rl = out["raw"][1]
-  sens = sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]),
+  sens = rd.sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]),
                       "raw: random below pre-trained at " + ", ".join(
                           k for k, v in rl["random_lower"].items() if v)
                       if rl["random_lower"] else "raw")
-  return [claim_result("S3d", m, holds, r, figs, summary, {
+  return [rd.claim_result("S3d", m, holds, r, figs, summary, {
       "random below pre-trained": lower, "val growth": growth,
       "max train/val gap": max(gaps.values())}, sensitivity=sens)]
 
 
-@experiment("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
+@rd.experiment("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
              name="s3e_conv3")
 def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
@@ -125,7 +116,7 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
     runs["AlexNet pre-trained"] = Run(ALEX, layer, w.alexnet)
   out, figs = {}, []
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):
-    r = reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
+    r = rd.reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
     series, errors = {}, {}
     for what, short in (("train_eval_loss", "train"), ("val_loss", "val")):
       stats = [spread(r.each(k, what)) for k in r.labels]
@@ -154,21 +145,21 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
                and all(v <= 0.2 for v in m["alexnet_random_pretrained_gap"]))
     out[scale] = (r, m, holds, r.status(holds)[0])
   r, m, holds, st = out["rms"]
-  m = {**m, "raw": out["raw"][1], "layer": layer, "split": split_record(cfg),
+  m = {**m, "raw": out["raw"][1], "layer": layer, "split": rd.split_record(cfg),
        "pretrained_vgg": w.vgg_note, "pretrained_alexnet":
        Path(w.alexnet).name if w.alexnet else "none given"}
-  write_json(workdir, "s3e.json", m)
+  rd.write_json(workdir, "s3e.json", m)
   gap = ", ".join(f"{v:.2f}" for v in m["alexnet_random_train_val_gap"])
   if not w.alexnet:
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
-    part = verdict_word(r.only(["AlexNet random"]).status(ok)[0], ok)
+    part = rd.verdict_word(r.only(["AlexNet random"]).status(ok)[0], ok)
     rgap = m["raw"]["alexnet_random_train_val_gap"]
     rok = all(v <= 0.3 for v in rgap)
-    sens = sensitivity_row((r.only(["AlexNet random"]).status(ok)[0], ok), (
+    sens = rd.sensitivity_row((r.only(["AlexNet random"]).status(ok)[0], ok), (
         out["raw"][0].only(["AlexNet random"]).status(rok)[0], rok),
         "raw random AlexNet half: |val - train| / train " + ", ".join(
             f"{v:.2f}" for v in rgap))
-    return [claim_result("S3e", m, None, r, figs,
+    return [rd.claim_result("S3e", m, None, r, figs,
                     f"random AlexNet half: {part} (|val - train| / train "
                     f"per seed {gap}, needs <= 0.3); the pre-trained AlexNet "
                     "half needs AlexNet ImageNet weights",
@@ -181,5 +172,5 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
              + " (pre-trained); random/pre-trained gap " + ", ".join(
                  f"{v:.2f}" for v in m["alexnet_random_pretrained_gap"])
              + " (needs <= 0.3, 0.3, 0.2)")
-  sens = sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]), "raw")
-  return [claim_result("S3e", m, holds, r, figs, summary, sensitivity=sens)]
+  sens = rd.sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]), "raw")
+  return [rd.claim_result("S3e", m, holds, r, figs, summary, sensitivity=sens)]

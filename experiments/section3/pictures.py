@@ -7,20 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.section3 import reading as rd
 from experiments.section3.plots import (
   figure_images,
   recon_words,
   reconstructions,
-)
-from experiments.section3.reading import (
-  Reading,
-  claim_result,
-  every,
-  experiment,
-  reading,
-  sensitivity_row,
-  split_record,
-  write_json,
 )
 from experiments.section3.runs import (
   ALEX,
@@ -41,7 +32,7 @@ def _decays(ssims: list[float]) -> bool:
       b <= a + 0.02 for a, b in zip(ssims[:-1], ssims[1:], strict=True))
 
 
-def _ssims(r: Reading, x: np.ndarray) -> tuple[dict, dict]:
+def _ssims(r: rd.Reading, x: np.ndarray) -> tuple[dict, dict]:
   """(seed 0's outputs per label, SSIM [seeds, images] per label)."""
   outs, ssim = {}, {}
   for k in r.labels:
@@ -59,7 +50,7 @@ def _arch(a: str) -> str:
   return "VGG" if a == "vgg16" else "AlexNet"
 
 
-@experiment("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
+@rd.experiment("S3f", title="reconstructions: Conv1..Conv5 of random VGG and "
              "random AlexNet", name="s3f_reconstructions")
 def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
@@ -69,11 +60,11 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
   names, x = figure_images(cfg)
   out = {}
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):
-    r = reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
+    r = rd.reading(with_seeds(runs, seeds), cfg, workdir, deadline, scale)
     outs, ssim = _ssims(r, x)
     mean = {a: [float(ssim[f"{a} {k}"].mean()) for k in layers]
             for a in ("VGG", "AlexNet")}
-    above = [every(ssim[f"VGG {k}"].mean(axis=1) >
+    above = [rd.every(ssim[f"VGG {k}"].mean(axis=1) >
                   ssim[f"AlexNet {k}"].mean(axis=1)) for k in layers]
     holds = _decays(mean["VGG"]) and _decays(mean["AlexNet"]) and all(above)
     out[scale] = (r, outs, ssim, mean, above, bool(holds),
@@ -98,23 +89,23 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
        "alexnet_decays": _decays(mean["AlexNet"]),
        "vgg_above_alexnet_every_seed": above,
        "ssim_per_seed": {k: v.mean(axis=1).tolist() for k, v in ssim.items()},
-       "raw_mean_ssim": out["raw"][3], "split": split_record(cfg)}
-  write_json(workdir, "s3f.json", m)
+       "raw_mean_ssim": out["raw"][3], "split": rd.split_record(cfg)}
+  rd.write_json(workdir, "s3f.json", m)
   summary = (f"mean SSIM Conv1..{len(layers)}: VGG "
              f"{', '.join(f'{v:.3f}' for v in mean['VGG'])}; AlexNet "
              f"{', '.join(f'{v:.3f}' for v in mean['AlexNet'])}; VGG above "
              f"in every seed at {sum(above)} of {len(layers)} layers")
   rm = out["raw"][3]
-  sens = sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
+  sens = rd.sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
                       "raw mean SSIM VGG " + ", ".join(
                           f"{v:.3f}" for v in rm["VGG"]) + "; AlexNet "
                       + ", ".join(f"{v:.3f}" for v in rm["AlexNet"]))
-  return [claim_result("S3f", m, holds, r, [fig], summary,
+  return [rd.claim_result("S3f", m, holds, r, [fig], summary,
                   {"VGG SSIM": mean["VGG"], "AlexNet SSIM": mean["AlexNet"]},
                   sensitivity=sens)]
 
 
-@experiment("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
+@rd.experiment("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
              "distribution", name="s3g_cat")
 def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
@@ -124,11 +115,11 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   good = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
   _, x = figure_images(cfg)
   cat = x[:1]
-  braw = Reading(with_seeds(bad, cfg.seeds), cfg, workdir, deadline, "raw")
+  braw = rd.Reading(with_seeds(bad, cfg.seeds), cfg, workdir, deadline, "raw")
   bouts, bssim = _ssims(braw, cat)
   out = {}
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):
-    r = reading(with_seeds(good, seeds), cfg, workdir, deadline, scale)
+    r = rd.reading(with_seeds(good, seeds), cfg, workdir, deadline, scale)
     outs, ssim = _ssims(r, cat)
     n = len(r.seeds)
     spread_ = [max(ssim[d][i, 0] for d in r.labels) -
@@ -158,14 +149,14 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   m = {"ssim_per_seed": {**{d: ssim[d][:, 0].tolist() for d in r.labels},
                          **{d: bssim[d][:, 0].tolist() for d in braw.labels}},
        "paper_scale_spread": spread_, "badly_scaled_below_by": below,
-       "raw_paper_scale_spread": out["raw"][3], "split": split_record(cfg)}
-  write_json(workdir, "s3g.json", m)
+       "raw_paper_scale_spread": out["raw"][3], "split": rd.split_record(cfg)}
+  rd.write_json(workdir, "s3g.json", m)
   mean = {d: float(np.mean(m["ssim_per_seed"][d])) for d in labels}
   words = ", ".join(f"{d} {v:.3f}" for d, v in mean.items())
   summary = (f"mean SSIM on the cat {words}; paper-scale spread per seed "
              f"{', '.join(f'{v:.3f}' for v in spread_)} (needs <= 0.05)")
-  sens = sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
+  sens = rd.sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
                       "raw paper-scale spread " + ", ".join(
                           f"{v:.3f}" for v in out["raw"][3]))
-  return [claim_result("S3g", m, holds, r.joined(braw), [fig], summary, mean,
+  return [rd.claim_result("S3g", m, holds, r.joined(braw), [fig], summary, mean,
                   sensitivity=sens, exempt=tuple(braw.labels))]
