@@ -38,16 +38,25 @@ import ctypes.util
 import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
-from randconv import settings
 from randconv.distributions import Distribution, parse_distribution
+from randconv.memory import (  # noqa: F401 - part of the engine's API
+  BUDGET_ENV,
+  DEFAULT_BUDGET,
+  Plan,
+  activation_bytes,
+  default_budget,
+  param_bytes,
+  plan_chunks,
+  program_bytes,
+)
 from randconv.modules import CNNDCN
 from randconv.policy import ConvPolicy
 from randconv.spec import NetSpec, conv_flops
@@ -65,22 +74,6 @@ KEY_STRATEGY = {"cpu": "loop", "gpu": "vmap", "tpu": "vmap"}
 MAP_MAX_MACS = 1e9
 NET_STRATEGY = {"cpu": ((MAP_MAX_MACS, "map"), (math.inf, "loop")),
                 "gpu": ((math.inf, "vmap"),), "tpu": ((math.inf, "vmap"),)}
-DEFAULT_BUDGET = {"cpu": 4 << 30, "gpu": 40 << 30, "tpu": 12 << 30}
-BUDGET_ENV = "RANDCONV_MEMORY_BUDGET_GB"
-
-
-def default_budget(backend: str | None = None) -> int:
-  """The memory budget of a chunk plan in bytes: ``$RANDCONV_MEMORY_BUDGET_GB``
-  (GiB) where set, else the backend's :data:`DEFAULT_BUDGET` (40 GiB on a
-  GPU: half of an 80 GB card)."""
-  gib = settings.current().memory_budget_gb
-  if gib is not None:
-    if not gib > 0:
-      raise ValueError(f"{BUDGET_ENV}={gib!r}: give a positive number of GiB")
-    return int(gib * (1 << 30))
-  return DEFAULT_BUDGET.get(backend or jax.default_backend(), 4 << 30)
-
-
 def default_strategy(backend: str | None = None) -> str:
   """:func:`run_keys`'s strategy for the backend (:data:`KEY_STRATEGY`);
   ``shard`` (over :func:`sweep_devices`) in a job of several processes."""
@@ -132,58 +125,6 @@ def seed_keys(seed: int, n: int, start: int = 0) -> jax.Array:
   root = jax.random.PRNGKey(seed)
   return jnp.stack([jax.random.fold_in(root, i)
                     for i in range(start, start + n)])
-
-
-@dataclass(frozen=True)
-class Plan:
-  seed_chunk: int
-  image_chunk: int
-
-
-def param_bytes(spec: NetSpec, itemsize: int = 4) -> int:
-  return itemsize * sum(math.prod(c.weight_shape) for c in spec.convs)
-
-
-def activation_bytes(spec: NetSpec, height: int, width: int,
-                     itemsize: int = 4) -> int:
-  """Peak bytes of one image's forward pass: the two largest consecutive
-  maps (a layer's input and output live together), times 2 for XLA's
-  temporaries."""
-  enc, dec = spec.shapes(height, width)
-  sizes = [height * width * spec.in_channels] + [
-      s.height * s.width * s.channels for s in enc + dec]
-  peak = max(a + b for a, b in zip(sizes, sizes[1:]))
-  return 2 * itemsize * peak
-
-
-def plan_chunks(spec: NetSpec, n_seeds: int, n_images: int, height: int,
-                width: int, strategy: str, budget: int | None = None,
-                batch_size: int | None = None, *,
-                params_drawn: bool = False) -> Plan:
-  """Largest seed and image chunks whose memory stays under ``budget``.
-
-  ``params_drawn``: the chunk's params are drawn before the call and passed
-  in (:func:`run_nets`), so under ``map`` they are what grows with the seed
-  chunk; otherwise (:func:`run_keys`, whose ``fn`` draws each net itself) a
-  ``map`` chunk holds ``batch_size`` nets."""
-  budget = budget or default_budget()
-  act = activation_bytes(spec, height, width)
-  par = param_bytes(spec)
-  if strategy in ("loop", "shard"):
-    seeds_live = 1
-  elif strategy == "map":
-    seeds_live = batch_size or 1
-  else:
-    seeds_live = min(n_seeds, batch_size or n_seeds)
-  room = budget - seeds_live * par
-  images = max(1, min(n_images, room // max(1, seeds_live * act)))
-  if strategy == "vmap" and not batch_size:
-    # Fit as many seeds as the budget allows with all chunked images.
-    seeds_live = max(1, min(n_seeds, budget // max(1, par + images * act)))
-  elif strategy == "map" and params_drawn:
-    # One net runs at a time; the chunk's params are what grows.
-    seeds_live = max(1, min(n_seeds, (budget - images * act) // max(1, par)))
-  return Plan(seed_chunk=seeds_live, image_chunk=int(images))
 
 
 def _concat(trees: list, axis: int):
@@ -435,23 +376,6 @@ def param_shapes(spec: NetSpec, n_nets: int | None = None) -> dict:
   return {c.name: {"kernel": jax.ShapeDtypeStruct(lead + c.weight_shape,
                                                   np.float32)}
           for c in spec.convs}
-
-
-def program_bytes(fn, params, images) -> int | None:
-  """Bytes one call of the jitted ``fn(params, images)`` holds on its
-  device, from XLA's own memory analysis of the compiled program: arguments,
-  outputs and temporaries (convolution workspaces, the grouped convs of a
-  vmap, the post function's buffers). None where the backend does not say.
-  """
-  compiled_fn = fn.lower(params, images).compile()  # errors propagate
-  try:
-    m = compiled_fn.memory_analysis()
-  except (AttributeError, NotImplementedError, RuntimeError):
-    return None  # a backend without the analysis
-  if m is None:
-    return None
-  return int(m.argument_size_in_bytes + m.output_size_in_bytes
-             + m.temp_size_in_bytes - m.alias_size_in_bytes)
 
 
 @functools.lru_cache(maxsize=64)

@@ -75,7 +75,8 @@ def train_config_from_args(a):
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
       log_every=a.log_every, conv_impl=a.conv_impl, data=data,
-      feature_cache=a.feature_cache)
+      feature_cache=a.feature_cache, feature_scale=a.feature_scale,
+      preprocessing=a.preprocessing)
 
 
 def check_train(cfg) -> None:
@@ -228,7 +229,16 @@ def _add_weights_commands(sub) -> None:
 
 
 def add_commands(sub) -> None:
-  from randconv.repro import launch
+  """The ``features``, ``train`` and ``weights`` commands, and the
+  ``--weights`` option of ``reproduce``."""
+  _add_features_command(sub)
+  _add_train_command(sub)
+  _add_weights_commands(sub)
+  if "reproduce" in sub.choices:
+    _wrap_reproduce(sub.choices["reproduce"])
+
+
+def _add_features_command(sub) -> None:
   from randconv.repro.cli import add_json_arg
 
   p = sub.add_parser("features", help="the ConvK features of an image "
@@ -259,6 +269,11 @@ def add_commands(sub) -> None:
                  help="output .npy, [H, W, C] float32")
   add_json_arg(p)
   p.set_defaults(func=cmd_features)
+
+
+def _add_train_command(sub) -> None:
+  from randconv.repro import launch
+  from randconv.repro.cli import add_json_arg
 
   p = sub.add_parser("train", help="train a decoder on a frozen encoder "
                      "(Section 3)")
@@ -314,10 +329,30 @@ def add_commands(sub) -> None:
   p.add_argument("--log-every", type=positive_int, default=10,
                  help="steps between writes of the losses to "
                       "metrics.jsonl")
+  _add_feature_arguments(p)
+  p.add_argument("--threads", type=non_negative(int), default=1,
+                 help="grain reader threads (0: none)")
+  p.add_argument("--out", required=True, type=out_folder,
+                 help="the run's folder (the same one resumes the run)")
+  add_json_arg(p)
+  launch.add_arguments(p)
+  p.set_defaults(func=cmd_train)
+
+
+def _add_feature_arguments(p) -> None:
+  """``train``'s options of how the encoder's features are computed and
+  read."""
   p.add_argument("--conv-impl", default=None,
                  choices=("direct", "auto", "winograd", "wgrad"),
                  help="convolution algorithm, same numbers up to rounding "
                  "(default: wgrad on a CPU, direct elsewhere)")
+  p.add_argument("--feature-scale", choices=("raw", "rms"), default="raw",
+                 help="rms: the decoder sees the features divided by their "
+                 "RMS over the training-set crops (docs/section3.md)")
+  p.add_argument("--preprocessing", default=None,
+                 choices=("none", "center", "torchvision", "caffe", "keras"),
+                 help="the encoder's input preprocessing (default: the "
+                 "encoder's own: center for a random one)")
   p.add_argument("--feature-cache", type=non_negative(int), default=0,
                  metavar="N",
                  help="compute the frozen encoder's features of the first N "
@@ -327,14 +362,3 @@ def add_commands(sub) -> None:
                       "uncached run's batches when N >= steps x batch; "
                       "same losses up to float rounding, no encoder pass "
                       "per step (0: off)")
-  p.add_argument("--threads", type=non_negative(int), default=1,
-                 help="grain reader threads (0: none)")
-  p.add_argument("--out", required=True, type=out_folder,
-                 help="the run's folder (the same one resumes the run)")
-  add_json_arg(p)
-  launch.add_arguments(p)
-  p.set_defaults(func=cmd_train)
-
-  _add_weights_commands(sub)
-  if "reproduce" in sub.choices:
-    _wrap_reproduce(sub.choices["reproduce"])
