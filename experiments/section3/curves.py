@@ -95,9 +95,9 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   for r in (main, raw):
     checks, half, whole = _s3a_reading(r, w)
     fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
-    st, _ = r.status(half)
-    out[r.scale] = (checks, half, whole, fin, st)
-  checks, half, whole, fin, st = out["rms"]
+    st, why = r.status(half)
+    out[r.scale] = (checks, half, whole, fin, st, why)
+  checks, half, whole, fin, st, why = out["rms"]
   m = {"pretrained_vgg": w.vgg_note, "split": rd.split_record(cfg),
        "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
        else "none given", "checks": checks, "raw_checks": out["raw"][0]}
@@ -118,7 +118,8 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
                     "half: needs weights (give --weights alexnet-owt-*.pth;"
                     f" docs/weights.md); {words}",
                     {"VGG half": half_word, **fin}, status="needs weights",
-                    reason="the AlexNet half needs AlexNet ImageNet weights",
+                    reason="the AlexNet half needs AlexNet ImageNet weights"
+                    + (f"; the VGG half is {st}: {why}" if why else ""),
                     sensitivity=sens)]
   if not w.vgg:
     return [rd.claim_result("S3a", m, None, main, figs, words +

@@ -152,10 +152,11 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   gap = ", ".join(f"{v:.2f}" for v in m["alexnet_random_train_val_gap"])
   if not w.alexnet:
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
-    part = rd.verdict_word(r.only(["AlexNet random"]).status(ok)[0], ok)
+    half_st, why = r.only(["AlexNet random"]).status(ok)
+    part = rd.verdict_word(half_st, ok)
     rgap = m["raw"]["alexnet_random_train_val_gap"]
     rok = all(v <= 0.3 for v in rgap)
-    sens = rd.sensitivity_row((r.only(["AlexNet random"]).status(ok)[0], ok), (
+    sens = rd.sensitivity_row((half_st, ok), (
         out["raw"][0].only(["AlexNet random"]).status(rok)[0], rok),
         "raw random AlexNet half: |val - train| / train " + ", ".join(
             f"{v:.2f}" for v in rgap))
@@ -164,7 +165,9 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
                     f"per seed {gap}, needs <= 0.3); the pre-trained AlexNet "
                     "half needs AlexNet ImageNet weights",
                     status="needs weights",
-                    reason="the pre-trained AlexNet half needs weights",
+                    reason="the pre-trained AlexNet half needs weights"
+                    + (f"; the random half is {half_st}: {why}" if why
+                       else ""),
                     sensitivity=sens)]
   summary = (f"AlexNet {layer} |val - train| / train per seed {gap} "
              f"(random), " + ", ".join(
