@@ -106,29 +106,28 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
                                          for k, v in fin.items())
   raw_words = "raw mean final loss " + ", ".join(
       f"{k} {v:.4g}" for k, v in out["raw"][3].items())
-  sens = rd.sensitivity_row((out["rms"][4],
-                             whole if whole is not None else half),
-                      (out["raw"][4], out["raw"][2] if whole is not None
-                       else out["raw"][1]), raw_words)
+  sens = rd.sensitivity_row(
+      (out["rms"][4], whole if whole is not None else half),
+      (out["raw"][4],
+       out["raw"][2] if whole is not None else out["raw"][1]), raw_words)
   if w.vgg and not w.alexnet:
     half_word = rd.verdict_word(st, half)
-    return [rd.claim_result("S3a", m, None, main, figs,
-                    f"VGG half: {half_word} (random VGG below pre-trained "
-                    "VGG and below random AlexNet in every seed); AlexNet "
-                    "half: needs weights (give --weights alexnet-owt-*.pth;"
-                    f" docs/weights.md); {words}",
-                    {"VGG half": half_word, **fin}, status="needs weights",
-                    reason="the AlexNet half needs AlexNet ImageNet weights"
-                    + (f"; the VGG half is {st}: {why}" if why else ""),
-                    sensitivity=sens)]
+    return [rd.claim_result(
+        "S3a", m, None, main, figs,
+        f"VGG half: {half_word} (random VGG below pre-trained "
+        "VGG and below random AlexNet in every seed); AlexNet "
+        "half: needs weights (give --weights alexnet-owt-*.pth;"
+        f" docs/weights.md); {words}",
+        {"VGG half": half_word, **fin}, status="needs weights",
+        reason="the AlexNet half needs AlexNet ImageNet weights"
+        + (f"; the VGG half is {st}: {why}" if why else ""),
+        sensitivity=sens)]
   if not w.vgg:
-    return [rd.claim_result("S3a", m, None, main, figs, words +
-                            " (no pre-trained "
-                    "weights)", fin, status="needs weights",
-                    sensitivity=sens)]
-  return [rd.claim_result("S3a", m, bool(whole), main, figs, words, fin,
-                  sensitivity=sens)]
-
+    return [rd.claim_result(
+        "S3a", m, None, main, figs, words + " (no pre-trained weights)",
+        fin, status="needs weights", sensitivity=sens)]
+  return [rd.claim_result(
+      "S3a", m, bool(whole), main, figs, words, fin, sensitivity=sens)]
 
 
 # --------------------------------------------------------------------------
@@ -164,13 +163,14 @@ def run_s3b(cfg: Section3Config, workdir: Path, deadline: Deadline
        "learned": learned, "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3b.json", m)
   no = [k for k, v in learned.items() if not rd.every(v)]
-  xs = lambda vs: ", ".join(f"{v:.3g}x" for v in vs)  # noqa: E731
-  summary = (f"per seed, first losses span {xs(first)} (needs > 2), final "
-             f"losses {xs(final)} (needs <= 10); did not learn: "
+  span = lambda vs: rd.numbers(vs, ".3g").replace(",", "x,") + "x"  # noqa: E731
+  summary = (f"per seed, first losses span {span(first)} (needs > 2), final"
+             f" losses {span(final)} (needs <= 10); did not learn: "
              f"{', '.join(no) or 'none'}")
-  return [rd.claim_result("S3b", m, bool(holds), r, [fig], summary,
-                  {f"final loss, {k}": spread(r.each(k, "final_loss"))["mean"]
-                   for k in r.labels}, exempt=tuple(r.labels))]
+  return [rd.claim_result(
+      "S3b", m, bool(holds), r, [fig], summary,
+      {f"final loss, {k}": spread(r.each(k, "final_loss"))["mean"]
+       for k in r.labels}, exempt=tuple(r.labels))]
 
 
 @rd.experiment("S3c", title="Fig. 5c: gaussian, uniform, logistic, laplace",
@@ -198,13 +198,12 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
        "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3c.json", m)
   fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
-  summary = (f"mean final losses {', '.join(f'{v:.3g}' for v in fin.values())}"
-             f"; per seed ratio {', '.join(f'{v:.2f}' for v in ratio)} "
-             "(needs <= 1.25)")
-  sens = rd.sensitivity_row((out["rms"][3], holds),
-                            (out["raw"][3], out["raw"][2]),
-                      "raw final-loss ratio " + ", ".join(
-                          f"{v:.2f}" for v in out["raw"][1]))
-  return [rd.claim_result("S3c", m, bool(holds), r, figs, summary,
-                  {f"final loss, {k}": v for k, v in fin.items()},
-                  sensitivity=sens)]
+  summary = (f"mean final losses {rd.numbers(fin.values(), '.3g')}; per "
+             f"seed ratio {rd.numbers(ratio, '.2f')} (needs <= 1.25)")
+  sens = rd.sensitivity_row(
+      (out["rms"][3], holds), (out["raw"][3], out["raw"][2]),
+      f"raw final-loss ratio {rd.numbers(out['raw'][1], '.2f')}")
+  return [rd.claim_result(
+      "S3c", m, bool(holds), r, figs, summary,
+      {f"final loss, {k}": v for k, v in fin.items()},
+      sensitivity=sens)]

@@ -83,8 +83,9 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
        "raw_checks": out["raw"][1], "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3d.json", m)
   if not w.vgg:
-    return [rd.claim_result("S3d", m, None, r, figs, "no pre-trained VGG16",
-                    status="needs weights")]
+    return [rd.claim_result(
+        "S3d", m, None, r, figs, "no pre-trained VGG16",
+        status="needs weights")]
   lower, growth = checks["random_lower"], checks["val_growth_first_to_last"]
   gaps = checks["largest_relative_train_val_gap"]
   summary = (f"random below pre-trained in every seed at "
@@ -92,14 +93,15 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
              f"mean val(last)/val(first) random {growth['random']:.3g} vs "
              f"pre-trained {growth['pre']:.3g}; largest |val - train| / "
              f"train {max(gaps.values()):.2f} (needs <= 0.3)")
-  rl = out["raw"][1]
-  sens = rd.sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]),
-                      "raw: random below pre-trained at " + ", ".join(
-                          k for k, v in rl["random_lower"].items() if v)
-                      if rl["random_lower"] else "raw")
-  return [rd.claim_result("S3d", m, holds, r, figs, summary, {
-      "random below pre-trained": lower, "val growth": growth,
-      "max train/val gap": max(gaps.values())}, sensitivity=sens)]
+  raw_lower = out["raw"][1].get("random_lower", {})
+  sens = rd.sensitivity_row(
+      (st, holds), (out["raw"][3], out["raw"][2]),
+      "raw: random below pre-trained at "
+      + (", ".join(k for k, v in raw_lower.items() if v) or "no layer"))
+  return [rd.claim_result(
+      "S3d", m, holds, r, figs, summary,
+      {"random below pre-trained": lower, "val growth": growth,
+       "max train/val gap": max(gaps.values())}, sensitivity=sens)]
 
 
 @rd.experiment("S3e", title="Conv3: VGG vs AlexNet, random vs pre-trained",
@@ -149,31 +151,30 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
        "pretrained_vgg": w.vgg_note, "pretrained_alexnet":
        Path(w.alexnet).name if w.alexnet else "none given"}
   rd.write_json(workdir, "s3e.json", m)
-  gap = ", ".join(f"{v:.2f}" for v in m["alexnet_random_train_val_gap"])
+  gap = rd.numbers(m["alexnet_random_train_val_gap"], ".2f")
   if not w.alexnet:
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
     half_st, why = r.only(["AlexNet random"]).status(ok)
     part = rd.verdict_word(half_st, ok)
     rgap = m["raw"]["alexnet_random_train_val_gap"]
     rok = all(v <= 0.3 for v in rgap)
-    sens = rd.sensitivity_row((half_st, ok), (
-        out["raw"][0].only(["AlexNet random"]).status(rok)[0], rok),
-        "raw random AlexNet half: |val - train| / train " + ", ".join(
-            f"{v:.2f}" for v in rgap))
-    return [rd.claim_result("S3e", m, None, r, figs,
-                    f"random AlexNet half: {part} (|val - train| / train "
-                    f"per seed {gap}, needs <= 0.3); the pre-trained AlexNet "
-                    "half needs AlexNet ImageNet weights",
-                    status="needs weights",
-                    reason="the pre-trained AlexNet half needs weights"
-                    + (f"; the random half is {half_st}: {why}" if why
-                       else ""),
-                    sensitivity=sens)]
+    raw_st = out["raw"][0].only(["AlexNet random"]).status(rok)[0]
+    sens = rd.sensitivity_row(
+        (half_st, ok), (raw_st, rok), "raw random AlexNet half: |val - "
+        f"train| / train {rd.numbers(rgap, '.2f')}")
+    return [rd.claim_result(
+        "S3e", m, None, r, figs,
+        f"random AlexNet half: {part} (|val - train| / train "
+        f"per seed {gap}, needs <= 0.3); the pre-trained AlexNet "
+        "half needs AlexNet ImageNet weights",
+        status="needs weights",
+        reason="the pre-trained AlexNet half needs weights"
+        + (f"; the random half is {half_st}: {why}" if why else ""),
+        sensitivity=sens)]
+  pre_gap = rd.numbers(m["alexnet_pretrained_train_val_gap"], ".2f")
+  both_gap = rd.numbers(m["alexnet_random_pretrained_gap"], ".2f")
   summary = (f"AlexNet {layer} |val - train| / train per seed {gap} "
-             f"(random), " + ", ".join(
-                 f"{v:.2f}" for v in m["alexnet_pretrained_train_val_gap"])
-             + " (pre-trained); random/pre-trained gap " + ", ".join(
-                 f"{v:.2f}" for v in m["alexnet_random_pretrained_gap"])
-             + " (needs <= 0.3, 0.3, 0.2)")
+             f"(random), {pre_gap} (pre-trained); random/pre-trained gap "
+             f"{both_gap} (needs <= 0.3, 0.3, 0.2)")
   sens = rd.sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]), "raw")
   return [rd.claim_result("S3e", m, holds, r, figs, summary, sensitivity=sens)]

@@ -92,17 +92,18 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
        "raw_mean_ssim": out["raw"][3], "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3f.json", m)
   summary = (f"mean SSIM Conv1..{len(layers)}: VGG "
-             f"{', '.join(f'{v:.3f}' for v in mean['VGG'])}; AlexNet "
-             f"{', '.join(f'{v:.3f}' for v in mean['AlexNet'])}; VGG above "
+             f"{rd.numbers(mean['VGG'])}; AlexNet "
+             f"{rd.numbers(mean['AlexNet'])}; VGG above "
              f"in every seed at {sum(above)} of {len(layers)} layers")
   rm = out["raw"][3]
-  sens = rd.sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
-                      "raw mean SSIM VGG " + ", ".join(
-                          f"{v:.3f}" for v in rm["VGG"]) + "; AlexNet "
-                      + ", ".join(f"{v:.3f}" for v in rm["AlexNet"]))
-  return [rd.claim_result("S3f", m, holds, r, [fig], summary,
-                  {"VGG SSIM": mean["VGG"], "AlexNet SSIM": mean["AlexNet"]},
-                  sensitivity=sens)]
+  sens = rd.sensitivity_row(
+      (st, holds), (out["raw"][6], out["raw"][5]),
+      f"raw mean SSIM VGG {rd.numbers(rm['VGG'])}; AlexNet "
+      f"{rd.numbers(rm['AlexNet'])}")
+  return [rd.claim_result(
+      "S3f", m, holds, r, [fig], summary,
+      {"VGG SSIM": mean["VGG"], "AlexNet SSIM": mean["AlexNet"]},
+      sensitivity=sens)]
 
 
 @rd.experiment("S3g", title="Fig. 6: the cat through random VGG Conv2 per "
@@ -154,9 +155,11 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   mean = {d: float(np.mean(m["ssim_per_seed"][d])) for d in labels}
   words = ", ".join(f"{d} {v:.3f}" for d, v in mean.items())
   summary = (f"mean SSIM on the cat {words}; paper-scale spread per seed "
-             f"{', '.join(f'{v:.3f}' for v in spread_)} (needs <= 0.05)")
-  sens = rd.sensitivity_row((st, holds), (out["raw"][6], out["raw"][5]),
-                      "raw paper-scale spread " + ", ".join(
-                          f"{v:.3f}" for v in out["raw"][3]))
-  return [rd.claim_result("S3g", m, holds, r.joined(braw), [fig], summary, mean,
-                  sensitivity=sens, exempt=tuple(braw.labels))]
+             f"{rd.numbers(spread_)} (needs <= 0.05)")
+  sens = rd.sensitivity_row(
+      (st, holds), (out["raw"][6], out["raw"][5]),
+      f"raw paper-scale spread {rd.numbers(out['raw'][3])}")
+  return [rd.claim_result(
+      "S3g", m, holds, r.joined(braw), [fig], summary,
+      mean, sensitivity=sens,
+      exempt=tuple(braw.labels))]

@@ -190,6 +190,11 @@ def split_record(cfg: Section3Config) -> dict:
   return {"train": train, "validation": val}
 
 
+def numbers(values, fmt: str = ".3f") -> str:
+  """``values`` as a summary lists them: "0.512, 0.129, ..."."""
+  return ", ".join(f"{v:{fmt}}" for v in values)
+
+
 def every(xs) -> bool:
   return bool(all(xs))
 
