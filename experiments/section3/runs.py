@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from randconv.deadline import Deadline
+from randconv.distributed import Placement
 from randconv.repro.registry import preset_config
 from randconv.settings import Settings
 from randconv.training import data as data_lib
@@ -287,7 +288,10 @@ def _group_caches(group: list[Run], cfg: Section3Config, w: Weights):
   data = data_lib.load(tc.data, tc.batch)
   return features_lib.build_caches(
       cfg.cache, cfg.batch, spec, train_lib.build_encoder(tc, spec), data,
-      layers, tc.impl, show=f"features {label(head)}")
+      layers, tc.impl, show=f"features {label(head)}",
+      # On a data-parallel mesh every process keeps the cache on its host
+      # and feeds its own rows, as train_and_evaluate's own cache does.
+      host=Placement.for_batch(tc.batch).mesh is not None)
 
 
 def _scaled(cache, run: Run, cfg: Section3Config, w: Weights):
