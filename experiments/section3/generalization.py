@@ -58,7 +58,8 @@ def _s3d_bars(r: rd.Reading, layers, path: Path, cfg, w) -> str:
                    f"of the decoders of VGG {', '.join(layers)}, "
                    f"{r.scale} features, random"
                    + (" and pre-trained encoders." if w.vgg else " encoders "
-                      "(pre-trained: not run, no weights)."), errors)
+                      "(pre-trained: not run, no weights)."),
+                   errors if len(r.seeds) > 1 else None)
 
 
 @rd.experiment("S3d", title="generalization: train vs validation, "
@@ -131,7 +132,7 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
         f"pre-trained AlexNet: {pretrained_name(w.alexnet)}",
         f"Sec. 3.2: the final train and validation loss per image of the "
         f"{layer} decoders ({', '.join(r.labels)}), {scale} features.",
-        errors))
+        errors if len(r.seeds) > 1 else None))
     ar = r.num["AlexNet random"]
     m = {"alexnet_random_train_val_gap": [_gap(n) for n in ar]}
     holds = None

@@ -91,8 +91,8 @@ def plot_bars(groups: list[str], series: dict[str, list[float | None]],
               path: Path, title: str, caption: str,
               errors: dict | None = None) -> str:
   """Grouped bars with their values written on them (``errors``: the SD
-  over seeds, drawn as error bars); linear y axis unless the values span
-  decades."""
+  over seeds, drawn as error bars; None for one seed); linear y axis unless
+  the values span decades."""
   scale = plotting.y_scale([v for vs in series.values() for v in vs])
   words = " Bars: the mean over seeds; error bars: their SD." if errors \
       else ""
