@@ -181,11 +181,7 @@ def test_convergence_and_learning_rules():
 
 
 def _reading(runs: dict):
-  from experiments.section3.runs import run_numbers
-  r = object.__new__(R.Reading)
-  r.labels, r.seeds = list(runs), [0]
-  r.num = {k: [run_numbers(v)] for k, v in runs.items()}
-  return r
+  return R.Reading("rms", {(k, 0): v for k, v in runs.items()})
 
 
 def test_reading_status():

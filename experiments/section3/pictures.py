@@ -110,13 +110,13 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
              "distribution", name="s3g_cat")
 def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
             ) -> list[ClaimResult]:
-  bad = {f"gaussian:{s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}",
-                                scale="raw")
+  bad = {f"gaussian:{s:g}": Run("vgg16", "conv2", dist=f"gaussian:{s:g}")
          for s in cfg.sigmas if s in (0.001, 1.0)}
   good = {d: Run("vgg16", "conv2", dist=d) for d in PAPER_DISTS}
   _, x = figure_images(cfg)
   cat = x[:1]
-  braw = rd.Reading(with_seeds(bad, cfg.seeds), cfg, workdir, deadline, "raw")
+  braw = rd.reading(with_seeds(bad, cfg.seeds), cfg, workdir, deadline,
+                    "raw")
   bouts, bssim = _ssims(braw, cat)
   out = {}
   for scale, seeds in (("rms", cfg.seeds), ("raw", cfg.raw_seeds)):

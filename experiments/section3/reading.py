@@ -20,7 +20,6 @@ from experiments.section3.runs import (
   train_runs,
 )
 from randconv import distributed
-from randconv.deadline import Deadline
 from randconv.repro.registry import ClaimResult, Table, claim_text
 from randconv.training import data as data_lib
 
@@ -64,36 +63,23 @@ RULES = {
 class Reading:
   """The runs of one claim under one reading (``rms`` or ``raw``):
   ``res[(label, seed)]`` results and ``num[label]`` their per-seed
-  numbers."""
+  numbers (:func:`reading` trains them)."""
 
-  def __init__(self, runs: dict, cfg: Section3Config, workdir: Path,
-               deadline: Deadline, scale: str):
-    self.scale, self.runs = scale, runs
-    done = train_runs(list(runs.values()), cfg, workdir, deadline)
-    self.res = {k: done[r] for k, r in runs.items()}
-    self.labels = list(dict.fromkeys(k for k, _ in runs))
-    self.seeds = sorted({s for _, s in runs})
-    self.num = {k: [run_numbers(self.res[(k, s)]) for s in self.seeds]
+  def __init__(self, scale: str, res: dict):
+    self.scale, self.res = scale, res
+    self.labels = list(dict.fromkeys(k for k, _ in res))
+    self.seeds = sorted({s for _, s in res})
+    self.num = {k: [run_numbers(res[(k, s)]) for s in self.seeds]
                 for k in self.labels}
 
   def only(self, labels) -> "Reading":
     """The reading of ``labels`` alone (one half of a claim)."""
-    part = object.__new__(Reading)
-    part.scale, part.seeds, part.labels = self.scale, self.seeds, list(labels)
-    part.runs = {k: v for k, v in self.runs.items() if k[0] in labels}
-    part.res = {k: v for k, v in self.res.items() if k[0] in labels}
-    part.num = {k: self.num[k] for k in labels}
-    return part
+    return Reading(self.scale, {k: v for k, v in self.res.items()
+                                if k[0] in labels})
 
   def joined(self, other: "Reading") -> "Reading":
     """One reading of both runs (one claim decided on both)."""
-    both = object.__new__(Reading)
-    both.scale, both.seeds = self.scale, self.seeds
-    both.runs, both.res = {**self.runs, **other.runs}, {**self.res,
-                                                         **other.res}
-    both.labels, both.num = self.labels + other.labels, {**self.num,
-                                                         **other.num}
-    return both
+    return Reading(self.scale, {**self.res, **other.res})
 
   def each(self, label: str, key: str) -> list:
     return [n[key] for n in self.num[label]]
@@ -130,10 +116,11 @@ def number(v) -> str:
 
 
 def reading(runs: dict, cfg, workdir, deadline, scale) -> Reading:
-  """The :class:`Reading` of labelled ``runs`` with features read as
-  ``scale``."""
-  return Reading({k: replace(r, scale=scale) for k, r in runs.items()}, cfg,
-                 workdir, deadline, scale)
+  """Trains (or reloads) labelled ``runs`` with features read as
+  ``scale``: their :class:`Reading`."""
+  runs = {k: replace(r, scale=scale) for k, r in runs.items()}
+  done = train_runs(list(runs.values()), cfg, workdir, deadline)
+  return Reading(scale, {k: done[r] for k, r in runs.items()})
 
 
 def verdict_word(status: str, holds: bool | None) -> str:
