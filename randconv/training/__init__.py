@@ -6,8 +6,11 @@ encoders (Fig. 5, Fig. 6).
   ``tfds.data_source``, random crops and flips served by grain).
 * :mod:`randconv.training.weights`: pre-trained encoder weights (HED, Keras,
   torchvision) turned into the library's params, with their preprocessing.
-* :mod:`randconv.training.train`: the decoder's training loop (optax Adam,
-  Caffe-style weight decay, orbax checkpoints, resume, divergence guard).
+* :mod:`randconv.training.train`: a decoder's training run (optax Adam,
+  Caffe-style weight decay, orbax checkpoints, resume).
+* :mod:`randconv.training.loop`: one session of a run: the steps, and the
+  evaluations, checkpoints and records between them (divergence guard,
+  deadline).
 * :mod:`randconv.training.features`: the frozen encoder's features of a
   fixed set of crops, computed once, and the training step on them.
 * :mod:`randconv.training.objective`: the decoder and its loss, shared by
