@@ -1,4 +1,5 @@
-"""Training images for Section 3 (docs/design.md §7): tensorflow-datasets in, grain out.
+"""Training images for Section 3 (docs/design.md §7): tensorflow-datasets
+in, grain out.
 
 Two kinds of source, both read as tfds data sources (random access, numpy,
 no TensorFlow):

@@ -92,8 +92,9 @@ PREPROCESSING_MODES = ("none", "center", "torchvision", "caffe", "keras")
 
 
 def preprocess(x, mode: str):
-  """docs/design.md §5 preprocessing of RGB in [0, 1], [..., H, W, 3]; adds Keras'
-  mean to :func:`randconv.images.preprocess`. Works on numpy and jax."""
+  """docs/design.md §5 preprocessing of RGB in [0, 1], [..., H, W, 3];
+  adds Keras' mean to :func:`randconv.images.preprocess`. Works on numpy
+  and jax."""
   if mode == "keras":
     return x[..., ::-1] * 255.0 - KERAS_BGR_MEAN
   if mode == "center":  # jit-friendly version of images.center_input
