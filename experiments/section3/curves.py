@@ -98,18 +98,19 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
     st, why = r.status(half)
     out[r.scale] = (checks, half, whole, fin, st, why)
   checks, half, whole, fin, st, why = out["rms"]
+  raw_checks, raw_half, raw_whole, raw_fin, raw_st, _ = out["raw"]
   m = {"pretrained_vgg": w.vgg_note, "split": rd.split_record(cfg),
        "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
-       else "none given", "checks": checks, "raw_checks": out["raw"][0]}
+       else "none given", "checks": checks, "raw_checks": raw_checks}
   rd.write_json(workdir, "s3a.json", m)
   words = "mean final loss " + ", ".join(f"{k} {v:.4g}"
                                          for k, v in fin.items())
   raw_words = "raw mean final loss " + ", ".join(
-      f"{k} {v:.4g}" for k, v in out["raw"][3].items())
+      f"{k} {v:.4g}" for k, v in raw_fin.items())
+  # The whole claim where both halves could run, else the VGG half.
   sens = rd.sensitivity_row(
-      (out["rms"][4], whole if whole is not None else half),
-      (out["raw"][4],
-       out["raw"][2] if whole is not None else out["raw"][1]), raw_words)
+      (st, whole if whole is not None else half),
+      (raw_st, raw_whole if whole is not None else raw_half), raw_words)
   if w.vgg and not w.alexnet:
     half_word = rd.verdict_word(st, half)
     return [rd.claim_result(
@@ -193,16 +194,17 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
              for i in range(len(r.seeds))]
     holds = all(v <= 1.25 for v in ratio)
     out[scale] = (r, ratio, holds, r.status(holds)[0])
-  r, ratio, holds, _ = out["rms"]
-  m = {"final_loss_ratio": ratio, "raw_final_loss_ratio": out["raw"][1],
+  r, ratio, holds, st = out["rms"]
+  _, raw_ratio, raw_holds, raw_st = out["raw"]
+  m = {"final_loss_ratio": ratio, "raw_final_loss_ratio": raw_ratio,
        "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3c.json", m)
   fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
   summary = (f"mean final losses {rd.numbers(fin.values(), '.3g')}; per "
              f"seed ratio {rd.numbers(ratio, '.2f')} (needs <= 1.25)")
   sens = rd.sensitivity_row(
-      (out["rms"][3], holds), (out["raw"][3], out["raw"][2]),
-      f"raw final-loss ratio {rd.numbers(out['raw'][1], '.2f')}")
+      (st, holds), (raw_st, raw_holds),
+      f"raw final-loss ratio {rd.numbers(raw_ratio, '.2f')}")
   return [rd.claim_result(
       "S3c", m, bool(holds), r, figs, summary,
       {f"final loss, {k}": v for k, v in fin.items()},

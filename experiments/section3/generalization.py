@@ -80,8 +80,9 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
     checks, holds = _s3d_reading(r, layers) if w.vgg else ({}, None)
     out[scale] = (r, checks, holds, r.status(holds)[0])
   r, checks, holds, st = out["rms"]
+  _, raw_checks, raw_holds, raw_st = out["raw"]
   m = {"pretrained_vgg": w.vgg_note, "checks": checks,
-       "raw_checks": out["raw"][1], "split": rd.split_record(cfg)}
+       "raw_checks": raw_checks, "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3d.json", m)
   if not w.vgg:
     return [rd.claim_result(
@@ -94,9 +95,9 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
              f"mean val(last)/val(first) random {growth['random']:.3g} vs "
              f"pre-trained {growth['pre']:.3g}; largest |val - train| / "
              f"train {max(gaps.values()):.2f} (needs <= 0.3)")
-  raw_lower = out["raw"][1].get("random_lower", {})
+  raw_lower = raw_checks.get("random_lower", {})
   sens = rd.sensitivity_row(
-      (st, holds), (out["raw"][3], out["raw"][2]),
+      (st, holds), (raw_st, raw_holds),
       "raw: random below pre-trained at "
       + (", ".join(k for k, v in raw_lower.items() if v) or "no layer"))
   return [rd.claim_result(
@@ -148,7 +149,8 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
                and all(v <= 0.2 for v in m["alexnet_random_pretrained_gap"]))
     out[scale] = (r, m, holds, r.status(holds)[0])
   r, m, holds, st = out["rms"]
-  m = {**m, "raw": out["raw"][1], "layer": layer, "split": rd.split_record(cfg),
+  raw_r, raw_m, raw_holds, raw_st = out["raw"]
+  m = {**m, "raw": raw_m, "layer": layer, "split": rd.split_record(cfg),
        "pretrained_vgg": w.vgg_note, "pretrained_alexnet":
        Path(w.alexnet).name if w.alexnet else "none given"}
   rd.write_json(workdir, "s3e.json", m)
@@ -157,11 +159,11 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
     half_st, why = r.only(["AlexNet random"]).status(ok)
     part = rd.verdict_word(half_st, ok)
-    rgap = m["raw"]["alexnet_random_train_val_gap"]
+    rgap = raw_m["alexnet_random_train_val_gap"]
     rok = all(v <= 0.3 for v in rgap)
-    raw_st = out["raw"][0].only(["AlexNet random"]).status(rok)[0]
+    raw_half_st = raw_r.only(["AlexNet random"]).status(rok)[0]
     sens = rd.sensitivity_row(
-        (half_st, ok), (raw_st, rok), "raw random AlexNet half: |val - "
+        (half_st, ok), (raw_half_st, rok), "raw random AlexNet half: |val - "
         f"train| / train {rd.numbers(rgap, '.2f')}")
     return [rd.claim_result(
         "S3e", m, None, r, figs,
@@ -177,5 +179,5 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   summary = (f"AlexNet {layer} |val - train| / train per seed {gap} "
              f"(random), {pre_gap} (pre-trained); random/pre-trained gap "
              f"{both_gap} (needs <= 0.3, 0.3, 0.2)")
-  sens = rd.sensitivity_row((st, holds), (out["raw"][3], out["raw"][2]), "raw")
+  sens = rd.sensitivity_row((st, holds), (raw_st, raw_holds), "raw")
   return [rd.claim_result("S3e", m, holds, r, figs, summary, sensitivity=sens)]

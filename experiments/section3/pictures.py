@@ -70,6 +70,7 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
     out[scale] = (r, outs, ssim, mean, above, bool(holds),
                   r.status(holds)[0])
   r, outs, ssim, mean, above, holds, st = out["rms"]
+  *_, raw_mean, _, raw_holds, raw_st = out["raw"]
   rows = [[x[j]] + [outs[k][j] for k in r.labels] for j in range(len(names))]
   titles = [[f"input: {n}"] + [f"{k}\nSSIM {ssim[k][0, j]:.2f}"
                                for k in r.labels]
@@ -89,17 +90,16 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
        "alexnet_decays": _decays(mean["AlexNet"]),
        "vgg_above_alexnet_every_seed": above,
        "ssim_per_seed": {k: v.mean(axis=1).tolist() for k, v in ssim.items()},
-       "raw_mean_ssim": out["raw"][3], "split": rd.split_record(cfg)}
+       "raw_mean_ssim": raw_mean, "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3f.json", m)
   summary = (f"mean SSIM Conv1..{len(layers)}: VGG "
              f"{rd.numbers(mean['VGG'])}; AlexNet "
              f"{rd.numbers(mean['AlexNet'])}; VGG above "
              f"in every seed at {sum(above)} of {len(layers)} layers")
-  rm = out["raw"][3]
   sens = rd.sensitivity_row(
-      (st, holds), (out["raw"][6], out["raw"][5]),
-      f"raw mean SSIM VGG {rd.numbers(rm['VGG'])}; AlexNet "
-      f"{rd.numbers(rm['AlexNet'])}")
+      (st, holds), (raw_st, raw_holds),
+      f"raw mean SSIM VGG {rd.numbers(raw_mean['VGG'])}; AlexNet "
+      f"{rd.numbers(raw_mean['AlexNet'])}")
   return [rd.claim_result(
       "S3f", m, holds, r, [fig], summary,
       {"VGG SSIM": mean["VGG"], "AlexNet SSIM": mean["AlexNet"]},
@@ -132,6 +132,7 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
     out[scale] = (r, outs, ssim, spread_, below, bool(holds),
                   r.status(holds)[0])
   r, outs, ssim, spread_, below, holds, st = out["rms"]
+  *_, raw_spread, _, raw_holds, raw_st = out["raw"]
   head, words = recon_words(cfg, list(r.res.values()) +
                             list(braw.res.values()))
   labels = r.labels + braw.labels
@@ -150,15 +151,15 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   m = {"ssim_per_seed": {**{d: ssim[d][:, 0].tolist() for d in r.labels},
                          **{d: bssim[d][:, 0].tolist() for d in braw.labels}},
        "paper_scale_spread": spread_, "badly_scaled_below_by": below,
-       "raw_paper_scale_spread": out["raw"][3], "split": rd.split_record(cfg)}
+       "raw_paper_scale_spread": raw_spread, "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3g.json", m)
   mean = {d: float(np.mean(m["ssim_per_seed"][d])) for d in labels}
   words = ", ".join(f"{d} {v:.3f}" for d, v in mean.items())
   summary = (f"mean SSIM on the cat {words}; paper-scale spread per seed "
              f"{rd.numbers(spread_)} (needs <= 0.05)")
   sens = rd.sensitivity_row(
-      (st, holds), (out["raw"][6], out["raw"][5]),
-      f"raw paper-scale spread {rd.numbers(out['raw'][3])}")
+      (st, holds), (raw_st, raw_holds),
+      f"raw paper-scale spread {rd.numbers(raw_spread)}")
   return [rd.claim_result(
       "S3g", m, holds, r.joined(braw), [fig], summary,
       mean, sensitivity=sens,
