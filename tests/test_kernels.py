@@ -125,7 +125,7 @@ def wide_max_pool():
   from randconv.distributions import parse_distribution
   from randconv.modules import CNNDCN, apply_with_features
   from theory_checks import common
-  x, _ = common.inputs(common._TWO, 12)
+  x, _ = common.inputs(common.TWO_PHOTOS, 12)
   out = {}
   unit = parse_distribution("gaussian:1.0").initializer()
   for name, (spec, hidden) in WIDE.items():
@@ -272,7 +272,7 @@ def test_rescale_of_a_channel_mean_output_at_absolute_scale():
   from randconv.distributions import parse_distribution
   from randconv.modules import CNNDCN
   from theory_checks import common
-  x, _ = common.inputs(common._TWO, 12)
+  x, _ = common.inputs(common.TWO_PHOTOS, 12)
   x = x.copy()
   x[1, 3:9, 3:9] *= 10.0   # image 1: its energy in the centre
   spec = make_spec("vgg16", "conv1", output="mean", width=2048)

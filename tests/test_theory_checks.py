@@ -14,7 +14,16 @@ from randconv import engine
 from randconv.deadline import Deadline
 from randconv.rundir import WorkdirError
 from randconv.spec import make_spec
-from theory_checks import checks, limits, routes
+from theory_checks import (
+  bounds,
+  checks,
+  common,
+  depth,
+  limits,
+  routes,
+  sweep,
+  two_layer,
+)
 from theory_checks import montecarlo as mc
 
 
@@ -53,7 +62,7 @@ def test_t3_identity_and_markov_bound(width):
   out = two_layer_outputs(x, width, n_seeds)
   y_hat = np.stack([limits.energy_limit(make_spec(
       "vgg16", "conv1_1", output="mean"), xi) for xi in x])
-  st = checks.two_layer_stats(out, y_hat)
+  st = two_layer.two_layer_stats(out, y_hat)
   v = width * st["rel_err"].mean(axis=1)          # per net, over images
   se = v.std(ddof=1) / math.sqrt(n_seeds)
   assert abs(v.mean() - (math.pi - 1)) < 3.5 * se
@@ -61,7 +70,7 @@ def test_t3_identity_and_markov_bound(width):
     assert np.all(np.quantile(st["sin"], 1 - delta, axis=0)
                   <= math.sqrt((math.pi - 1) / (width * delta)))
   # sqrt(m2) = 1/sqrt(2) in place of c1 = 1/sqrt(2 pi): the identity fails.
-  wrong = checks.two_layer_stats(out, y_hat * math.sqrt(math.pi))
+  wrong = two_layer.two_layer_stats(out, y_hat * math.sqrt(math.pi))
   w = width * wrong["rel_err"].mean(axis=1)
   assert abs(w.mean() - (math.pi - 1)) > 10 * w.std(ddof=1) / math.sqrt(
       n_seeds)
@@ -76,7 +85,7 @@ def test_t5_bounds_on_random_positive_images(seed):
   size = int(r.integers(7, 24))
   x = r.uniform(0, 1, (size, size)) ** r.uniform(0.3, 3)  # varied contrast
   for k in (1, 3, 5, 7, 9):
-    b = checks.t5_bounds(x, k)
+    b = bounds.t5_bounds(x, k)
     assert b["cos"] >= b["middle"] - 1e-12
     assert b["middle"] >= b["lower"] - 1e-12
     if k == 1:  # y_hat = c1 x: no angle, no Delta
@@ -88,7 +97,7 @@ def test_t5_bound_is_violated_without_positivity():
   # The bound needs x >= 0 (Cauchy-Schwarz on the patch sums): a signed
   # image breaks the middle inequality, so the check can fail.
   x = np.tile([[1.0, -1.0], [-1.0, 1.0]], (6, 6))
-  b = checks.t5_bounds(x, 3)
+  b = bounds.t5_bounds(x, 3)
   assert b["cos"] < b["middle"]
 
 
@@ -130,11 +139,11 @@ def test_every_depth_outputs_are_the_shallow_networks():
   """Output l of the depth-D stack sampler is the depth-(l + 2) network:
   same draws, same values."""
   x = smooth(10, 4)[None]
-  deep = mc.sampler_fn(checks.stack_spec(5, 48), 10, 10, every_depth=True)
+  deep = mc.sampler_fn(depth.stack_spec(5, 48), 10, 10, every_depth=True)
   key = engine.seed_keys(0, 1)[0]
   all_depths = np.asarray(jax.jit(deep)(key, x))[0]        # [4, H, W]
   for d in (2, 5):
-    shallow = mc.sampler_fn(checks.stack_spec(d, 48), 10, 10)
+    shallow = mc.sampler_fn(depth.stack_spec(d, 48), 10, 10)
     y = np.asarray(jax.jit(shallow)(key, x))[0]
     np.testing.assert_allclose(all_depths[d - 2], y, rtol=1e-5, atol=1e-6)
 
@@ -159,12 +168,12 @@ def test_dropping_route_counts_fails_the_convergence_check():
   outs = {n: mc.draw(mc.sampler_fn(make_spec(
       "vgg16", "pool1", output="mean", pooling="l2", width=n), 12, 12), x, 8)
       for n in (64, 256, 1024)}
-  good = checks.fit_slopes({n: mc.angles_to(o, right)
+  good = common.fit_slopes({n: mc.angles_to(o, right)
                             for n, o in outs.items()}, 64)
-  bad = checks.fit_slopes({n: mc.angles_to(o, wrong)
+  bad = common.fit_slopes({n: mc.angles_to(o, wrong)
                            for n, o in outs.items()}, 64)
-  assert checks.convergence_holds(good)
-  assert not checks.convergence_holds(bad)
+  assert common.convergence_holds(good)
+  assert not common.convergence_holds(bad)
 
 
 # --------------------------------------------------------------------------
@@ -206,10 +215,10 @@ def test_a_check_out_of_time_is_partial(tmp_path):
 
 
 def test_presets_are_overrides_of_one_config():
-  assert checks.config_for("T1", "cpu") == checks.Preset()
+  assert checks.config_for("T1", "cpu") == sweep.Preset()
   quick = checks.config_for("T4", "quick")
   assert quick.t4_widths == (64, 256, 512, 1024, 2048)
-  assert quick.t4_depth == checks.Preset().t4_depth
+  assert quick.t4_depth == sweep.Preset().t4_depth
   assert checks.config_for("T1", "paper").seeds_for(4) == 50
   with pytest.raises(ValueError, match="unknown preset 'tiny'"):
     checks.config_for("T1", "tiny")
@@ -257,9 +266,9 @@ def test_sampler_threefry_is_exact_under_vmap():
 
 KILLED_T3 = """
 import dataclasses, sys
-from theory_checks import checks
+from theory_checks import checks, two_layer
 cfg = dataclasses.replace(checks.config_for("T3", "quick"), **{fields!r})
-checks.t3(cfg, sys.argv[1])
+two_layer.t3(cfg, sys.argv[1])
 """
 
 
@@ -272,7 +281,7 @@ def test_killed_check_resumes_to_the_same_numbers(tmp_path):
   from conftest import has_lines, kill_when
   fields = {"t3_widths": (4, 16, 64, 128), "t3_seeds": 40}
   cfg = dataclasses.replace(checks.config_for("T3", "quick"), **fields)
-  want = checks.t3(cfg, tmp_path / "full")
+  want = two_layer.t3(cfg, tmp_path / "full")
   cut = tmp_path / "cut"
   metrics = cut / "metrics.jsonl"
   kill_when([sys.executable, "-c", KILLED_T3.format(fields=fields), str(cut)],
@@ -281,7 +290,7 @@ def test_killed_check_resumes_to_the_same_numbers(tmp_path):
   assert 0 < kept < len(fields["t3_widths"])
   with open(metrics, "a") as f:
     f.write('{"width": 128, "rel_err": [[0.')  # cut in the middle
-  got = checks.t3(cfg, cut)
+  got = two_layer.t3(cfg, cut)
   strip = lambda p: [{k: v for k, v in json.loads(line).items()  # noqa: E731
                       if k != "seconds"} for line in p.read_text().splitlines()]
   assert strip(metrics) == strip(tmp_path / "full" / "metrics.jsonl")

@@ -11,12 +11,12 @@ import pytest
 
 from randconv.deadline import Deadline
 from randconv.spec import make_spec
-from theory_checks import checks, gp, limits, t7
+from theory_checks import common, gp, limits, t7
 from theory_checks import montecarlo as mc
 
 
 def photo(size):
-  x, _ = checks.inputs((("chelsea", "colour"),), size)
+  x, _ = common.inputs((("chelsea", "colour"),), size)
   return x[0]
 
 
@@ -95,7 +95,7 @@ def test_best_scale_error_ignores_the_scale():
 @pytest.fixture(scope="module")
 def empirical():
   """Output kernels Sigma of library nets at 12x12, two inputs."""
-  x, _ = checks.inputs(checks._TWO, 12)
+  x, _ = common.inputs(common.TWO_PHOTOS, 12)
   widths = (32, 128, 512, 2048)
   return x, {n: t7.empirical_kernels(n, x, 3, seed=5) for n in widths}
 
@@ -107,14 +107,14 @@ def _slopes(empirical, wrong=None):
   errs = {n: np.array([[gp.best_scale_error(s[i, b], ks[b])
                         for b in range(len(x))] for i in range(len(s))])
           for n, s in sig.items()}
-  return checks.fit_slopes(errs, 32), errs
+  return common.fit_slopes(errs, 32), errs
 
 
 def test_max_pool_kernel_against_wide_library_networks(empirical):
   """T7 (a) at 12x12: the library's output kernel approaches the limit at
   the N^(-1/2) rate; at N = 2048 it is within a few per cent."""
   slopes, errs = _slopes(empirical)
-  assert checks.convergence_holds(slopes), slopes
+  assert common.convergence_holds(slopes), slopes
   assert errs[2048].mean() < 0.05
 
 
@@ -123,7 +123,7 @@ def test_wrong_kernel_fails_check_a(empirical, wrong):
   """Treating the max pool as average pooling, or dropping the ReLU map,
   leaves an error that does not shrink: check (a) must fail."""
   slopes, errs = _slopes(empirical, wrong)
-  assert not checks.convergence_holds(slopes), slopes
+  assert not common.convergence_holds(slopes), slopes
   right = _slopes(empirical)[1]
   assert errs[2048].mean() > 3 * right[2048].mean()
 

@@ -9,7 +9,7 @@ from randconv import engine, ops
 from randconv.spec import (ChannelMean, Conv, Crop, NetSpec, Pool, Unpool,
                            make_spec)
 from theory_checks import limits, routes
-from theory_checks.checks import stack_spec
+from theory_checks.depth import stack_spec
 
 
 def positive(size, seed=0, channels=3):

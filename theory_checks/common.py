@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 SLOPE_RANGE = (-0.7, -0.35)  # T1, T2, T4, T7: the fitted log-log slope
-_TWO = (("chelsea", "colour"), ("astronaut", "grey"))
+TWO_PHOTOS = (("chelsea", "colour"), ("astronaut", "grey"))
 PHOTOS_ALL = ("chelsea", "astronaut", "coffee", "rocket", "motorcycle_left",
               "motorcycle_right", "hubble_deep_field", "immunohistochemistry",
               "retina")

@@ -43,7 +43,7 @@ class T7Preset:
 
   preset: str = "cpu"
   size: int = 32
-  photos: tuple = common._TWO
+  photos: tuple = common.TWO_PHOTOS
   kernel_widths: tuple[int, ...] = (16, 32, 64, 128, 256, 512, 1024,
                                     2048)  # (a)
   kernel_nets: int = 6
