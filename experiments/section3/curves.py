@@ -94,23 +94,25 @@ def run_s3a(cfg: Section3Config, workdir: Path, deadline: Deadline
   out = {}
   for r in (main, raw):
     checks, half, whole = _s3a_reading(r, w)
-    fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
     st, why = r.status(half)
-    out[r.scale] = (checks, half, whole, fin, st, why)
-  checks, half, whole, fin, st, why = out["rms"]
-  raw_checks, raw_half, raw_whole, raw_fin, raw_st, _ = out["raw"]
+    # Judged on the whole claim where both halves ran, else on the VGG
+    # half; the status is the VGG half's.
+    out[r.scale] = rd.Verdict(
+        r, half if whole is None else whole, st,
+        {"checks": checks, "half": half, "whole": whole, "why": why, "fin": {
+            k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}})
+  rms, raw_v = out["rms"], out["raw"]
+  checks, half, whole = rms["checks"], rms["half"], rms["whole"]
+  fin, st, why = rms["fin"], rms.status, rms["why"]
   m = {"pretrained_vgg": w.vgg_note, "split": rd.split_record(cfg),
        "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
-       else "none given", "checks": checks, "raw_checks": raw_checks}
+       else "none given", "checks": checks, "raw_checks": raw_v["checks"]}
   rd.write_json(workdir, "s3a.json", m)
   words = "mean final loss " + ", ".join(f"{k} {v:.4g}"
                                          for k, v in fin.items())
   raw_words = "raw mean final loss " + ", ".join(
-      f"{k} {v:.4g}" for k, v in raw_fin.items())
-  # The whole claim where both halves could run, else the VGG half.
-  sens = rd.sensitivity_row(
-      (st, whole if whole is not None else half),
-      (raw_st, raw_whole if whole is not None else raw_half), raw_words)
+      f"{k} {v:.4g}" for k, v in raw_v["fin"].items())
+  sens = rd.sensitivity_row(rms, raw_v, raw_words)
   if w.vgg and not w.alexnet:
     half_word = rd.verdict_word(st, half)
     return [rd.claim_result(
@@ -192,19 +194,18 @@ def run_s3c(cfg: Section3Config, workdir: Path, deadline: Deadline
         " the encoder's weights."))
     ratio = [_span([r.num[k][i]["final_loss"] for k in r.labels])
              for i in range(len(r.seeds))]
-    holds = all(v <= 1.25 for v in ratio)
-    out[scale] = (r, ratio, holds, r.status(holds)[0])
-  r, ratio, holds, st = out["rms"]
-  _, raw_ratio, raw_holds, raw_st = out["raw"]
+    out[scale] = rd.Verdict.of(r, all(v <= 1.25 for v in ratio),
+                               ratio=ratio)
+  r, ratio, holds = out["rms"].reading, out["rms"]["ratio"], out["rms"].holds
+  raw_ratio = out["raw"]["ratio"]
   m = {"final_loss_ratio": ratio, "raw_final_loss_ratio": raw_ratio,
        "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3c.json", m)
   fin = {k: spread(r.each(k, "final_loss"))["mean"] for k in r.labels}
   summary = (f"mean final losses {rd.numbers(fin.values(), '.3g')}; per "
              f"seed ratio {rd.numbers(ratio, '.2f')} (needs <= 1.25)")
-  sens = rd.sensitivity_row(
-      (st, holds), (raw_st, raw_holds),
-      f"raw final-loss ratio {rd.numbers(raw_ratio, '.2f')}")
+  sens = rd.sensitivity_row(out["rms"], out["raw"], "raw final-loss ratio "
+                            f"{rd.numbers(raw_ratio, '.2f')}")
   return [rd.claim_result(
       "S3c", m, bool(holds), r, figs, summary,
       {f"final loss, {k}": v for k, v in fin.items()},

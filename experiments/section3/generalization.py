@@ -78,11 +78,10 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
     figs.append(_s3d_bars(r, layers, workdir / f"s3d_bars_{scale}.png", cfg,
                           w))
     checks, holds = _s3d_reading(r, layers) if w.vgg else ({}, None)
-    out[scale] = (r, checks, holds, r.status(holds)[0])
-  r, checks, holds, st = out["rms"]
-  _, raw_checks, raw_holds, raw_st = out["raw"]
+    out[scale] = rd.Verdict.of(r, holds, checks=checks)
+  r, checks, holds = out["rms"].reading, out["rms"]["checks"], out["rms"].holds
   m = {"pretrained_vgg": w.vgg_note, "checks": checks,
-       "raw_checks": raw_checks, "split": rd.split_record(cfg)}
+       "raw_checks": out["raw"]["checks"], "split": rd.split_record(cfg)}
   rd.write_json(workdir, "s3d.json", m)
   if not w.vgg:
     return [rd.claim_result(
@@ -95,10 +94,9 @@ def run_s3d(cfg: Section3Config, workdir: Path, deadline: Deadline
              f"mean val(last)/val(first) random {growth['random']:.3g} vs "
              f"pre-trained {growth['pre']:.3g}; largest |val - train| / "
              f"train {max(gaps.values()):.2f} (needs <= 0.3)")
-  raw_lower = raw_checks.get("random_lower", {})
+  raw_lower = out["raw"]["checks"].get("random_lower", {})
   sens = rd.sensitivity_row(
-      (st, holds), (raw_st, raw_holds),
-      "raw: random below pre-trained at "
+      out["rms"], out["raw"], "raw: random below pre-trained at "
       + (", ".join(k for k, v in raw_lower.items() if v) or "no layer"))
   return [rd.claim_result(
       "S3d", m, holds, r, figs, summary,
@@ -147,24 +145,25 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
                and all(v <= 0.3 for v in
                        m["alexnet_pretrained_train_val_gap"])
                and all(v <= 0.2 for v in m["alexnet_random_pretrained_gap"]))
-    out[scale] = (r, m, holds, r.status(holds)[0])
-  r, m, holds, st = out["rms"]
-  raw_r, raw_m, raw_holds, raw_st = out["raw"]
-  m = {**m, "raw": raw_m, "layer": layer, "split": rd.split_record(cfg),
-       "pretrained_vgg": w.vgg_note, "pretrained_alexnet":
-       Path(w.alexnet).name if w.alexnet else "none given"}
+    out[scale] = rd.Verdict.of(r, holds, measured=m)
+  r, m, holds = out["rms"].reading, out["rms"]["measured"], out["rms"].holds
+  m = {**m, "raw": out["raw"]["measured"], "layer": layer,
+       "split": rd.split_record(cfg), "pretrained_vgg": w.vgg_note,
+       "pretrained_alexnet": Path(w.alexnet).name if w.alexnet
+       else "none given"}
   rd.write_json(workdir, "s3e.json", m)
   gap = rd.numbers(m["alexnet_random_train_val_gap"], ".2f")
   if not w.alexnet:
     ok = all(v <= 0.3 for v in m["alexnet_random_train_val_gap"])
-    half_st, why = r.only(["AlexNet random"]).status(ok)
+    half = r.only(["AlexNet random"])
+    half_st, why = half.status(ok)
     part = rd.verdict_word(half_st, ok)
-    rgap = raw_m["alexnet_random_train_val_gap"]
-    rok = all(v <= 0.3 for v in rgap)
-    raw_half_st = raw_r.only(["AlexNet random"]).status(rok)[0]
+    rgap = m["raw"]["alexnet_random_train_val_gap"]
+    raw_half = rd.Verdict.of(out["raw"].reading.only(["AlexNet random"]),
+                             all(v <= 0.3 for v in rgap))
     sens = rd.sensitivity_row(
-        (half_st, ok), (raw_half_st, rok), "raw random AlexNet half: |val - "
-        f"train| / train {rd.numbers(rgap, '.2f')}")
+        rd.Verdict(half, ok, half_st), raw_half, "raw random AlexNet half: "
+        f"|val - train| / train {rd.numbers(rgap, '.2f')}")
     return [rd.claim_result(
         "S3e", m, None, r, figs,
         f"random AlexNet half: {part} (|val - train| / train "
@@ -179,5 +178,5 @@ def run_s3e(cfg: Section3Config, workdir: Path, deadline: Deadline
   summary = (f"AlexNet {layer} |val - train| / train per seed {gap} "
              f"(random), {pre_gap} (pre-trained); random/pre-trained gap "
              f"{both_gap} (needs <= 0.3, 0.3, 0.2)")
-  sens = rd.sensitivity_row((st, holds), (raw_st, raw_holds), "raw")
+  sens = rd.sensitivity_row(out["rms"], out["raw"], "raw")
   return [rd.claim_result("S3e", m, holds, r, figs, summary, sensitivity=sens)]

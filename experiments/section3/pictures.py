@@ -67,10 +67,11 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
     above = [rd.every(ssim[f"VGG {k}"].mean(axis=1) >
                   ssim[f"AlexNet {k}"].mean(axis=1)) for k in layers]
     holds = _decays(mean["VGG"]) and _decays(mean["AlexNet"]) and all(above)
-    out[scale] = (r, outs, ssim, mean, above, bool(holds),
-                  r.status(holds)[0])
-  r, outs, ssim, mean, above, holds, st = out["rms"]
-  *_, raw_mean, _, raw_holds, raw_st = out["raw"]
+    out[scale] = rd.Verdict.of(r, bool(holds), outs=outs, ssim=ssim,
+                               mean=mean, above=above)
+  v = out["rms"]
+  r, holds, outs, ssim = v.reading, v.holds, v["outs"], v["ssim"]
+  mean, above, raw_mean = v["mean"], v["above"], out["raw"]["mean"]
   rows = [[x[j]] + [outs[k][j] for k in r.labels] for j in range(len(names))]
   titles = [[f"input: {n}"] + [f"{k}\nSSIM {ssim[k][0, j]:.2f}"
                                for k in r.labels]
@@ -97,9 +98,8 @@ def run_s3f(cfg: Section3Config, workdir: Path, deadline: Deadline
              f"{rd.numbers(mean['AlexNet'])}; VGG above "
              f"in every seed at {sum(above)} of {len(layers)} layers")
   sens = rd.sensitivity_row(
-      (st, holds), (raw_st, raw_holds),
-      f"raw mean SSIM VGG {rd.numbers(raw_mean['VGG'])}; AlexNet "
-      f"{rd.numbers(raw_mean['AlexNet'])}")
+      v, out["raw"], f"raw mean SSIM VGG {rd.numbers(raw_mean['VGG'])}; "
+      f"AlexNet {rd.numbers(raw_mean['AlexNet'])}")
   return [rd.claim_result(
       "S3f", m, holds, r, [fig], summary,
       {"VGG SSIM": mean["VGG"], "AlexNet SSIM": mean["AlexNet"]},
@@ -129,10 +129,11 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
                  for i in range(n)] for d in braw.labels}
     holds = all(v <= 0.05 for v in spread_) and any(
         all(v > 0.05 for v in vs) for vs in below.values())
-    out[scale] = (r, outs, ssim, spread_, below, bool(holds),
-                  r.status(holds)[0])
-  r, outs, ssim, spread_, below, holds, st = out["rms"]
-  *_, raw_spread, _, raw_holds, raw_st = out["raw"]
+    out[scale] = rd.Verdict.of(r, bool(holds), outs=outs, ssim=ssim,
+                               spread=spread_, below=below)
+  v = out["rms"]
+  r, holds, outs, ssim = v.reading, v.holds, v["outs"], v["ssim"]
+  spread_, below, raw_spread = v["spread"], v["below"], out["raw"]["spread"]
   head, words = recon_words(cfg, list(r.res.values()) +
                             list(braw.res.values()))
   labels = r.labels + braw.labels
@@ -157,9 +158,8 @@ def run_s3g(cfg: Section3Config, workdir: Path, deadline: Deadline
   words = ", ".join(f"{d} {v:.3f}" for d, v in mean.items())
   summary = (f"mean SSIM on the cat {words}; paper-scale spread per seed "
              f"{rd.numbers(spread_)} (needs <= 0.05)")
-  sens = rd.sensitivity_row(
-      (st, holds), (raw_st, raw_holds),
-      f"raw paper-scale spread {rd.numbers(raw_spread)}")
+  sens = rd.sensitivity_row(v, out["raw"], "raw paper-scale spread "
+                            f"{rd.numbers(raw_spread)}")
   return [rd.claim_result(
       "S3g", m, holds, r.joined(braw), [fig], summary,
       mean, sensitivity=sens,

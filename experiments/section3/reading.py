@@ -6,7 +6,7 @@ register in."""
 from __future__ import annotations
 
 import json
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -123,16 +123,38 @@ def reading(runs: dict, cfg, workdir, deadline, scale) -> Reading:
   return Reading(scale, {k: done[r] for k, r in runs.items()})
 
 
+@dataclass(frozen=True)
+class Verdict:
+  """A claim's rule on one reading: whether it holds, the status the
+  reading gives (:meth:`Reading.status`) and what the rule measured, by
+  name."""
+
+  reading: Reading
+  holds: bool | None
+  status: str
+  values: dict = field(default_factory=dict)
+
+  @classmethod
+  def of(cls, r: Reading, holds: bool | None, **values) -> Verdict:
+    return cls(r, holds, r.status(holds)[0], values)
+
+  def __getitem__(self, name: str):
+    return self.values[name]
+
+  @property
+  def word(self) -> str:
+    return verdict_word(self.status, self.holds)
+
+
 def verdict_word(status: str, holds: bool | None) -> str:
   if status != "measured" or holds is None:
     return status
   return "holds" if holds else "does not hold"
 
 
-def sensitivity_row(main: tuple, raw: tuple, words: str) -> list[dict]:
+def sensitivity_row(main: Verdict, raw: Verdict, words: str) -> list[dict]:
   """The raw reading's row: its status and whether the verdict flips."""
-  (ms, mh), (rs, rh) = main, raw
-  a, b = verdict_word(ms, mh), verdict_word(rs, rh)
+  a, b = main.word, raw.word
   return [{"reading": RAW, "status": b, "summary": f"{words} (verdict "
            f"{'flips' if a != b else 'unchanged'}: {a} with rms features, "
            f"{b} raw)"}]
