@@ -6,10 +6,11 @@ T5, :mod:`~theory_checks.max_pooling` T6, :mod:`~theory_checks.t7` T7) and
 their sizes per preset in :mod:`theory_checks.sweep`.
 
 Run them with ``randconv theory --preset cpu`` (its time is in
-docs/performance.md) or through ``randconv reproduce``. Every check writes ``config.json`` and
-``metrics.jsonl`` (one record per width, so a rerun in the same folder
-resumes) and its figures into its own folder. See ``README.md`` beside this
-file for the theorems and the derivations of T3's and T5's bounds.
+docs/performance.md) or through ``randconv reproduce``. Every check writes
+``config.json`` and ``metrics.jsonl`` (one record per width, so a rerun in
+the same folder resumes) and its figures into its own folder. See
+``README.md`` beside this file for the theorems and the derivations of T3's
+and T5's bounds.
 """
 
 from __future__ import annotations
@@ -22,12 +23,17 @@ from theory_checks.common import CheckResult
 from theory_checks.convergence import t1, t2
 from theory_checks.depth import t4
 from theory_checks.max_pooling import t6
-from theory_checks.sweep import get_preset
+from theory_checks.sweep import Preset, get_preset  # noqa: F401
 from theory_checks.two_layer import t3
+
+# Preset stays importable from here: run folders written before the checks
+# had modules of their own name theory_checks.checks.Preset as their config
+# class (experiment.json).
 
 
 def config_for(check_id: str, preset: str):
-  """The config of check ``check_id`` at ``preset``: :class:`Preset` for
+  """The config of check ``check_id`` at ``preset``:
+  :class:`theory_checks.sweep.Preset` for
   T1-T6, :class:`theory_checks.t7.T7Preset` for T7."""
   if check_id == "T7":
     from theory_checks import t7

@@ -15,7 +15,13 @@ import numpy as np
 
 from randconv.deadline import NO_DEADLINE, Deadline
 from randconv.repro.registry import preset_config
-from theory_checks.common import TWO_PHOTOS, PHOTOS_ALL, CheckResult, grey_of, inputs
+from theory_checks.common import (
+  PHOTOS_ALL,
+  TWO_PHOTOS,
+  CheckResult,
+  grey_of,
+  inputs,
+)
 
 ROOT_SEEDS = {"T1": 1, "T2": 2, "T3": 3, "T4": 4, "T6": 6}  # independent
 

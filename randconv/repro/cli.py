@@ -326,20 +326,20 @@ def build_parser() -> argparse.ArgumentParser:
 def command(sub, name: str, help: str, func, *,
             launchable: bool = False) -> argparse.ArgumentParser:
   """A command ``name`` that runs ``func(args)``; with ``launchable`` it
-  takes the flags that run it on many processes
-  (:func:`randconv.repro.launch.add_arguments`). Every command also takes
-  ``--json`` (:func:`finish_commands`)."""
+  also takes the flags that run it on many processes
+  (:func:`randconv.repro.launch.add_arguments`). :func:`finish_commands`
+  adds those, and ``--json``, after the command's own options."""
   p = sub.add_parser(name, help=help)
   p.set_defaults(func=func)
-  if launchable:
-    launch.add_arguments(p)
+  p.launchable = launchable
   return p
 
 
 def finish_commands(sub) -> None:
-  """Gives every command, nested ones too, ``--json`` (after its own
-  options) and its one-line help at the top of its own ``--help``
-  (argparse keeps it for the command list alone)."""
+  """Gives every command its one-line help at the top of its own
+  ``--help`` (argparse keeps it for the command list alone) and, after its
+  own options, ``--json`` and (``launchable``) the launch flags; a group of
+  commands (``weights``) passes them to its commands."""
   for action in sub._choices_actions:
     parser = sub.choices[action.dest]
     if parser.description is None:
@@ -351,6 +351,8 @@ def finish_commands(sub) -> None:
     if not groups:
       parser.add_argument("--json", action="store_true",
                           help="print the result as one JSON line on stdout")
+      if getattr(parser, "launchable", False):
+        launch.add_arguments(parser)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -86,6 +86,7 @@ from randconv.training.records import (  # noqa: F401 - part of train's API
 Params = dict  # Flax params: {conv_name: {"kernel": HWIO, "bias": [O]}}
 FEATURE_SCALES = ("raw", "rms")
 
+
 class RunMismatch(RandconvError):
   """A workdir holds a run with another config."""
 
@@ -458,8 +459,6 @@ def _programs(cfg: TrainConfig, spec: NetSpec, enc: weights_lib.Encoder,
 
 def _chunks(rows, size: int):
   return (rows[i:i + size] for i in range(0, len(rows), size))
-
-
 
 
 def load_run(workdir: str | os.PathLike) -> tuple[TrainConfig, NetSpec,
