@@ -158,6 +158,13 @@ def run_cells(log: RunDir, spec, keys, x, post, cell, record, *,
   return done, total
 
 
+def logged(log: RunDir, cell: str, n_nets: int) -> list[dict]:
+  """The records of the nets of ``cell`` (``{cell}/n{i}``) that the log
+  has."""
+  return [log.get(f"{cell}/n{i}") for i in range(n_nets)
+          if log.has(f"{cell}/n{i}")]
+
+
 def status_of(done: int, total: int) -> str:
   """A claim's status from its cells: all done, or cut by the deadline."""
   return "measured" if done == total else "partial"

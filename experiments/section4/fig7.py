@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.section4 import plots
-from experiments.section4.cells import fig7_post, run_cells, run_group
+from experiments.section4.cells import fig7_post, logged, run_cells, run_group
 from experiments.section4.configs import LAYERS
 from experiments.section4.rules import (
   RANK_RISE,
@@ -63,8 +63,7 @@ def fig7_stats(log: RunDir, row: str, n_nets: int) -> list[dict | None]:
   same nets' outputs for the other images, compared with the cat)."""
   out = []
   for layer in LAYERS:
-    recs = [log.get(f"{row}/{layer}/n{i}") for i in range(n_nets)
-            if log.has(f"{row}/{layer}/n{i}")]
+    recs = logged(log, f"{row}/{layer}", n_nets)
     if not recs:
       out.append(None)
       continue

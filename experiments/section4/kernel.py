@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.section4 import plots
-from experiments.section4.cells import kernel_post, run_cells, scores
+from experiments.section4.cells import kernel_post, logged, run_cells, scores
 from experiments.section4.rules import RANK_RISE, rounded
 from randconv.metrics import spearman
 from randconv.repro.registry import ClaimResult, claim_text
@@ -34,8 +34,7 @@ def kernel_stats(log: RunDir, kernels, n_nets: int) -> dict:
   and the mean |r|."""
   ks, mean, std, rmean = [], [], [], []
   for k in kernels:
-    recs = [log.get(f"k{k}/n{i}") for i in range(n_nets)
-            if log.has(f"k{k}/n{i}")]
+    recs = logged(log, f"k{k}", n_nets)
     if len(recs) < n_nets:
       continue
     s = np.array([r["ssim_mean"] for r in recs])

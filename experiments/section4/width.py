@@ -17,6 +17,7 @@ import numpy as np
 
 from experiments.section4 import plots
 from experiments.section4.cells import (
+  logged,
   net_group_size,
   run_cells,
   run_group,
@@ -70,8 +71,7 @@ def width_stats(log: RunDir, variant: str, widths: list[int],
   out = {"width": [], "ssim_mean": [], "ssim_std": [], "r_mean": [],
          "r_std": [], "nets": [], "ssim_image_std": []}
   for w in widths:
-    recs = [log.get(f"{variant}/w{w}/n{i}") for i in range(n_nets)
-            if log.has(f"{variant}/w{w}/n{i}")]
+    recs = logged(log, f"{variant}/w{w}", n_nets)
     if len(recs) < n_nets:
       continue  # a width counts once all its nets are done
     s = np.array([r["ssim_mean"] for r in recs])

@@ -77,15 +77,12 @@ def truncate_metrics(run: RunDir, step: int) -> None:
 
 def loss_curve(records: list[dict]) -> tuple[np.ndarray, np.ndarray]:
   """(steps, batch losses) from metrics records."""
-  rows = [(r["step"], r["loss"]) for r in records if "loss" in r]
-  if not rows:
-    return np.zeros(0, int), np.zeros(0)
-  steps, values = zip(*rows, strict=True)
-  return np.asarray(steps), np.asarray(values, np.float64)
+  return eval_curve(records, "loss")
 
 
 def eval_curve(records: list[dict], key: str = "val_loss"
                ) -> tuple[np.ndarray, np.ndarray]:
+  """(steps, values of ``key``) from the metrics records that have it."""
   rows = [(r["step"], r[key]) for r in records if key in r]
   if not rows:
     return np.zeros(0, int), np.zeros(0)
